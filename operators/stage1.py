@@ -1,0 +1,89 @@
+"""Operators of stage 1: import videos, detect and track faces."""
+from __future__ import annotations
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from vcn_plugin.api import detect_faces, import_videos
+from vcn_plugin.detect import available_detectors
+from vcn_plugin.stage1 import Stage1Config
+
+from .common import finish, heavy_config, progress_reporter, require_video_dataset
+
+
+class ImportVideos(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="import_videos",
+            label="vcn: Import videos",
+            description="Add video files or folders to the current dataset",
+            icon="/assets/icon.svg",
+            dynamic=True,
+            view_target=False,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.list(
+            "paths",
+            types.String(),
+            required=True,
+            label="Video files or directories",
+            description="Absolute paths on the machine that runs FiftyOne; directories are searched recursively",
+        )
+        if ctx.dataset is not None and len(ctx.dataset) and ctx.dataset.media_type != "video":
+            inputs.view("bad", types.Error(label=f"'{ctx.dataset.name}' is not a video dataset"))
+        return types.Property(inputs, view=types.View(label="Import videos"))
+
+    def execute(self, ctx):
+        paths = [p for p in ctx.params.get("paths") or [] if p and p.strip()]
+        if not paths:
+            raise ValueError("Give at least one video file or directory")
+        report = import_videos(paths, ctx.dataset)
+        finish(ctx, report.summary().splitlines()[0])
+        return {"added": len(report.added), "already_present": len(report.already_present), "skipped": report.skipped}
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.int("added", label="Videos added")
+        outputs.int("already_present", label="Already in the dataset")
+        outputs.obj("skipped", label="Skipped files (path: reason)", view=types.JSONView())
+        return types.Property(outputs, view=types.View(label="Import result"))
+
+
+class DetectFaces(foo.Operator):
+    @property
+    def config(self):
+        return heavy_config(
+            "detect_faces",
+            "vcn: Detect and track faces",
+            "Stage 1: shot boundaries, face detection, quality and tracking, written to frames.faces",
+            "/assets/icon.svg",
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        if not require_video_dataset(ctx, inputs):
+            return types.Property(inputs)
+        inputs.view_target(ctx)
+        detectors = types.Dropdown()
+        for name in available_detectors():
+            detectors.add_choice(name, label=name)
+        inputs.enum("detector", detectors.values(), default="dlib-hog", view=detectors, label="Face detector",
+                    description="dlib-hog works offline on any CPU; scrfd needs an insightface pack")
+        inputs.int("detect_every", default=2, label="Detect every k-th frame",
+                   description="The tracker fills the frames in between", min=1)
+        return types.Property(inputs, view=types.View(label="Detect and track faces"))
+
+    def execute(self, ctx):
+        config = Stage1Config(detector=ctx.params.get("detector", "dlib-hog"),
+                              detect_every=int(ctx.params.get("detect_every", 2)))
+        report = detect_faces(ctx.target_view(), config, progress_reporter(ctx))
+        finish(ctx, report.summary().splitlines()[0])
+        return {"summary": report.summary()}
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.str("summary", label="Result", view=types.MarkdownView())
+        return types.Property(outputs)

@@ -1,0 +1,568 @@
+"""Track-to-track distances and per-track adaptive thresholds from per-track sums.
+
+VideoClusterNet (Kamboj et al., ECCV 2024, arXiv:2407.12214) measures the
+distance from track ``a`` to track ``b`` as the mean, over face pairs
+``(i in a, j in b)``, of the self-distillation loss ``-p_i . log q_j`` (teacher's
+centred, sharpened probabilities ``p``, student's log-probabilities ``log q``).
+The mean is bilinear::
+
+    mean_ij(-p_i . log q_j) = -(mean_i p_i) . (mean_j log q_j)
+
+so every distance is a dot product of per-track *sums*, all distances are one
+GEMM, and a cluster's statistics are the sums of its tracks' statistics. A
+track's threshold is the mean loss over ordered pairs of *different* faces of
+the track::
+
+    thr(a) = ((sum_i p_i) . (sum_j -log q_j) - sum_i p_i . (-log q_i)) / (n (n - 1))
+
+The symmetric distance averages both directions. Over *ordered* pairs the two
+directions of the intra-track mean are the same sum, so the symmetric threshold
+equals the directed one.
+
+The ablation variants use the same scheme on backbone embeddings:
+
+- ``cosine``: mean over pairs of ``1 - u_i . u_j`` (``u`` = L2-normalised
+  embedding) = ``1 - (sum u)_a . (sum u)_b / (n_a n_b)``.
+- ``euclidean``: mean over pairs of the *squared* Euclidean distance, from
+  ``||x||^2 + ||y||^2 - 2 x . y`` summed. The mean of the non-squared distance
+  has no closed form in per-track sums; the mean squared distance (equivalently
+  its root, the RMS distance, which orders pairs and thresholds identically) is
+  exact and cheap.
+
+Tracks (clusters) with a single face have no pair of different faces; see
+:data:`SINGLETON_POLICIES`.
+"""
+from __future__ import annotations
+
+import abc
+from typing import ClassVar, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+#: How a cluster with one face gets a threshold. ``"median"`` (default): the
+#: median threshold of the clusters with at least two faces (a one-face track
+#: has no evidence of its own spread, so it borrows the typical one); when no
+#: cluster has two faces it falls back to ``"self"``. ``"self"``: the mean over
+#: all pairs including ``i == j`` (for the loss: the teacher/student loss of
+#: the face with itself; for cosine and Euclidean this is 0, so such a track
+#: only merges through the other track's threshold).
+SINGLETON_POLICIES = ("median", "self")
+SingletonPolicy = Literal["median", "self"]
+
+#: Target number of float32 entries of one distance tile (64 Mi entries = 256 MiB).
+DEFAULT_TILE_ENTRIES = 1 << 24
+
+
+def _as_float_matrix(name: str, x: np.ndarray, n_rows: int | None = None) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_faces, dim), got shape {x.shape}")
+    if n_rows is not None and x.shape[0] != n_rows:
+        raise ValueError(f"{name} has {x.shape[0]} rows but face_track has {n_rows} entries; give one row per face")
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float32)
+    if x.size and not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf; check the model outputs")
+    return x
+
+
+def _validate_face_track(face_track: np.ndarray, n_tracks: int | None) -> tuple[np.ndarray, int]:
+    face_track = np.asarray(face_track)
+    if face_track.ndim != 1:
+        raise ValueError(f"face_track must be 1-D (one track index per face), got shape {face_track.shape}")
+    if face_track.size and not np.issubdtype(face_track.dtype, np.integer):
+        raise ValueError(f"face_track must hold integer track indices, got dtype {face_track.dtype}")
+    face_track = face_track.astype(np.int64)
+    if face_track.size and face_track.min() < 0:
+        raise ValueError("face_track has negative track indices; track indices start at 0")
+    needed = int(face_track.max()) + 1 if face_track.size else 0
+    if n_tracks is None:
+        n_tracks = needed
+    elif n_tracks < needed:
+        raise ValueError(f"n_tracks={n_tracks} but face_track refers to track {needed - 1}")
+    return face_track, int(n_tracks)
+
+
+def _membership(labels: np.ndarray, n_groups: int, dtype: np.dtype) -> sp.csr_matrix:
+    """(n_groups, len(labels)) 0/1 matrix; ``M @ X`` sums rows of X per group."""
+    n = labels.shape[0]
+    return sp.csr_matrix((np.ones(n, dtype=dtype), (labels, np.arange(n))), shape=(n_groups, n))
+
+
+def _rowdot(a: np.ndarray, b: np.ndarray, block: int = 4096) -> np.ndarray:
+    """Row-wise dot products in float64, blockwise to bound the temporary."""
+    out = np.empty(a.shape[0], dtype=np.float64)
+    for s in range(0, a.shape[0], block):
+        out[s : s + block] = np.einsum("ij,ij->i", a[s : s + block], b[s : s + block], dtype=np.float64)
+    return out
+
+
+class TrackStats(abc.ABC):
+    """Per-cluster sufficient statistics: every row array is a sum over faces.
+
+    Subclasses define the distance, the intra-cluster pair mean and, optionally,
+    a cheap lower bound on distances used to prune the pairwise search.
+    """
+
+    #: name of the metric, as used by :func:`make_stats`
+    metric: ClassVar[str] = ""
+    #: names of the row-aligned, additive arrays (``counts`` always included)
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    counts: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.counts.shape[0])
+
+    # -- construction -----------------------------------------------------
+    def _replace(self, **arrays: np.ndarray) -> "TrackStats":
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(arrays)
+        new._invalidate()
+        return new
+
+    def _invalidate(self) -> None:
+        """Drop caches derived from the row arrays."""
+
+    def grouped(self, labels: np.ndarray, n_groups: int) -> "TrackStats":
+        """Statistics of groups: row ``g`` sums the rows with ``labels == g``."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.shape != (len(self),):
+            raise ValueError(f"labels must have one entry per row ({len(self)}), got shape {labels.shape}")
+        arrays = {}
+        for name in ("counts",) + self._fields:
+            arr = getattr(self, name)
+            member = _membership(labels, n_groups, arr.dtype if arr.dtype.kind == "f" else np.float64)
+            summed = member @ arr
+            arrays[name] = np.rint(summed).astype(np.int64) if name == "counts" else np.asarray(summed, dtype=arr.dtype)
+        return self._replace(**arrays)
+
+    def merge_rows_inplace(self, labels: np.ndarray, n_groups: int) -> "TrackStats":
+        """Like :meth:`grouped`, reusing this object's memory (this object becomes invalid).
+
+        Requires the group numbering to follow the smallest member row (group
+        ``g``'s first row is increasing in ``g``), which :func:`canonical_groups`
+        guarantees. Peak memory stays at one copy of the statistics, which is
+        what lets 50k tracks x 4096 prototypes fit in a few GiB.
+        """
+        labels = np.asarray(labels, dtype=np.int64)
+        first = np.full(n_groups, len(self), dtype=np.int64)
+        np.minimum.at(first, labels, np.arange(len(self)))
+        if np.any(np.diff(first) <= 0):
+            raise ValueError("groups must be numbered in order of their first row (use canonical_groups)")
+        rest = np.flatnonzero(first[labels] != np.arange(len(self)))
+        arrays = {}
+        for name in ("counts",) + self._fields:
+            arr = getattr(self, name)
+            if rest.size:
+                member = _membership(labels[rest], n_groups, arr.dtype if arr.dtype.kind == "f" else np.float64)
+                add = member @ arr[rest]
+                targets = np.flatnonzero(np.diff(member.indptr) > 0)
+                arr[first[targets]] += np.asarray(add[targets]).astype(arr.dtype)
+            # compact: rows only move towards lower indices, so chunked copies never clobber a later source
+            for s in range(0, n_groups, 2048):
+                arr[s : s + 2048] = arr[first[s : s + 2048]]
+            arrays[name] = arr[:n_groups]
+        for name, arr in arrays.items():
+            setattr(self, name, arr)
+        self._invalidate()
+        return self
+
+    # -- metric -------------------------------------------------------------
+    @abc.abstractmethod
+    def _pair_sums(self) -> np.ndarray:
+        """Sum of the distance over ordered pairs (i, j), i != j, inside each row, float64."""
+
+    @abc.abstractmethod
+    def self_distance(self) -> np.ndarray:
+        """Mean distance over all ordered pairs of a row's faces, ``i == j`` included, float64."""
+
+    @abc.abstractmethod
+    def distances(self, rows: np.ndarray, other: "TrackStats", cols: np.ndarray) -> np.ndarray:
+        """Exact symmetric distances between ``self[rows]`` and ``other[cols]``, (len(rows), len(cols))."""
+
+    def lower_bounds(self, rows: np.ndarray, other: "TrackStats", cols: np.ndarray) -> tuple[np.ndarray, bool]:
+        """``(L, exact)`` with ``L <= distances(rows, other, cols)``; ``exact`` when ``L`` is the distance."""
+        return self.distances(rows, other, cols), True
+
+    @abc.abstractmethod
+    def pair_distances(self, i: np.ndarray, other: "TrackStats", j: np.ndarray) -> np.ndarray:
+        """Exact symmetric distances of the row pairs ``(self[i[k]], other[j[k]])``, float64."""
+
+    def pair_thresholds(self) -> np.ndarray:
+        """Mean distance over ordered pairs of different faces; NaN for rows with < 2 faces."""
+        n = self.counts.astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            thr = self._pair_sums() / (n * (n - 1))
+        thr[self.counts < 2] = np.nan
+        return thr
+
+    def thresholds(self, singleton: SingletonPolicy = "median") -> np.ndarray:
+        """Per-row adaptive threshold; rows with one face follow ``singleton`` (see SINGLETON_POLICIES)."""
+        if singleton not in SINGLETON_POLICIES:
+            raise ValueError(f"singleton must be one of {SINGLETON_POLICIES}, got {singleton!r}")
+        if np.any(self.counts < 1):
+            raise ValueError("some rows have no faces; every track needs at least one face (or exclude it)")
+        thr = self.pair_thresholds()
+        single = self.counts < 2
+        if single.any():
+            if singleton == "median" and not single.all():
+                thr[single] = float(np.median(thr[~single]))
+            else:
+                thr[single] = self.self_distance()[single]
+        return thr
+
+
+class LossMetricStats(TrackStats):
+    """Sums for the SSL-loss metric: ``sum p``, ``sum -log q``, ``sum p_i . -log q_i``.
+
+    ``prune`` (default: when K >= 256) makes the pairwise search use a sparse
+    lower bound: ``p >= 0`` and ``-log q >= 0``, so dropping the small entries of
+    ``mean p`` can only lower ``-mean p . mean log q``. The sharpened teacher puts
+    nearly all of a track's mass on a few prototypes, so a sparse-dense product
+    with a few entries per row bounds the distance tightly, and only pairs whose
+    bound is under a threshold are computed exactly. Results are identical to
+    the dense computation.
+    """
+
+    metric = "loss"
+    _fields = ("sum_p", "sum_nlogq", "diag")
+
+    #: a row's sparse bound keeps its largest entries up to this share of its mass ...
+    bound_mass: float = 1.0 - 1e-4
+    #: ... and at most this many entries
+    bound_max_entries: int = 32
+
+    def __init__(
+        self,
+        sum_p: np.ndarray,
+        sum_nlogq: np.ndarray,
+        diag: np.ndarray,
+        counts: np.ndarray,
+        prune: bool | None = None,
+    ) -> None:
+        self.sum_p = sum_p
+        self.sum_nlogq = sum_nlogq
+        self.diag = np.asarray(diag, dtype=np.float64)
+        self.counts = np.asarray(counts, dtype=np.int64)
+        if not (sum_p.shape == sum_nlogq.shape and sum_p.shape[0] == self.diag.shape[0] == self.counts.shape[0]):
+            raise ValueError(
+                f"inconsistent shapes: sum_p {sum_p.shape}, sum_nlogq {sum_nlogq.shape}, "
+                f"diag {self.diag.shape}, counts {self.counts.shape}"
+            )
+        self.prune = sum_p.shape[1] >= 256 if prune is None else bool(prune)
+        self._invalidate()
+
+    @classmethod
+    def from_faces(
+        cls,
+        probs: np.ndarray,
+        log_probs: np.ndarray,
+        face_track: np.ndarray,
+        n_tracks: int | None = None,
+        prune: bool | None = None,
+    ) -> "LossMetricStats":
+        """Per-track sums from per-face teacher probabilities and student log-probabilities.
+
+        Args:
+            probs: (n_faces, K) teacher ``softmax((t - c) / temp_t)``; rows sum to 1.
+            log_probs: (n_faces, K) student ``log_softmax(s / temp_s)``; all <= 0.
+            face_track: (n_faces,) track index of each face.
+            n_tracks: number of tracks (default: max index + 1); tracks without faces get zero rows.
+        """
+        face_track, n_tracks = _validate_face_track(face_track, n_tracks)
+        probs = _as_float_matrix("probs", probs, face_track.shape[0])
+        log_probs = _as_float_matrix("log_probs", log_probs, face_track.shape[0])
+        if probs.shape != log_probs.shape:
+            raise ValueError(f"probs {probs.shape} and log_probs {log_probs.shape} must have the same shape")
+        if probs.size:
+            if probs.min() < 0 or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
+                raise ValueError("probs must be probabilities (non-negative, rows sum to 1): pass softmax((t - c) / temp_t)")
+            if log_probs.max() > 1e-6:
+                raise ValueError("log_probs must be log-probabilities (<= 0): pass log_softmax(s / temp_s)")
+        dtype = np.result_type(probs.dtype, log_probs.dtype)
+        member = _membership(face_track, n_tracks, dtype)
+        nlogq = -log_probs.astype(dtype, copy=False)
+        return cls(
+            sum_p=np.asarray(member @ probs.astype(dtype, copy=False)),
+            sum_nlogq=np.asarray(member @ nlogq),
+            diag=member.astype(np.float64) @ _rowdot(probs, nlogq),
+            counts=np.bincount(face_track, minlength=n_tracks),
+            prune=prune,
+        )
+
+    @classmethod
+    def concatenate(cls, parts: list["LossMetricStats"]) -> "LossMetricStats":
+        """Stack the tracks of several statistics (e.g. computed chunk by chunk)."""
+        if not parts:
+            raise ValueError("concatenate needs at least one part")
+        return cls(
+            np.concatenate([p.sum_p for p in parts]),
+            np.concatenate([p.sum_nlogq for p in parts]),
+            np.concatenate([p.diag for p in parts]),
+            np.concatenate([p.counts for p in parts]),
+            prune=parts[0].prune,
+        )
+
+    def _invalidate(self) -> None:
+        self._bound_cache: sp.csr_matrix | None = None
+
+    # -- directed distances -----------------------------------------------
+    def directed_distances(self, rows: np.ndarray, other: "LossMetricStats", cols: np.ndarray) -> np.ndarray:
+        """``d(a -> b) = -mean_i p_i . mean_j log q_j`` for a in rows (teacher side), b in cols (student side)."""
+        num = self.sum_p[rows] @ other.sum_nlogq[cols].T
+        return num / (self.counts[rows, None] * other.counts[None, cols])
+
+    def distances(self, rows: np.ndarray, other: "LossMetricStats", cols: np.ndarray) -> np.ndarray:
+        num = self.sum_p[rows] @ other.sum_nlogq[cols].T
+        num += self.sum_nlogq[rows] @ other.sum_p[cols].T
+        return num / (2.0 * self.counts[rows, None] * other.counts[None, cols])
+
+    def pair_distances(self, i: np.ndarray, other: "LossMetricStats", j: np.ndarray) -> np.ndarray:
+        out = np.empty(i.shape[0], dtype=np.float64)
+        for s in range(0, i.shape[0], 2048):
+            a, b = i[s : s + 2048], j[s : s + 2048]
+            num = _rowdot(self.sum_p[a], other.sum_nlogq[b]) + _rowdot(self.sum_nlogq[a], other.sum_p[b])
+            out[s : s + 2048] = num / (2.0 * self.counts[a] * other.counts[b])
+        return out
+
+    def _pair_sums(self) -> np.ndarray:
+        return _rowdot(self.sum_p, self.sum_nlogq) - self.diag
+
+    def self_distance(self) -> np.ndarray:
+        n = self.counts.astype(np.float64)
+        return _rowdot(self.sum_p, self.sum_nlogq) / (n * n)
+
+    # -- pruning -------------------------------------------------------------
+    def _bound_matrix(self) -> sp.csr_matrix:
+        """Sparse (C, K): each row's largest entries of ``mean p``, the rest dropped."""
+        if self._bound_cache is not None:
+            return self._bound_cache
+        n_rows, k = self.sum_p.shape
+        m = min(self.bound_max_entries, k)
+        indptr, indices, values = [0], [], []
+        for s in range(0, n_rows, 4096):
+            block = self.sum_p[s : s + 4096] / self.counts[s : s + 4096, None].astype(self.sum_p.dtype)
+            top = np.argpartition(-block, m - 1, axis=1)[:, :m] if m < k else np.tile(np.arange(k), (block.shape[0], 1))
+            top_vals = np.take_along_axis(block, top, axis=1)
+            order = np.argsort(-top_vals, axis=1, kind="stable")
+            top, top_vals = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_vals, order, axis=1)
+            mass = np.cumsum(top_vals, axis=1, dtype=np.float64)
+            keep = np.minimum((mass < self.bound_mass * mass[:, -1:]).sum(axis=1) + 1, m)
+            for r in range(block.shape[0]):
+                indices.append(top[r, : keep[r]])
+                values.append(top_vals[r, : keep[r]])
+                indptr.append(indptr[-1] + int(keep[r]))
+        mat = sp.csr_matrix(
+            (np.concatenate(values) if values else np.zeros(0, self.sum_p.dtype),
+             np.concatenate(indices) if indices else np.zeros(0, np.int64), np.asarray(indptr)),
+            shape=(n_rows, k),
+        )
+        self._bound_cache = mat
+        return mat
+
+    def lower_bounds(self, rows: np.ndarray, other: "TrackStats", cols: np.ndarray) -> tuple[np.ndarray, bool]:
+        if not (self.prune and isinstance(other, LossMetricStats)):
+            return self.distances(rows, other, cols), True
+        # sparse mean-p rows times dense -log q (transposed to (K, n) for a contiguous sparse-dense product)
+        ab = self._bound_matrix()[rows] @ np.ascontiguousarray(other.sum_nlogq[cols].T)
+        ab /= other.counts[None, cols].astype(ab.dtype)
+        ba = other._bound_matrix()[cols] @ np.ascontiguousarray(self.sum_nlogq[rows].T)
+        ba /= self.counts[None, rows].astype(ba.dtype)
+        ab += ba.T
+        ab *= 0.5
+        return ab, False
+
+
+class CosineStats(TrackStats):
+    """Sums of L2-normalised embeddings; distance = mean over pairs of ``1 - cos``."""
+
+    metric = "cosine"
+    _fields = ("sum_u", "sumsq")
+
+    def __init__(self, sum_u: np.ndarray, sumsq: np.ndarray, counts: np.ndarray) -> None:
+        self.sum_u = sum_u
+        self.sumsq = np.asarray(sumsq, dtype=np.float64)
+        self.counts = np.asarray(counts, dtype=np.int64)
+
+    @classmethod
+    def from_faces(cls, embeddings: np.ndarray, face_track: np.ndarray, n_tracks: int | None = None) -> "CosineStats":
+        """Per-track sums of the L2-normalised face embeddings (n_faces, D)."""
+        face_track, n_tracks = _validate_face_track(face_track, n_tracks)
+        emb = _as_float_matrix("embeddings", embeddings, face_track.shape[0])
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        if np.any(norms == 0):
+            raise ValueError("an embedding is all zeros; cosine distance is undefined for it (drop or exclude that face)")
+        unit = emb / norms
+        member = _membership(face_track, n_tracks, unit.dtype)
+        return cls(np.asarray(member @ unit), member.astype(np.float64) @ _rowdot(unit, unit), np.bincount(face_track, minlength=n_tracks))
+
+    def distances(self, rows: np.ndarray, other: "CosineStats", cols: np.ndarray) -> np.ndarray:
+        dots = self.sum_u[rows] @ other.sum_u[cols].T
+        return 1.0 - dots / (self.counts[rows, None] * other.counts[None, cols])
+
+    def pair_distances(self, i: np.ndarray, other: "CosineStats", j: np.ndarray) -> np.ndarray:
+        return 1.0 - _rowdot(self.sum_u[i], other.sum_u[j]) / (self.counts[i] * other.counts[j])
+
+    def _pair_sums(self) -> np.ndarray:
+        n = self.counts.astype(np.float64)
+        return n * (n - 1) - (_rowdot(self.sum_u, self.sum_u) - self.sumsq)
+
+    def self_distance(self) -> np.ndarray:
+        n = self.counts.astype(np.float64)
+        return 1.0 - _rowdot(self.sum_u, self.sum_u) / (n * n)
+
+
+class EuclideanStats(TrackStats):
+    """Sums of embeddings and squared norms; distance = mean over pairs of ``||x - y||^2``."""
+
+    metric = "euclidean"
+    _fields = ("sum_x", "sumsq")
+
+    def __init__(self, sum_x: np.ndarray, sumsq: np.ndarray, counts: np.ndarray) -> None:
+        self.sum_x = sum_x
+        self.sumsq = np.asarray(sumsq, dtype=np.float64)
+        self.counts = np.asarray(counts, dtype=np.int64)
+
+    @classmethod
+    def from_faces(cls, embeddings: np.ndarray, face_track: np.ndarray, n_tracks: int | None = None) -> "EuclideanStats":
+        """Per-track sums of the face embeddings (n_faces, D), used as given (not normalised)."""
+        face_track, n_tracks = _validate_face_track(face_track, n_tracks)
+        emb = _as_float_matrix("embeddings", embeddings, face_track.shape[0])
+        member = _membership(face_track, n_tracks, emb.dtype)
+        return cls(np.asarray(member @ emb), member.astype(np.float64) @ _rowdot(emb, emb), np.bincount(face_track, minlength=n_tracks))
+
+    def distances(self, rows: np.ndarray, other: "EuclideanStats", cols: np.ndarray) -> np.ndarray:
+        na, nb = self.counts[rows].astype(np.float64), other.counts[cols].astype(np.float64)
+        cross = (self.sum_x[rows] @ other.sum_x[cols].T) / (na[:, None] * nb[None, :])
+        return (self.sumsq[rows] / na)[:, None] + (other.sumsq[cols] / nb)[None, :] - 2.0 * cross
+
+    def pair_distances(self, i: np.ndarray, other: "EuclideanStats", j: np.ndarray) -> np.ndarray:
+        na, nb = self.counts[i].astype(np.float64), other.counts[j].astype(np.float64)
+        return self.sumsq[i] / na + other.sumsq[j] / nb - 2.0 * _rowdot(self.sum_x[i], other.sum_x[j]) / (na * nb)
+
+    def _pair_sums(self) -> np.ndarray:
+        n = self.counts.astype(np.float64)
+        return 2.0 * n * self.sumsq - 2.0 * _rowdot(self.sum_x, self.sum_x)
+
+    def self_distance(self) -> np.ndarray:
+        n = self.counts.astype(np.float64)
+        return (2.0 * n * self.sumsq - 2.0 * _rowdot(self.sum_x, self.sum_x)) / (n * n)
+
+
+METRICS = ("loss", "cosine", "euclidean")
+
+
+def make_stats(
+    metric: str,
+    face_track: np.ndarray,
+    *,
+    probs: np.ndarray | None = None,
+    log_probs: np.ndarray | None = None,
+    embeddings: np.ndarray | None = None,
+    n_tracks: int | None = None,
+) -> TrackStats:
+    """Per-track statistics for ``metric`` ("loss" needs probs and log_probs, the others embeddings)."""
+    if metric == "loss":
+        if probs is None or log_probs is None:
+            raise ValueError("the loss metric needs the teacher probabilities and student log-probabilities (run finetuning first)")
+        return LossMetricStats.from_faces(probs, log_probs, face_track, n_tracks)
+    if metric in ("cosine", "euclidean"):
+        if embeddings is None:
+            raise ValueError(f"the {metric} metric needs face embeddings")
+        cls = CosineStats if metric == "cosine" else EuclideanStats
+        return cls.from_faces(embeddings, face_track, n_tracks)
+    raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+
+
+def tile_size(n_cols: int, tile_entries: int = DEFAULT_TILE_ENTRIES) -> int:
+    """Rows per tile so that a (rows, n_cols) tile holds about ``tile_entries`` entries."""
+    return max(1, min(8192, tile_entries // max(n_cols, 1)))
+
+
+def candidate_edges(
+    stats: TrackStats,
+    thresholds: np.ndarray,
+    rows: np.ndarray | None = None,
+    tile_entries: int = DEFAULT_TILE_ENTRIES,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs ``(i, j)``, ``i < j``, with ``d(i, j) < max(thr_i, thr_j)``, and their distances.
+
+    Never materialises the full matrix: it walks square tiles (only the upper
+    triangle when ``rows`` is None), keeps the entries whose lower bound is under
+    the larger of the two thresholds, then computes those exactly. ``rows``
+    restricts the search to pairs with at least one end in ``rows``.
+    """
+    n = len(stats)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    edges_i, edges_j, edges_d = [], [], []
+    side = max(1, int(np.sqrt(tile_entries)))
+    all_idx = np.arange(n)
+    row_idx = all_idx if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
+    for rs in range(0, row_idx.size, side):
+        r = row_idx[rs : rs + side]
+        for cs in range(0, n, side):
+            if rows is None and cs + side <= rs:
+                continue  # lower triangle: covered by its mirror tile
+            c = all_idx[cs : cs + side]
+            bound, exact = stats.lower_bounds(r, stats, c)
+            limit = np.maximum(thresholds[r][:, None], thresholds[c][None, :])
+            ii, jj = np.nonzero(bound < limit)
+            gi, gj = r[ii], c[jj]
+            keep = gi != gj
+            gi, gj, ii, jj = gi[keep], gj[keep], ii[keep], jj[keep]
+            d = bound[ii, jj].astype(np.float64) if exact else stats.pair_distances(gi, stats, gj)
+            ok = d < np.maximum(thresholds[gi], thresholds[gj])
+            edges_i.append(np.minimum(gi, gj)[ok])
+            edges_j.append(np.maximum(gi, gj)[ok])
+            edges_d.append(d[ok])
+    if not edges_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    i, j, d = np.concatenate(edges_i), np.concatenate(edges_j), np.concatenate(edges_d)
+    _, first = np.unique(i * max(n, 1) + j, return_index=True)  # a pair seen from both of its ends
+    return i[first], j[first], d[first]
+
+
+def best_two_distances(
+    stats: TrackStats,
+    clusters: TrackStats,
+    tile_entries: int = DEFAULT_TILE_ENTRIES,
+    n_exact: int = 4,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every row of ``stats``, the smallest and second-smallest distance to a row of ``clusters``.
+
+    With a lower bound, the ``n_exact`` smallest bounds are computed exactly;
+    a row whose second-best exact distance is above the next bound is computed
+    exactly against every cluster. Second-best is inf when there is one cluster.
+    """
+    n, c = len(stats), len(clusters)
+    best = np.full(n, np.inf)
+    second = np.full(n, np.inf)
+    if n == 0 or c == 0:
+        return best, second
+    rows_per = tile_size(c, tile_entries)
+    cols = np.arange(c)
+    for rs in range(0, n, rows_per):
+        r = np.arange(rs, min(n, rs + rows_per))
+        bound, exact = stats.lower_bounds(r, clusters, cols)
+        bound = bound.astype(np.float64, copy=False)
+        k = min(n_exact, c)
+        cand = np.argpartition(bound, k - 1, axis=1)[:, :k] if k < c else np.tile(cols, (r.size, 1))
+        if exact:
+            vals = np.take_along_axis(bound, cand, axis=1)
+        else:
+            vals = stats.pair_distances(np.repeat(r, k), clusters, cand.ravel()).reshape(r.size, k)
+        vals.sort(axis=1)
+        b1, b2 = vals[:, 0], vals[:, 1] if k > 1 else np.full(r.size, np.inf)
+        if not exact and k < c:
+            np.put_along_axis(bound, cand, np.inf, axis=1)
+            unsure = np.flatnonzero(bound.min(axis=1) < b2)
+            for u in unsure:
+                full = np.sort(stats.distances(r[u : u + 1], clusters, cols)[0])
+                b1[u], b2[u] = full[0], full[1]
+        best[r], second[r] = b1, b2
+    return best, second

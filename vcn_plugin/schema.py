@@ -1,0 +1,74 @@
+"""The FiftyOne schema of vcn: every field name and type, defined once.
+
+Video samples
+    ``shots``        fo.TemporalDetections, one ``"shot"`` per shot (support = [first, last] frame)
+    ``gt_shots``     fo.TemporalDetections, ground-truth shots of a benchmark
+    ``vcn_video``    fo.DynamicEmbeddedDocument with stage-1 statistics of the video
+
+Frames
+    ``faces``        fo.Detections: one per face. ``label`` is "face" until identities exist, then
+                     the identity ("person_01", a user's name, or "Unknown"); ``index`` is the track
+                     id (unique within the video); ``confidence`` is the detector score; attributes
+                     ``quality`` (float in [0, 1]), ``shot`` (int, 0-based), ``landmarks`` (5 [x, y]
+                     pairs, relative coordinates), ``interpolated`` (bool, filled by the tracker).
+    ``gt_faces``     fo.Detections: ground truth; ``label`` = identity, ``index`` = ground-truth track id
+
+Track records live in a linked image dataset (see :mod:`vcn_plugin.tracks`).
+"""
+from __future__ import annotations
+
+import fiftyone as fo
+
+SHOTS = "shots"
+GT_SHOTS = "gt_shots"
+VIDEO_STATS = "vcn_video"
+FACES = "faces"
+GT_FACES = "gt_faces"
+
+SHOT_LABEL = "shot"
+FACE_LABEL = "face"
+UNKNOWN = "Unknown"
+
+ATTR_QUALITY = "quality"
+ATTR_SHOT = "shot"
+ATTR_LANDMARKS = "landmarks"
+ATTR_INTERPOLATED = "interpolated"
+
+#: dynamic attributes of ``frames.faces.detections`` and their FiftyOne field types
+FACE_ATTRIBUTES: dict[str, type[fo.Field]] = {
+    ATTR_QUALITY: fo.FloatField,
+    ATTR_SHOT: fo.IntField,
+    ATTR_INTERPOLATED: fo.BooleanField,
+}
+
+#: FiftyOne run keys written by each stage
+STAGE1_RUN = "vcn_stage1"
+
+
+def frame_path(field: str) -> str:
+    return f"frames.{field}"
+
+
+def declare_face_field(dataset: fo.Dataset, field: str = FACES) -> None:
+    """Declare ``frames.<field>`` and its attributes so the App sidebar can filter on them."""
+    if not dataset.has_frame_field(field):
+        dataset.add_frame_field(field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+    for name, ftype in FACE_ATTRIBUTES.items():
+        path = f"{field}.detections.{name}"
+        if not dataset.has_frame_field(path):
+            dataset.add_frame_field(path, ftype)
+    lm_path = f"{field}.detections.{ATTR_LANDMARKS}"
+    if not dataset.has_frame_field(lm_path):
+        dataset.add_frame_field(lm_path, fo.ListField, subfield=fo.ListField)
+
+
+def declare_shot_field(dataset: fo.Dataset, field: str = SHOTS) -> None:
+    if not dataset.has_sample_field(field):
+        dataset.add_sample_field(field, fo.EmbeddedDocumentField, embedded_doc_type=fo.TemporalDetections)
+
+
+def require_video_dataset(dataset: fo.Dataset) -> None:
+    if dataset.media_type != "video":
+        raise ValueError(
+            f"dataset '{dataset.name}' holds {dataset.media_type} samples; vcn works on video datasets"
+        )
