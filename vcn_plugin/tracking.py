@@ -59,7 +59,15 @@ class TrackerConfig:
     #: a confirmed track dies when it has no matched detection for more than
     #: this many frames
     max_age: int = 30
-    #: minimum IoU between a predicted track box and a high-score detection
+    #: buffered IoU (Yang et al., "Hard to Track Objects with Irregular Motions
+    #: and Similar Appearances? Make It Easier by Buffering the Matching Space",
+    #: WACV 2023): before matching, the predicted box and the detection are both
+    #: widened on each side by this fraction of their size per frame since the
+    #: track's last detection, so fast faces still overlap across detection gaps
+    buffer_per_frame: float = 0.05
+    #: upper limit of that widening
+    max_buffer: float = 0.3
+    #: minimum (buffered) IoU between a predicted track box and a high-score detection
     match_iou: float = 0.2
     #: minimum IoU for the low-score (second) association
     low_match_iou: float = 0.5
@@ -73,6 +81,10 @@ class TrackerConfig:
     #: divisor of the gaps between the frame keys of the input, so pass every frame
     #: detection ran on as a key (with an empty list where it found no face)
     detect_every: int | None = 1
+    #: with ``detect_every = k > 1``, continue each track for up to k - 1 frames
+    #: after its last detection (constant-velocity prediction, ``interpolated=True``,
+    #: never past the shot), as detection did not look at those frames
+    extrapolate_tail: bool = True
     #: tracks with fewer real (non-interpolated) detections are dropped and
     #: returned in ``TrackingResult.dropped`` with reason ``"too_short"``
     min_track_length: int = 1
@@ -85,8 +97,9 @@ class TrackerConfig:
         for name in ("min_hits", "min_track_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_age < 0 or self.max_interpolated_gap < 0:
-            raise ValueError("max_age and max_interpolated_gap must be >= 0")
+        for name in ("max_age", "max_interpolated_gap", "buffer_per_frame", "max_buffer"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("match_iou", "low_match_iou", "tentative_match_iou"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
@@ -194,6 +207,8 @@ class _LiveTrack:
     kalman: _BoxKalman
     hits: list[tuple[int, FaceDetection]]
     confirmed: bool
+    #: Kalman velocity of (cx, cy, w, h) per frame, right after the last hit
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
 
     @property
     def last_hit_frame(self) -> int:
@@ -202,6 +217,7 @@ class _LiveTrack:
     def add(self, frame: int, detection: FaceDetection, min_hits: int) -> None:
         self.kalman.update(np.asarray(detection.box, dtype=float))
         self.hits.append((frame, detection))
+        self.velocity = self.kalman.mean[4:].copy()
         self.confirmed = self.confirmed or len(self.hits) >= min_hits
 
 
@@ -210,27 +226,47 @@ def _xyxy_to_cxcywh(box: np.ndarray) -> np.ndarray:
     return np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
 
 
-def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N, 4) and (M, 4) x1, y1, x2, y2 boxes -> (N, M)."""
-    a = np.asarray(boxes_a, dtype=float).reshape(-1, 4)
-    b = np.asarray(boxes_b, dtype=float).reshape(-1, 4)
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0.0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
+def _elementwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of x1, y1, x2, y2 boxes in the last axis of two broadcastable arrays."""
+    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0.0, None)
+    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0.0, None)
+    inter = inter_w * inter_h
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a + area_b - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
+def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (N, 4) and (M, 4) x1, y1, x2, y2 boxes -> (N, M)."""
+    a = np.asarray(boxes_a, dtype=float).reshape(-1, 1, 4)
+    b = np.asarray(boxes_b, dtype=float).reshape(1, -1, 4)
+    return _elementwise_iou(a, b)
+
+
+def _widen(boxes: np.ndarray, fraction: np.ndarray) -> np.ndarray:
+    """Grow (..., 4) boxes on every side by ``fraction`` (broadcast) of their width / height."""
+    size = boxes[..., 2:] - boxes[..., :2]
+    margin = np.concatenate([-size, size], axis=-1) * fraction[..., None]
+    return boxes + margin
+
+
+def buffered_iou_matrix(track_boxes: np.ndarray, buffers: np.ndarray, det_boxes: np.ndarray) -> np.ndarray:
+    """IoU after widening row i's track box and every detection by ``buffers[i]``."""
+    buffers = np.asarray(buffers, dtype=float).reshape(-1, 1)
+    tracks = _widen(np.asarray(track_boxes, dtype=float).reshape(-1, 1, 4), buffers)
+    dets = _widen(np.asarray(det_boxes, dtype=float).reshape(1, -1, 4), buffers)
+    return _elementwise_iou(tracks, dets)
+
+
 def _match(
-    track_boxes: np.ndarray, det_boxes: np.ndarray, min_iou: float
+    track_boxes: np.ndarray, buffers: np.ndarray, det_boxes: np.ndarray, min_iou: float
 ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
-    """Hungarian matching on 1 - IoU; pairs below ``min_iou`` never match."""
+    """Hungarian matching on 1 - buffered IoU; pairs below ``min_iou`` never match."""
     n_tracks, n_dets = len(track_boxes), len(det_boxes)
     if n_tracks == 0 or n_dets == 0:
         return [], list(range(n_tracks)), list(range(n_dets))
-    iou = iou_matrix(track_boxes, det_boxes)
+    iou = buffered_iou_matrix(track_boxes, buffers, det_boxes)
     cost = np.where(iou >= min_iou, 1.0 - iou, 1e6)
     rows, cols = linear_sum_assignment(cost)
     matches = [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= min_iou]
@@ -292,11 +328,13 @@ class _ShotTracker:
         confirmed = [t for t in self.live if t.confirmed]
         tentative = [t for t in self.live if not t.confirmed]
         left_tracks, left_high = self._assign(frame, confirmed, high, cfg.match_iou)
-        # second stage: low-score boxes only extend tracks matched at the previous detection step
-        active = [t for t in left_tracks if frame - t.last_hit_frame <= self.k]
+        left_tentative, left_high = self._assign(frame, tentative, left_high, cfg.tentative_match_iou)
+        # low-score boxes only extend tracks seen at the previous detection step. Unlike
+        # ByteTrack they may also confirm a tentative track: with detection every k-th
+        # frame, faces with weak scores otherwise rarely get two high-score hits in a row.
+        active = [t for t in left_tracks if frame - t.last_hit_frame <= self.k] + left_tentative
         _, left_low = self._assign(frame, active, low, cfg.low_match_iou)
         self.stats.unmatched_low_score += len(left_low)
-        _, left_high = self._assign(frame, tentative, left_high, cfg.tentative_match_iou)
         for detection in left_high:
             if detection.score >= cfg.new_track_score:
                 self._start(frame, detection)
@@ -307,9 +345,13 @@ class _ShotTracker:
         self, frame: int, tracks: list[_LiveTrack], detections: list[FaceDetection], min_iou: float
     ) -> tuple[list[_LiveTrack], list[FaceDetection]]:
         """Match, update matched tracks; return the unmatched tracks and detections."""
+        if not tracks or not detections:
+            return tracks, detections
         track_boxes = np.array([t.kalman.box for t in tracks]).reshape(-1, 4)
         det_boxes = np.array([d.box for d in detections], dtype=float).reshape(-1, 4)
-        matches, free_tracks, free_dets = _match(track_boxes, det_boxes, min_iou)
+        gaps = np.array([frame - t.last_hit_frame for t in tracks], dtype=float)
+        buffers = np.minimum(self.config.buffer_per_frame * gaps, self.config.max_buffer)
+        matches, free_tracks, free_dets = _match(track_boxes, buffers, det_boxes, min_iou)
         for r, c in matches:
             tracks[r].add(frame, detections[c], self.config.min_hits)
         return [tracks[i] for i in free_tracks], [detections[j] for j in free_dets]
@@ -343,6 +385,23 @@ def _interpolate(a: FaceDetection, b: FaceDetection, t: float) -> FaceDetection:
         landmarks = (1 - t) * np.asarray(a.landmarks, dtype=float) + t * np.asarray(b.landmarks, dtype=float)
     score = (1 - t) * float(a.score) + t * float(b.score)
     return FaceDetection(box=box, score=score, landmarks=landmarks, landmark_format=a.landmark_format)
+
+
+def _extrapolate(detection: FaceDetection, velocity: np.ndarray, steps: int) -> FaceDetection:
+    """Move a detection ``steps`` frames along a (cx, cy, w, h) per-frame velocity."""
+    old = _xyxy_to_cxcywh(detection.box)
+    new = old + velocity * steps
+    new[2:] = np.maximum(new[2:], 1.0)
+    box = np.concatenate([new[:2] - new[2:] / 2, new[:2] + new[2:] / 2])
+    landmarks = None
+    if detection.landmarks is not None:
+        landmarks = (np.asarray(detection.landmarks, dtype=float) - old[:2]) * (new[2:] / old[2:]) + new[:2]
+    return FaceDetection(box=box, score=float(detection.score), landmarks=landmarks, landmark_format=detection.landmark_format)
+
+
+def _tail(live: _LiveTrack, steps: int) -> list[TrackedFace]:
+    last_frame, last = live.hits[-1]
+    return [TrackedFace(last_frame + i, _extrapolate(last, live.velocity, i), interpolated=True) for i in range(1, steps + 1)]
 
 
 def _build_faces(hits: list[tuple[int, FaceDetection]], max_gap: int) -> list[TrackedFace]:
@@ -389,15 +448,18 @@ def track_shot(
             _validate_detection(frame, detection)
         tracker.step(frame, detections)
     tracker.close()
-    return _collect(tracker, config, start_id, shot)
+    return _collect(tracker, config, start_id, shot, last_frame)
 
 
-def _collect(tracker: _ShotTracker, config: TrackerConfig, start_id: int, shot: int) -> TrackingResult:
-    max_gap = max(config.max_interpolated_gap, int(config.detect_every or 1) - 1)
+def _collect(tracker: _ShotTracker, config: TrackerConfig, start_id: int, shot: int, last_frame: int) -> TrackingResult:
+    k = int(config.detect_every or 1)
+    max_gap = max(config.max_interpolated_gap, k - 1)
+    tail = k - 1 if config.extrapolate_tail else 0
     result = TrackingResult(stats=tracker.stats)
     kept: list[Track] = []
     for live in tracker.finished:
-        track = Track(track_id=-1, shot=shot, faces=_build_faces(live.hits, max_gap))
+        faces = _build_faces(live.hits, max_gap) + _tail(live, min(tail, last_frame - live.last_hit_frame))
+        track = Track(track_id=-1, shot=shot, faces=faces)
         if len(live.hits) >= config.min_track_length:
             kept.append(track)
             result.stats.in_kept_tracks += len(live.hits)

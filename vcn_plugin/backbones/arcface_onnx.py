@@ -406,11 +406,11 @@ class ArcFaceOnnx(Backbone):
         self.preprocessing = preprocessing
         self.source = source
         self._trunk, self.feature_name, self._head = graph.split_at_embedding_layer()
+        self.eval()  # the shape probe below has batch 1, which batch norm cannot train on
         with torch.no_grad():
             probe = graph.run(self._trunk, {graph.input_name: torch.zeros(1, 3, CHIP_SIZE, CHIP_SIZE)}, self.feature_name)
             self._feature_shape = tuple(probe.shape[1:])
             self._embed_dim = int(np.prod(self.embed_from_features(probe.reshape(1, -1)).shape[1:]))
-        self.eval()
 
     @property
     def embed_dim(self) -> int:  # type: ignore[override]

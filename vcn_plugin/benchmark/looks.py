@@ -56,7 +56,9 @@ def teal_orange(img: np.ndarray, severity: int, ctx: LookContext) -> np.ndarray:
     lum = luminance(img)[..., None]
     teal = np.array([-0.16, 0.04, 0.14], dtype=np.float32)
     orange = np.array([0.16, 0.03, -0.14], dtype=np.float32)
-    toned = img + k * ((1 - lum) ** 2 * teal + lum**2 * orange)
+    shadows = np.clip(1.0 - 2.2 * lum, 0, 1)  # below ~0.45: walls, hair, shade
+    highlights = np.clip((lum - 0.25) / 0.75, 0, 1)  # mid-tones and up: skin
+    toned = img + k * (shadows * teal + highlights * orange)
     return _s_curve(toned, 0.5 * k)
 
 
@@ -84,10 +86,10 @@ def day_for_night(img: np.ndarray, severity: int, ctx: LookContext) -> np.ndarra
     k = severity / 3
     lum = luminance(img)[..., None]
     desat = _mix(img, np.repeat(lum, 3, axis=2), 0.6 * k)
-    exposure = 1.0 - 0.55 * k
+    exposure = 1.0 - 0.45 * k
     gains = np.array([1.0 - 0.25 * k, 1.0 - 0.08 * k, 1.0 + 0.12 * k], dtype=np.float32)
     dark = desat * exposure * gains
-    return np.clip(dark, 0, 1) ** (1.0 + 0.35 * k)
+    return np.clip(dark, 0, 1) ** (1.0 + 0.3 * k)
 
 
 def low_key(img: np.ndarray, severity: int, ctx: LookContext) -> np.ndarray:
@@ -118,7 +120,7 @@ LOOKS: dict[str, Callable[[np.ndarray, int, LookContext], np.ndarray]] = {
     "low_key": low_key,
 }
 #: film grain standard deviation per severity step (day-for-night is noisier: pushed film)
-GRAIN_PER_STEP = {"day_for_night": 0.018}
+GRAIN_PER_STEP = {"day_for_night": 0.014}
 DEFAULT_GRAIN_PER_STEP = 0.010
 VIGNETTE_PER_STEP = 0.12
 
@@ -160,4 +162,4 @@ def apply_look(img: np.ndarray, look: str, severity: int, ctx: LookContext) -> n
     graded = LOOKS[look](img.astype(np.float32, copy=False), severity, ctx)
     graded = vignette(graded, VIGNETTE_PER_STEP * severity)
     sigma = GRAIN_PER_STEP.get(look, DEFAULT_GRAIN_PER_STEP) * severity
-    return np.clip(film_grain(graded, sigma, ctx.seed), 0.0, 1.0)
+    return np.clip(film_grain(graded.astype(np.float32, copy=False), sigma, ctx.seed), 0.0, 1.0).astype(np.float32, copy=False)

@@ -154,16 +154,17 @@ def transform_points(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _Layer:
-    """A warped layer restricted to its region of interest in the frame."""
+    """A warped layer restricted to its region of interest in the frame (premultiplied RGB)."""
 
     x0: int
     y0: int
-    rgb: np.ndarray
+    rgb: np.ndarray  # colour times alpha
     alpha: np.ndarray
 
 
-def _warp_layer(rgb: np.ndarray, alpha: np.ndarray, h: np.ndarray, width: int, height: int) -> _Layer | None:
-    hh, ww = alpha.shape
+def _warp_layer(rgba: np.ndarray, h: np.ndarray, width: int, height: int) -> _Layer | None:
+    """Warp a premultiplied RGBA image by ``h`` into the frame, only over its bounding box."""
+    hh, ww = rgba.shape[:2]
     corners = transform_points(h, np.array([[0, 0], [ww, 0], [ww, hh], [0, hh]], dtype=np.float64))
     x0, y0 = np.floor(corners.min(axis=0)).astype(int)
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int)
@@ -171,23 +172,22 @@ def _warp_layer(rgb: np.ndarray, alpha: np.ndarray, h: np.ndarray, width: int, h
     if x1 <= x0 or y1 <= y0:
         return None
     shift = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], dtype=np.float64) @ h
-    size = (x1 - x0, y1 - y0)
-    out_rgb = cv2.warpPerspective(rgb, shift, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    out_alpha = cv2.warpPerspective(alpha, shift, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return _Layer(x0, y0, out_rgb, out_alpha)
+    out = cv2.warpPerspective(rgba, shift, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return _Layer(x0, y0, out[..., :3], out[..., 3])
 
 
 def _composite(frame: np.ndarray, layer: _Layer) -> None:
     h, w = layer.alpha.shape
     region = frame[layer.y0 : layer.y0 + h, layer.x0 : layer.x0 + w]
-    a = layer.alpha[..., None]
-    region *= 1.0 - a
-    region += layer.rgb * a
+    # OpenCV writes into the frame's view in place, ~10x faster than numpy broadcasting here
+    cv2.multiply(region, cv2.merge([1.0 - layer.alpha] * 3), dst=region)
+    cv2.add(region, layer.rgb, dst=region)
 
 
-def dress_cutout(cutout: Cutout, torso_colour, defocus: float, max_face_width: float) -> tuple[np.ndarray, np.ndarray, Cutout]:
+def dress_cutout(cutout: Cutout, torso_colour, defocus: float, max_face_width: float) -> tuple[np.ndarray, Cutout]:
     """Cut-out over a plain torso (the same synthetic clothing shape for every source), resized so
-    its face is no wider than needed in this shot; returns (rgb, alpha, resized cut-out)."""
+    its face is no wider than needed in this shot and cropped to its visible part; returns
+    (premultiplied RGBA, the matching cut-out)."""
     scale = min(1.0, 1.3 * max_face_width / (cutout.face_box[2] - cutout.face_box[0]))
     h, w = cutout.alpha.shape
     size = (max(8, round(w * scale)), max(8, round(h * scale)))
@@ -198,16 +198,20 @@ def dress_cutout(cutout: Cutout, torso_colour, defocus: float, max_face_width: f
     x1, y1, x2, y2 = box
     fw, fh = x2 - x1, y2 - y1
     yy, xx = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
-    torso = (((xx - (x1 + x2) / 2) / (1.35 * fw)) ** 2 + ((yy - (y2 + 1.25 * fh)) / (1.0 * fh)) ** 2 <= 1).astype(np.float32)
+    torso = (((xx - (x1 + x2) / 2) / (1.2 * fw)) ** 2 + ((yy - (y2 + 1.25 * fh)) / (1.0 * fh)) ** 2 <= 1).astype(np.float32)
     torso = cv2.GaussianBlur(torso, (0, 0), max(1.0, 0.05 * fw))
     shading = (0.75 + 0.25 * np.clip((yy - y2) / (2 * fh), 0, 1))[..., None]
     clothes = np.asarray(torso_colour, dtype=np.float32) * (1.1 - 0.4 * (shading - 0.75))
     out_rgb = clothes * (1 - head[..., None]) + rgb * head[..., None]
     out_alpha = np.clip(torso + head - torso * head, 0, 1)
+    rgba = np.dstack([out_rgb * out_alpha[..., None], out_alpha]).astype(np.float32)
     if defocus > 0:
-        out_rgb = cv2.GaussianBlur(out_rgb, (0, 0), defocus * scale)
-        out_alpha = cv2.GaussianBlur(out_alpha, (0, 0), defocus * scale)
-    return out_rgb.astype(np.float32), out_alpha.astype(np.float32), Cutout(rgb, head, box, cutout.grayscale_source)
+        rgba = cv2.GaussianBlur(rgba, (0, 0), defocus * scale)
+    ys, xs = np.nonzero(rgba[..., 3] > 1e-3)
+    top, left = int(ys.min()), int(xs.min())
+    rgba = np.ascontiguousarray(rgba[top : ys.max() + 1, left : xs.max() + 1])
+    box = box - np.array([left, top, left, top])
+    return rgba, Cutout(rgb[top : ys.max() + 1, left : xs.max() + 1], head[top : ys.max() + 1, left : xs.max() + 1], box, cutout.grayscale_source)
 
 
 def _occluder_layer(occ: Occluder, cam: np.ndarray, t: float, width: int, height: int) -> _Layer | None:
@@ -226,7 +230,7 @@ def _occluder_layer(occ: Occluder, cam: np.ndarray, t: float, width: int, height
     ay = np.clip((yy - y0) / soft + 0.5, 0, 1) * np.clip((y1 - yy) / soft + 0.5, 0, 1)
     alpha = (ax * ay).astype(np.float32)
     shade = (0.8 + 0.2 * (xx - x0) / max(1.0, x1 - x0))[..., None]
-    rgb = (np.asarray(occ.colour, dtype=np.float32) * shade).astype(np.float32)
+    rgb = (np.asarray(occ.colour, dtype=np.float32) * shade * alpha[..., None]).astype(np.float32)
     return _Layer(ix0, iy0, rgb, alpha)
 
 
@@ -268,13 +272,14 @@ def render_shot(
         t = i / max(1, plan.n_frames - 1)
         cam = camera_matrix(W, H, float(plan.zoom.at(t)[0]), plan.pan.at(t))
         frame = cv2.warpAffine(plan.background, (cam @ to_frame)[:2], (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        frame = frame.astype(np.float32, copy=False)
         faces: list[dict] = []
-        for idx, (app, (rgb, alpha, cut)) in enumerate(zip(plan.appearances, dressed)):
+        for idx, (app, (rgba, cut)) in enumerate(zip(plan.appearances, dressed)):
             fx1, fy1, fx2, fy2 = cut.face_box
             h = cam @ place_matrix(
                 ((fx1 + fx2) / 2, (fy1 + fy2) / 2), fx2 - fx1, app.centre.at(t), float(app.face_width.at(t)[0]), float(app.rotation.at(t)[0])
             ) @ turn_homography(cut, float(app.yaw.at(t)[0]))
-            layer = _warp_layer(rgb, alpha, h, W, H)
+            layer = _warp_layer(rgba, h, W, H)
             _cover(faces, layer)
             if layer is not None:
                 _composite(frame, layer)
@@ -284,12 +289,13 @@ def render_shot(
             _cover(faces, layer)
             if layer is not None:
                 _composite(frame, layer)
-        frame *= plan.gains.at(t).astype(np.float32)
+        frame *= plan.gains.at(t).astype(np.float32) * np.float32(255.0)
         frame = _blur(frame, *plan.blur)
-        boxes = [f["full"] for f in faces if f["visible_px"] is not None]
-        ctx = LookContext(seed=tuple(grain_seed) + (plan.first_frame + i,), light_angle=plan.light_angle, face_boxes=boxes)
-        frame = apply_look(np.clip(frame, 0, 1), look, severity, ctx)
-        out = np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        if look != "none" and severity > 0:
+            boxes = [f["full"] for f in faces if f["visible_px"] is not None]
+            ctx = LookContext(seed=tuple(grain_seed) + (plan.first_frame + i,), light_angle=plan.light_angle, face_boxes=boxes)
+            frame = apply_look(np.clip(frame * np.float32(1 / 255), 0, 1), look, severity, ctx) * np.float32(255.0)
+        out = cv2.convertScaleAbs(np.maximum(frame, 0, out=frame))  # rounds and saturates to uint8
         yield out, [_finish_face(f, plan.min_visible) for f in faces]
 
 

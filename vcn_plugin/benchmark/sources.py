@@ -172,7 +172,8 @@ def head_mask(shape: tuple[int, int], face_box: np.ndarray, softness: float) -> 
 def make_cutout(source: SourcePhoto, mask_softness: float = 0.06) -> Cutout:
     """Resample ``source`` so the face is :data:`CANONICAL_FACE_WIDTH` wide and cut out the head.
 
-    Pixels the mask needs beyond the photo's edge (tight crops) are filled by edge replication.
+    Pixels the mask needs beyond the photo's edge (tight crops) are filled by reflection (a thin
+    band at most; edge replication would leave streaks).
     """
     rgb, _ = load_rgb(source.path)
     x1, y1, x2, y2 = source.box
@@ -184,7 +185,7 @@ def make_cutout(source: SourcePhoto, mask_softness: float = 0.06) -> Cutout:
     out_w, out_h = int(round((cx2 - cx1) * scale)), int(round((cy2 - cy1) * scale))
     affine = np.array([[scale, 0, -cx1 * scale], [0, scale, -cy1 * scale]], dtype=np.float64)
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    crop = cv2.warpAffine(rgb, affine, (out_w, out_h), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpAffine(rgb, affine, (out_w, out_h), flags=interp, borderMode=cv2.BORDER_REFLECT_101)
     box = np.array([(x1 - cx1) * scale, (y1 - cy1) * scale, (x2 - cx1) * scale, (y2 - cy1) * scale])
     alpha = head_mask((out_h, out_w), box, mask_softness)
     return Cutout(crop.astype(np.float32) / 255.0, alpha, box, source.grayscale)

@@ -141,6 +141,11 @@ class TrackStats(abc.ABC):
             arrays[name] = np.rint(summed).astype(np.int64) if name == "counts" else np.asarray(summed, dtype=arr.dtype)
         return self._replace(**arrays)
 
+    def subset(self, rows: np.ndarray) -> "TrackStats":
+        """Statistics of the given rows only (a copy)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return self._replace(**{name: getattr(self, name)[rows] for name in ("counts",) + self._fields})
+
     def merge_rows_inplace(self, labels: np.ndarray, n_groups: int) -> "TrackStats":
         """Like :meth:`grouped`, reusing this object's memory (this object becomes invalid).
 
@@ -155,17 +160,20 @@ class TrackStats(abc.ABC):
         if np.any(np.diff(first) <= 0):
             raise ValueError("groups must be numbered in order of their first row (use canonical_groups)")
         rest = np.flatnonzero(first[labels] != np.arange(len(self)))
+        targets = np.unique(labels[rest])
+        local = np.searchsorted(targets, labels[rest])
         arrays = {}
         for name in ("counts",) + self._fields:
             arr = getattr(self, name)
-            if rest.size:
-                member = _membership(labels[rest], n_groups, arr.dtype if arr.dtype.kind == "f" else np.float64)
-                add = member @ arr[rest]
-                targets = np.flatnonzero(np.diff(member.indptr) > 0)
-                arr[first[targets]] += np.asarray(add[targets]).astype(arr.dtype)
+            if rest.size and arr.ndim == 1:
+                np.add.at(arr, first[labels[rest]], arr[rest])
+            elif rest.size:
+                member = _membership(local, targets.size, arr.dtype)
+                arr[first[targets]] += np.asarray(member @ arr[rest], dtype=arr.dtype)
             # compact: rows only move towards lower indices, so chunked copies never clobber a later source
             for s in range(0, n_groups, 2048):
-                arr[s : s + 2048] = arr[first[s : s + 2048]]
+                e = min(s + 2048, n_groups)
+                arr[s:e] = arr[first[s:e]]
             arrays[name] = arr[:n_groups]
         for name, arr in arrays.items():
             setattr(self, name, arr)
@@ -566,3 +574,14 @@ def best_two_distances(
                 b1[u], b2[u] = full[0], full[1]
         best[r], second[r] = b1, b2
     return best, second
+
+
+def canonical_groups(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Renumber arbitrary group labels so that groups are ordered by their first (smallest) row."""
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return np.zeros(0, np.int64), 0
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[inverse.ravel()], int(first.size)

@@ -1,0 +1,422 @@
+"""Tests of vcn_plugin.clustering: bilinear distances, aggregation, constraints, FINCH, baselines."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from vcn_plugin.clustering import (
+    METHODS,
+    AggregationConfig,
+    CosineStats,
+    EuclideanStats,
+    LossMetricStats,
+    aggregate,
+    best_threshold_hac,
+    cluster_names,
+    cluster_tracks,
+    cooccurring_pairs,
+    finch,
+    finch_tracks,
+    make_stats,
+    track_means,
+)
+from vcn_plugin.clustering.loss_metric import best_two_distances, candidate_edges
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def _head_outputs(rng, n_faces: int, k: int, teacher_temp: float = 0.04, student_temp: float = 0.1, ident=None, centres=None):
+    """Teacher probabilities and student log-probabilities like the SSL module's."""
+    t = rng.normal(size=(n_faces, k))
+    s = rng.normal(size=(n_faces, k))
+    if ident is not None:
+        t += centres[ident]
+        s += centres[ident]
+    center = t.mean(axis=0)
+    return _softmax((t - center) / teacher_temp), _log_softmax(s / student_temp)
+
+
+def _random_tracks(rng, n_tracks: int, max_faces: int = 5) -> np.ndarray:
+    sizes = rng.integers(1, max_faces + 1, size=n_tracks)
+    sizes[0] = 1  # at least one single-face track
+    return np.repeat(np.arange(n_tracks), sizes)
+
+
+def _naive(face_track, n_tracks, pair_fn):
+    """Mean of pair_fn over face pairs of two tracks, and over different faces inside one track."""
+    members = [np.flatnonzero(face_track == t) for t in range(n_tracks)]
+    dist = np.array([[np.mean([pair_fn(i, j) for i in a for j in b]) for b in members] for a in members])
+    thr = np.array([np.mean([pair_fn(i, j) for i in a for j in a if i != j]) if len(a) > 1 else np.nan for a in members])
+    return dist, thr
+
+
+# -- bilinear form == double loop ------------------------------------------------------
+
+
+def test_loss_metric_gemm_equals_double_loop():
+    rng = np.random.default_rng(0)
+    face_track = _random_tracks(rng, 9)
+    p, logq = _head_outputs(rng, face_track.size, 64, teacher_temp=0.5)
+    stats = LossMetricStats.from_faces(p, logq, face_track)
+    directed, thr = _naive(face_track, 9, lambda i, j: -(p[i] @ logq[j]))
+    idx = np.arange(9)
+    np.testing.assert_allclose(stats.directed_distances(idx, stats, idx), directed, rtol=1e-10)
+    np.testing.assert_allclose(stats.distances(idx, stats, idx), (directed + directed.T) / 2, rtol=1e-10)
+    np.testing.assert_allclose(stats.pair_thresholds(), thr, rtol=1e-10)
+    # symmetric threshold (both directions over ordered pairs) is the same number
+    _, thr_rev = _naive(face_track, 9, lambda i, j: -(p[j] @ logq[i]))
+    np.testing.assert_allclose(thr_rev, thr, rtol=1e-10)
+    pairs_i, pairs_j = rng.integers(0, 9, 20), rng.integers(0, 9, 20)
+    np.testing.assert_allclose(stats.pair_distances(pairs_i, stats, pairs_j), ((directed + directed.T) / 2)[pairs_i, pairs_j], rtol=1e-10)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_embedding_metrics_equal_double_loop(metric):
+    rng = np.random.default_rng(1)
+    face_track = _random_tracks(rng, 8)
+    emb = rng.normal(size=(face_track.size, 16))
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    if metric == "cosine":
+        pair = lambda i, j: 1.0 - unit[i] @ unit[j]  # noqa: E731
+    else:
+        pair = lambda i, j: float(np.sum((emb[i] - emb[j]) ** 2))  # noqa: E731
+    stats = make_stats(metric, face_track, embeddings=emb)
+    dist, thr = _naive(face_track, 8, pair)
+    idx = np.arange(8)
+    np.testing.assert_allclose(stats.distances(idx, stats, idx), dist, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(stats.pair_thresholds(), thr, rtol=1e-9)
+    np.testing.assert_allclose(stats.self_distance(), np.diag(dist), rtol=1e-9, atol=1e-12)
+
+
+def test_singleton_threshold_policies():
+    rng = np.random.default_rng(2)
+    face_track = np.array([0, 1, 1, 2, 2, 2, 3])  # tracks 0 and 3 have one face
+    stats = CosineStats.from_faces(rng.normal(size=(7, 8)), face_track)
+    pairs = stats.pair_thresholds()
+    median = stats.thresholds("median")
+    assert np.isnan(pairs[[0, 3]]).all()
+    assert median[0] == median[3] == pytest.approx(np.median(pairs[[1, 2]]))
+    np.testing.assert_allclose(stats.thresholds("self")[[0, 3]], 0.0, atol=1e-12)  # cos(u, u) = 1
+    only_singles = CosineStats.from_faces(rng.normal(size=(3, 8)), np.arange(3))
+    np.testing.assert_allclose(only_singles.thresholds("median"), 0.0, atol=1e-12)  # falls back to "self"
+    with pytest.raises(ValueError, match="singleton"):
+        stats.thresholds("mean")
+
+
+def test_pruned_search_gives_the_dense_result():
+    """The sparse lower bound is a bound, and pruning changes nothing in the clustering."""
+    rng = np.random.default_rng(3)
+    ident = np.repeat(np.arange(12), 4)  # 12 identities x 4 tracks
+    face_track = np.repeat(np.arange(48), 5)
+    centres = rng.normal(scale=1.5, size=(12, 512))
+    p, logq = _head_outputs(rng, face_track.size, 512, ident=ident[face_track], centres=centres)
+    pruned = LossMetricStats.from_faces(p.astype(np.float32), logq.astype(np.float32), face_track, prune=True)
+    dense = LossMetricStats.from_faces(p.astype(np.float32), logq.astype(np.float32), face_track, prune=False)
+    idx = np.arange(48)
+    bound, exact = pruned.lower_bounds(idx, pruned, idx)
+    assert not exact and np.all(bound <= dense.distances(idx, dense, idx) + 1e-5)
+    config = AggregationConfig(tile_entries=100)  # many small tiles
+    a, b = aggregate(pruned, config=config), aggregate(dense, config=config)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.merges_per_iteration == b.merges_per_iteration
+    np.testing.assert_allclose(a.margins, b.margins, rtol=1e-4)
+    assert adjusted_rand_score(ident, a.labels) == 1.0
+
+
+def test_candidate_edges_and_margins_match_brute_force():
+    rng = np.random.default_rng(4)
+    face_track = _random_tracks(rng, 30, max_faces=4)
+    stats = CosineStats.from_faces(rng.normal(size=(face_track.size, 6)), face_track)
+    thr = stats.thresholds()
+    idx = np.arange(30)
+    full = stats.distances(idx, stats, idx)
+    below = (full < np.maximum(thr[:, None], thr[None, :])) & (idx[:, None] < idx[None, :])
+    expected = set(zip(*np.nonzero(below)))
+    for tile in (50, 10**6):
+        i, j, d = candidate_edges(stats, thr, tile_entries=tile)
+        assert set(zip(i.tolist(), j.tolist())) == {(int(a), int(b)) for a, b in expected}
+        np.testing.assert_allclose(d, full[i, j])
+    rows = np.array([3, 17])
+    i, j, _ = candidate_edges(stats, thr, rows=rows, tile_entries=50)
+    assert set(zip(i.tolist(), j.tolist())) == {e for e in expected if e[0] in rows or e[1] in rows}
+    best, second = best_two_distances(stats, stats, tile_entries=50)
+    srt = np.sort(full, axis=1)
+    np.testing.assert_allclose(best, srt[:, 0])
+    np.testing.assert_allclose(second, srt[:, 1])
+
+
+def test_merge_rows_inplace_equals_grouped():
+    rng = np.random.default_rng(5)
+    face_track = _random_tracks(rng, 20)
+    p, logq = _head_outputs(rng, face_track.size, 32)
+    stats = LossMetricStats.from_faces(p, logq, face_track)
+    labels = np.array([0, 1, 0, 2, 3, 1, 4, 5, 5, 6, 7, 8, 9, 9, 9, 10, 11, 12, 13, 0])
+    grouped = stats.grouped(labels, 14)
+    inplace = LossMetricStats.from_faces(p, logq, face_track).merge_rows_inplace(labels, 14)
+    for name in ("counts", "sum_p", "sum_nlogq", "diag"):
+        np.testing.assert_allclose(getattr(inplace, name), getattr(grouped, name), rtol=1e-12)
+    with pytest.raises(ValueError, match="canonical_groups"):
+        LossMetricStats.from_faces(p, logq, face_track).merge_rows_inplace(13 - np.minimum(labels, 13), 14)
+
+
+# -- aggregation ------------------------------------------------------------------------
+
+# 1-D Euclidean chain: A={0,2}, B={1,3}, C={2,4}: every track's threshold is 4 (mean squared
+# distance of its two faces); d(A,B) = d(B,C) = 3 < 4, d(A,C) = 6 > 4.
+CHAIN_FACES = np.array([[0.0], [2.0], [1.0], [3.0], [2.0], [4.0]])
+CHAIN_TRACKS = np.array([0, 0, 1, 1, 2, 2])
+
+
+def test_merges_are_transitive_and_stop_at_a_fixpoint():
+    stats = EuclideanStats.from_faces(CHAIN_FACES, CHAIN_TRACKS)
+    i, j, d = candidate_edges(stats, stats.thresholds())
+    assert list(zip(i.tolist(), j.tolist())) == [(0, 1), (1, 2)]  # no direct A-C edge
+    np.testing.assert_allclose(d, [3.0, 3.0])
+    result = aggregate(stats)
+    np.testing.assert_array_equal(result.labels, [0, 0, 0])
+    assert (result.iterations, result.merges_per_iteration, result.n_clusters) == (1, [2], 1)
+    assert result.info["converged"]
+
+
+def test_fixpoint_on_random_tracks():
+    rng = np.random.default_rng(6)
+    ident = np.repeat(np.arange(6), 5)
+    face_track = np.repeat(np.arange(30), 4)
+    emb = rng.normal(size=(6, 32))[ident[face_track]] + 0.6 * rng.normal(size=(120, 32))
+    stats = CosineStats.from_faces(emb, face_track)
+    result = aggregate(stats)
+    assert sum(result.merges_per_iteration) == 30 - result.n_clusters
+    assert len(result.merges_per_iteration) == result.iterations >= 1
+    clusters = stats.grouped(result.labels, result.n_clusters)
+    edges, _, _ = candidate_edges(clusters, clusters.thresholds())
+    assert edges.size == 0  # nothing left to merge
+    one_round = aggregate(stats, config=AggregationConfig(max_iterations=1))
+    assert one_round.iterations == 1 and one_round.n_clusters >= result.n_clusters
+    assert np.all(result.margins >= 0)
+    np.testing.assert_array_equal(aggregate(stats).labels, result.labels)  # deterministic
+
+
+def test_cooccurrence_guard_blocks_merges():
+    stats = EuclideanStats.from_faces(CHAIN_FACES, CHAIN_TRACKS)
+    # tracks 0 (A) and 2 (C) share frame 12 of one video; track 1 is in another video
+    guard = cooccurring_pairs([[10, 11, 12], [12, 13], [12, 14]], track_video=["v1", "v2", "v1"])
+    np.testing.assert_array_equal(guard, [[0, 2]])
+    result = aggregate(stats, cannot_link=guard)
+    # A-B (smaller index first at equal distance) is accepted, B-C would join A and C: refused
+    np.testing.assert_array_equal(result.labels, [0, 0, 1])
+    assert result.labels[0] != result.labels[2]
+    assert result.merges_per_iteration == [1] and result.info["n_cannot_link"] == 1
+
+
+def test_must_link_and_cannot_link_are_honoured():
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(3, 16)) * 4
+    face_track = np.repeat(np.arange(6), 3)
+    ident = np.array([0, 0, 1, 1, 2, 2])
+    emb = centres[ident[face_track]] + 0.3 * rng.normal(size=(18, 16))
+    stats = CosineStats.from_faces(emb, face_track)
+    free = aggregate(stats)
+    assert adjusted_rand_score(ident, free.labels) == 1.0
+    constrained = aggregate(stats, must_link=[[0, 4]], cannot_link=[[2, 3]])
+    assert constrained.labels[0] == constrained.labels[4]  # user placed them together
+    assert constrained.labels[2] != constrained.labels[3]  # user separated them
+    assert constrained.labels[0] == constrained.labels[1] == constrained.labels[5]
+    with pytest.raises(ValueError, match="must-linked together and cannot-linked"):
+        aggregate(stats, must_link=[[0, 1, 2]], cannot_link=[[2, 0]])
+    with pytest.raises(ValueError, match="excluded"):
+        aggregate(stats, must_link=[[0, 1]], excluded=[1])
+    with pytest.raises(ValueError, match="itself"):
+        aggregate(stats, cannot_link=[[2, 2]])
+    with pytest.raises(ValueError, match="outside"):
+        aggregate(stats, cannot_link=[[2, 9]])
+
+
+def test_excluded_tracks_are_unknown():
+    rng = np.random.default_rng(8)
+    face_track = np.repeat(np.arange(5), 2)
+    stats = CosineStats.from_faces(rng.normal(size=(10, 8)), face_track)
+    result = aggregate(stats, excluded=np.array([False, True, False, False, True]))
+    assert result.labels[1] == result.labels[4] == -1 and result.n_unknown == 2
+    assert np.isnan(result.margins[[1, 4]]).all() and not np.isnan(result.margins[[0, 2, 3]]).any()
+    assert result.names[1] == "Unknown" and result.info["n_excluded"] == 2
+
+
+def test_labels_ordered_by_size_and_named():
+    stats = EuclideanStats.from_faces(np.array([[100.0], [101], [0], [1], [0.5], [0.2], [50], [51]]), np.array([0, 0, 1, 1, 2, 2, 3, 3]))
+    result = aggregate(stats)
+    np.testing.assert_array_equal(result.labels, [1, 0, 0, 2])  # biggest cluster first, ties by first track
+    assert result.names == ["person_02", "person_01", "person_01", "person_03"]
+    assert cluster_names(np.array([-1, 0, 120])) == ["Unknown", "person_001", "person_121"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_edge_cases_zero_one_and_all_excluded(method):
+    rng = np.random.default_rng(9)
+    kwargs = {"threshold": 0.5} if method.startswith("hac") else {}
+
+    def inputs(face_track):
+        n = face_track.size
+        if method == "loss":
+            p, logq = _head_outputs(rng, n, 16)
+            return {"probs": p, "log_probs": logq}
+        return {"embeddings": rng.normal(size=(n, 8))}
+
+    empty = np.zeros(0, np.int64)
+    zero = cluster_tracks(method, empty, **inputs(empty), **kwargs) if method != "loss" else cluster_tracks(
+        method, empty, probs=np.zeros((0, 16)), log_probs=np.zeros((0, 16)))
+    assert zero.labels.size == 0 and zero.n_clusters == 0
+    one_track = np.zeros(3, np.int64)
+    one = cluster_tracks(method, one_track, **inputs(one_track), **kwargs)
+    np.testing.assert_array_equal(one.labels, [0])
+    assert one.n_clusters == 1
+    two = np.repeat(np.arange(2), 2)
+    none = cluster_tracks(method, two, **inputs(two), excluded=np.array([True, True]), **kwargs)
+    np.testing.assert_array_equal(none.labels, [-1, -1])
+    assert none.n_clusters == 0 and none.n_unknown == 2 and none.names == ["Unknown", "Unknown"]
+
+
+def test_bad_inputs_raise_clear_errors():
+    rng = np.random.default_rng(10)
+    p, logq = _head_outputs(rng, 4, 8)
+    ft = np.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="softmax"):
+        LossMetricStats.from_faces(p * 2, logq, ft)
+    with pytest.raises(ValueError, match="log_softmax"):
+        LossMetricStats.from_faces(p, -logq, ft)
+    with pytest.raises(ValueError, match="rows but face_track"):
+        LossMetricStats.from_faces(p[:3], logq[:3], ft)
+    with pytest.raises(ValueError, match="finetuning"):
+        cluster_tracks("loss", ft, embeddings=rng.normal(size=(4, 8)))
+    with pytest.raises(ValueError, match="unknown method"):
+        cluster_tracks("kmeans", ft, embeddings=rng.normal(size=(4, 8)))
+    with pytest.raises(ValueError, match="threshold"):
+        cluster_tracks("hac-cosine", ft, embeddings=rng.normal(size=(4, 8)))
+    with pytest.raises(ValueError, match="constraints"):
+        cluster_tracks("finch", ft, embeddings=rng.normal(size=(4, 8)), cannot_link=[[0, 1]])
+    with pytest.raises(ValueError, match="no faces"):
+        aggregate(CosineStats.from_faces(rng.normal(size=(4, 8)), ft, n_tracks=3))
+    with pytest.raises(ValueError, match="all zeros"):
+        CosineStats.from_faces(np.zeros((4, 8)), ft)
+
+
+# -- FINCH and baselines -------------------------------------------------------------
+
+
+def _angles(deg):
+    rad = np.deg2rad(deg)
+    return np.stack([np.cos(rad), np.sin(rad)], axis=1)
+
+
+def test_finch_textbook_example():
+    """Unit vectors at 0, 10, 25, 90, 100, 180, 185, 200 degrees (hand-computed).
+
+    First neighbours: 0->10, 10->0, 25->10, 90->100, 100->90, 180->185, 185->180,
+    200->185: partition 1 = {0,10,25}, {90,100}, {180,185,200}. Their means lie at
+    about 11.6, 95 and 188 degrees; first neighbours 11.6->95, 95->11.6 (83 < 93
+    degrees), 188->95: partition 2 = one cluster.
+    """
+    x = _angles([0, 10, 25, 90, 100, 180, 185, 200])
+    result = finch(x)
+    assert result.n_clusters == [3, 1]
+    np.testing.assert_array_equal(result.partitions[0], [0, 0, 0, 1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(result.partitions[1], np.zeros(8))
+    # required-number mode: from 3 clusters merge the most similar first-neighbour pair (11.6 and 95 degrees)
+    two = finch(x, n_clusters=2)
+    np.testing.assert_array_equal(two.partitions[-1], [0, 0, 0, 0, 0, 1, 1, 1])
+    tracks = finch_tracks(x)
+    np.testing.assert_array_equal(tracks.labels, [0, 0, 0, 2, 2, 1, 1, 1])  # ids by size, ties by first track
+    assert finch_tracks(x, partition="last").n_clusters == 3  # coarsest with > 1 cluster
+    assert finch_tracks(x, partition=1).n_clusters == 1
+    with pytest.raises(ValueError, match="partition"):
+        finch_tracks(x, partition="middle")
+
+
+def _separated(rng, n_ids=5, tracks_per_id=4, faces=3, dim=32, noise=0.1):
+    ident = np.repeat(np.arange(n_ids), tracks_per_id)
+    face_track = np.repeat(np.arange(ident.size), faces)
+    emb = rng.normal(size=(n_ids, dim))[ident[face_track]] + noise * rng.normal(size=(face_track.size, dim))
+    return ident, face_track, emb
+
+
+@pytest.mark.parametrize("method", ["hac-cosine", "hac-euclidean", "hdbscan", "finch"])
+def test_baselines_recover_well_separated_tracks(method):
+    ident, face_track, emb = _separated(np.random.default_rng(11))
+    result = cluster_tracks(method, face_track, embeddings=emb, threshold=0.3 if method == "hac-cosine" else 2.0)
+    assert adjusted_rand_score(ident, result.labels) == 1.0
+    assert result.n_clusters == 5 and result.method == method
+
+
+def test_hdbscan_noise_policy():
+    rng = np.random.default_rng(12)
+    ident, face_track, emb = _separated(rng)
+    emb = np.concatenate([emb, 5 * rng.normal(size=(1, 32))])  # one far-away single-face track
+    face_track = np.concatenate([face_track, [20]])
+    singleton = cluster_tracks("hdbscan", face_track, embeddings=emb)
+    unknown = cluster_tracks("hdbscan", face_track, embeddings=emb, hdbscan_noise="unknown")
+    assert singleton.info["n_noise"] >= 1 and singleton.labels.min() == 0
+    assert unknown.labels[20] == -1 and unknown.n_unknown == unknown.info["n_noise"]
+
+
+def test_best_threshold_hac_oracle():
+    rng = np.random.default_rng(13)
+    ident, face_track, emb = _separated(rng, noise=0.5)
+    means = track_means(emb, face_track)
+    oracle = best_threshold_hac(means, ident, adjusted_rand_score, metric="cosine")
+    assert oracle.oracle and oracle.result.info["oracle"]
+    assert oracle.score == pytest.approx(adjusted_rand_score(ident, oracle.result.labels))
+    worse = [adjusted_rand_score(ident, cluster_tracks("hac-cosine", face_track, embeddings=emb, threshold=t).labels) for t in (0.01, 0.5, 1.5)]
+    assert oracle.score >= max(worse)
+
+
+# -- real data -----------------------------------------------------------------------
+
+
+LFW_IDENTITIES = ("lfw_Ariel_Sharon", "lfw_Arnold_Schwarzenegger", "lfw_Donald_Rumsfeld", "lfw_Vladimir_Putin")
+
+
+@pytest.fixture(scope="module")
+def dlib_tracks(shared_data: Path):
+    """dlib descriptors of 4 LFW identities x 2 pseudo-tracks of 3 faces (faces with exactly one detection)."""
+    dlib = pytest.importorskip("dlib")
+    models = pytest.importorskip("face_recognition_models")
+    detector = dlib.get_frontal_face_detector()
+    landmarks = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
+    recognizer = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+    embeddings, identity = [], []
+    for k, name in enumerate(LFW_IDENTITIES):
+        found = 0
+        for path in sorted((shared_data / "faces" / name).glob("*.jpg")):
+            image = dlib.load_rgb_image(str(path))
+            boxes = detector(image, 0)
+            if len(boxes) != 1:
+                continue
+            embeddings.append(np.array(recognizer.compute_face_descriptor(image, landmarks(image, boxes[0]))))
+            identity.append(k)
+            found += 1
+            if found == 6:
+                break
+        assert found == 6, f"{name}: only {found} single-face images"
+    face_track = np.repeat(np.arange(8), 3)
+    return np.array(embeddings), face_track, np.repeat(np.arange(4), 2)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_real_faces_tracks_of_one_identity_cluster_together(dlib_tracks, metric):
+    embeddings, face_track, track_identity = dlib_tracks
+    result = cluster_tracks(metric, face_track, embeddings=embeddings)
+    assert adjusted_rand_score(track_identity, result.labels) == 1.0
+    assert result.n_clusters == 4 and result.iterations >= 1
+    # the co-occurrence guard keeps two tracks of one person apart when told they co-occur
+    guarded = cluster_tracks(metric, face_track, embeddings=embeddings, cannot_link=[[0, 1]])
+    assert guarded.labels[0] != guarded.labels[1]

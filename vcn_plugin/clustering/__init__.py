@@ -1,0 +1,61 @@
+"""Track clustering: VideoClusterNet's adaptive aggregation and the ablation baselines.
+
+Pure numpy/scipy/sklearn; no FiftyOne. Entry points:
+
+- :func:`cluster_tracks` (in :mod:`.baselines`): one interface for every method.
+- :func:`aggregate` with :class:`LossMetricStats` / :class:`CosineStats` /
+  :class:`EuclideanStats`: the parameter-free algorithm on per-track sums.
+"""
+from vcn_plugin.clustering.aggregation import (
+    UNKNOWN,
+    AggregationConfig,
+    ClusteringResult,
+    aggregate,
+    cluster_names,
+    cooccurring_pairs,
+    relabel_by_size,
+)
+from vcn_plugin.clustering.baselines import (
+    METHODS,
+    OracleResult,
+    best_threshold_hac,
+    cluster_tracks,
+    hac,
+    hdbscan,
+    track_means,
+)
+from vcn_plugin.clustering.finch import FinchResult, finch, finch_tracks
+from vcn_plugin.clustering.loss_metric import (
+    SINGLETON_POLICIES,
+    CosineStats,
+    EuclideanStats,
+    LossMetricStats,
+    TrackStats,
+    make_stats,
+)
+
+__all__ = [
+    "METHODS",
+    "SINGLETON_POLICIES",
+    "UNKNOWN",
+    "AggregationConfig",
+    "ClusteringResult",
+    "CosineStats",
+    "EuclideanStats",
+    "FinchResult",
+    "LossMetricStats",
+    "OracleResult",
+    "TrackStats",
+    "aggregate",
+    "best_threshold_hac",
+    "cluster_names",
+    "cluster_tracks",
+    "cooccurring_pairs",
+    "finch",
+    "finch_tracks",
+    "hac",
+    "hdbscan",
+    "make_stats",
+    "relabel_by_size",
+    "track_means",
+]

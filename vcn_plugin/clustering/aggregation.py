@@ -1,0 +1,349 @@
+"""VideoClusterNet's parameter-free hierarchical aggregation of tracks.
+
+Every track starts as its own cluster. In each round, clusters ``a`` and ``b``
+merge when their distance is below the threshold of either
+(``d(a, b) < max(thr_a, thr_b)``); merges are transitive (connected components
+of the accepted edges); each merged cluster's statistics and threshold are
+recomputed from all its faces (sums of its tracks' sums, see
+:mod:`vcn_plugin.clustering.loss_metric`). Rounds repeat until nothing merges
+(Kamboj et al., ECCV 2024, arXiv:2407.12214, Sec. 3.3).
+
+Constraints (used for the co-occurrence guard and for user corrections):
+
+- ``must_link``: groups of tracks that start as one cluster.
+- ``cannot_link``: pairs of tracks that must end in different clusters (two
+  tracks visible in the same frame, or a pair a user separated). With
+  constraints the accepted edges of a round are applied one at a time in
+  increasing distance (ties by cluster index) with a union-find, and an edge
+  that would join two components holding a cannot-link pair is refused;
+  without constraints the result is the same as plain connected components.
+- ``excluded``: tracks left out (low quality); their label is -1 ("Unknown").
+
+Only clusters that changed in a round (or whose threshold changed) can create
+new edges in the next one: an unchanged pair has the same distance and
+thresholds as before, and a pair refused by a cannot-link constraint stays
+refused because clusters only grow. Later rounds therefore only search the
+rows of changed clusters.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from vcn_plugin.clustering.loss_metric import (
+    DEFAULT_TILE_ENTRIES,
+    SINGLETON_POLICIES,
+    SingletonPolicy,
+    TrackStats,
+    best_two_distances,
+    candidate_edges,
+    canonical_groups,
+)
+
+UNKNOWN = "Unknown"
+
+
+@dataclass
+class ClusteringResult:
+    """Track -> identity assignment, shared by every method.
+
+    Attributes:
+        labels: (n_tracks,) cluster id per track; ids are ordered by cluster size
+            (number of tracks) descending, ties by smallest track index; -1 = Unknown.
+        n_clusters: number of clusters (Unknown not counted).
+        iterations: rounds that merged something (the final round that found no
+            merge is not counted; 0 for methods without rounds).
+        merges_per_iteration: number of merges (clusters removed) in each of those rounds.
+        margins: (n_tracks,) second-best minus best distance from the track to a
+            final cluster; small = uncertain. inf when there is one cluster, NaN
+            for Unknown tracks and for methods that do not compute it.
+        method: name of the method that produced it.
+        info: method-specific details (thresholds, partitions, timings).
+    """
+
+    labels: np.ndarray
+    n_clusters: int
+    iterations: int = 0
+    merges_per_iteration: list[int] = field(default_factory=list)
+    margins: np.ndarray | None = None
+    method: str = ""
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.margins is None:
+            self.margins = np.full(self.labels.shape[0], np.nan)
+
+    @property
+    def n_unknown(self) -> int:
+        return int(np.count_nonzero(self.labels < 0))
+
+    @property
+    def names(self) -> list[str]:
+        return cluster_names(self.labels)
+
+
+@dataclass
+class AggregationConfig:
+    """Options of :func:`aggregate`.
+
+    Attributes:
+        singleton: threshold of one-face clusters, see ``SINGLETON_POLICIES`` (default "median").
+        max_iterations: safety cap on rounds (default 100; the fixpoint is normally reached in < 10).
+        compute_margins: compute :attr:`ClusteringResult.margins` (default True).
+        tile_entries: entries of one distance tile; bounds the working memory (default 16 Mi).
+    """
+
+    singleton: SingletonPolicy = "median"
+    max_iterations: int = 100
+    compute_margins: bool = True
+    tile_entries: int = DEFAULT_TILE_ENTRIES
+
+    def __post_init__(self) -> None:
+        if self.singleton not in SINGLETON_POLICIES:
+            raise ValueError(f"singleton must be one of {SINGLETON_POLICIES}, got {self.singleton!r}")
+        if self.max_iterations < 1:
+            raise ValueError(f"max_iterations must be >= 1, got {self.max_iterations}")
+        if self.tile_entries < 1:
+            raise ValueError(f"tile_entries must be >= 1, got {self.tile_entries}")
+
+
+def cluster_names(labels: np.ndarray) -> list[str]:
+    """``person_01``, ``person_02``, ... for labels 0, 1, ...; "Unknown" for -1.
+
+    The number is zero-padded to at least two digits (more when there are 100+ clusters).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    width = max(2, len(str(int(labels.max()) + 1))) if labels.size else 2
+    return [UNKNOWN if lab < 0 else f"person_{lab + 1:0{width}d}" for lab in labels]
+
+
+def relabel_by_size(labels: np.ndarray) -> np.ndarray:
+    """Renumber clusters by size descending, ties by the smallest member index; -1 stays -1."""
+    labels = np.asarray(labels, dtype=np.int64)
+    out = np.full(labels.shape, -1, dtype=np.int64)
+    known = np.flatnonzero(labels >= 0)
+    if known.size == 0:
+        return out
+    uniq, first, inverse, sizes = np.unique(labels[known], return_index=True, return_inverse=True, return_counts=True)
+    order = np.lexsort((known[first], -sizes))
+    rank = np.empty(uniq.size, dtype=np.int64)
+    rank[order] = np.arange(uniq.size)
+    out[known] = rank[inverse.ravel()]
+    return out
+
+
+def cooccurring_pairs(track_frames: Sequence[Sequence[int]], track_video: Sequence | None = None) -> np.ndarray:
+    """Pairs of tracks that appear in the same frame of the same video, (m, 2) sorted, unique.
+
+    Args:
+        track_frames: frame numbers of each track.
+        track_video: video id of each track (any hashable); default: all in one video.
+    """
+    if track_video is not None and len(track_video) != len(track_frames):
+        raise ValueError(f"track_video has {len(track_video)} entries but track_frames has {len(track_frames)}")
+    videos = np.zeros(len(track_frames), np.int64) if track_video is None else np.unique(np.asarray(track_video, dtype=object).astype(str), return_inverse=True)[1]
+    lengths = np.array([len(f) for f in track_frames], dtype=np.int64)
+    if lengths.sum() == 0:
+        return np.zeros((0, 2), np.int64)
+    track = np.repeat(np.arange(len(track_frames)), lengths)
+    frame = np.concatenate([np.asarray(f, dtype=np.int64) for f in track_frames if len(f)])
+    video = np.repeat(videos, lengths)
+    keys = np.unique(np.stack([video, frame, track], axis=1), axis=0)  # sorted by (video, frame), one row per track
+    bounds = np.flatnonzero(np.any(np.diff(keys[:, :2], axis=0) != 0, axis=1)) + 1
+    pairs = []
+    for group in np.split(keys[:, 2], bounds):
+        if group.size > 1:
+            a, b = np.triu_indices(group.size, 1)
+            pairs.append(np.stack([group[a], group[b]], axis=1))
+    if not pairs:
+        return np.zeros((0, 2), np.int64)
+    return np.unique(np.concatenate(pairs), axis=0)
+
+
+class _UnionFind:
+    """Union-find over clusters with cannot-link sets kept per root."""
+
+    def __init__(self, n: int, cannot: np.ndarray) -> None:
+        self.parent = list(range(n))
+        self.forbid: dict[int, set[int]] = {}
+        for a, b in cannot.tolist():
+            self.forbid.setdefault(a, set()).add(b)
+            self.forbid.setdefault(b, set()).add(a)
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> bool:
+        """Join the components of a and b unless a cannot-link pair forbids it."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        if rb in self.forbid.get(ra, ()):
+            return False
+        if ra > rb:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        for x in self.forbid.pop(rb, set()):
+            self.forbid[x].discard(rb)
+            self.forbid[x].add(ra)
+            self.forbid.setdefault(ra, set()).add(x)
+        return True
+
+    def labels(self) -> np.ndarray:
+        return np.array([self.find(x) for x in range(len(self.parent))], dtype=np.int64)
+
+
+def _apply_edges(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray, cannot: np.ndarray) -> tuple[np.ndarray, int]:
+    """Merge along edges (transitively), refusing any union that joins a cannot-link pair."""
+    if cannot.size == 0:
+        graph = sp.csr_matrix((np.ones(i.size, np.int8), (i, j)), shape=(n, n))
+        _, comp = connected_components(graph, directed=False)
+        return canonical_groups(comp)
+    uf = _UnionFind(n, cannot)
+    for e in np.lexsort((j, i, d)):
+        uf.union(int(i[e]), int(j[e]))
+    return canonical_groups(uf.labels())
+
+
+def _mask(name: str, value: np.ndarray | Sequence[int] | None, n: int) -> np.ndarray:
+    if value is None:
+        return np.zeros(n, bool)
+    arr = np.asarray(value)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise ValueError(f"{name} as a boolean mask needs one entry per track ({n}), got shape {arr.shape}")
+        return arr.copy()
+    mask = np.zeros(n, bool)
+    idx = _indices(name, arr, n)
+    mask[idx] = True
+    return mask
+
+
+def _indices(name: str, arr: np.ndarray, n: int) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.size == 0:
+        return np.zeros(arr.shape, np.int64)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer track indices, got dtype {arr.dtype}")
+    if arr.min() < 0 or arr.max() >= n:
+        raise ValueError(f"{name} refers to track indices outside [0, {n}); got {arr.min()}..{arr.max()}")
+    return arr.astype(np.int64)
+
+
+def _initial_groups(
+    n: int, active: np.ndarray, must_link: Sequence[Sequence[int]] | None, cannot: np.ndarray
+) -> np.ndarray:
+    """Track -> initial group (must-link unions), as labels over all tracks (excluded ones keep their own)."""
+    uf = _UnionFind(n, np.zeros((0, 2), np.int64))
+    for group in must_link or []:
+        idx = _indices("must_link", np.asarray(list(group)), n)
+        if np.any(~active[idx]):
+            bad = idx[~active[idx]].tolist()
+            raise ValueError(f"must_link group {sorted(idx.tolist())} contains excluded tracks {bad}; remove them from the group or un-exclude them")
+        for t in idx[1:]:
+            uf.union(int(idx[0]), int(t))
+    labels = uf.labels()
+    if cannot.size:
+        clash = labels[cannot[:, 0]] == labels[cannot[:, 1]]
+        if clash.any():
+            a, b = cannot[np.flatnonzero(clash)[0]]
+            raise ValueError(f"tracks {a} and {b} are both must-linked together and cannot-linked; drop one of the two constraints")
+    return labels
+
+
+def aggregate(
+    stats: TrackStats,
+    *,
+    excluded: np.ndarray | Sequence[int] | None = None,
+    must_link: Sequence[Sequence[int]] | None = None,
+    cannot_link: np.ndarray | Sequence[Sequence[int]] | None = None,
+    config: AggregationConfig | None = None,
+) -> ClusteringResult:
+    """Cluster tracks with the adaptive-threshold aggregation.
+
+    Args:
+        stats: per-track statistics (one row per track), e.g. ``LossMetricStats.from_faces``.
+        excluded: tracks left out and labelled Unknown (boolean mask or indices).
+        must_link: groups of track indices that start (and so end) in one cluster.
+        cannot_link: (m, 2) track pairs that must end in different clusters
+            (co-occurrence guard and user separations alike).
+        config: options, see :class:`AggregationConfig`.
+    """
+    config = config or AggregationConfig()
+    start = time.perf_counter()
+    n = len(stats)
+    excl = _mask("excluded", excluded, n)
+    active = ~excl
+    cannot = _indices("cannot_link", np.asarray(cannot_link if cannot_link is not None else np.zeros((0, 2)), dtype=np.int64).reshape(-1, 2), n)
+    if np.any(cannot[:, 0] == cannot[:, 1]):
+        raise ValueError("cannot_link contains a track paired with itself")
+    cannot = cannot[active[cannot[:, 0]] & active[cannot[:, 1]]]
+    empty = np.flatnonzero(active & (stats.counts < 1))
+    if empty.size:
+        raise ValueError(f"tracks {empty[:10].tolist()} have no faces; exclude them or give them faces")
+    initial = _initial_groups(n, active, must_link, cannot)
+
+    act_idx = np.flatnonzero(active)
+    track_stats = stats if act_idx.size == n else stats.subset(act_idx)
+    track2cluster, n_clusters = canonical_groups(initial[act_idx])
+    cluster_stats = track_stats if n_clusters == act_idx.size else track_stats.grouped(track2cluster, n_clusters)
+    local = np.full(n, -1, np.int64)
+    local[act_idx] = np.arange(act_idx.size)
+    cannot_local = local[cannot]
+
+    merges: list[int] = []
+    converged = act_idx.size == 0
+    thr = cluster_stats.thresholds(config.singleton) if act_idx.size else np.zeros(0)
+    rows: np.ndarray | None = None
+    while not converged and len(merges) < config.max_iterations:
+        i, j, d = candidate_edges(cluster_stats, thr, rows, config.tile_entries)
+        cannot_clusters = np.unique(np.sort(track2cluster[cannot_local], axis=1), axis=0) if cannot_local.size else cannot_local
+        groups, n_groups = _apply_edges(len(cluster_stats), i, j, d, cannot_clusters)
+        if n_groups == len(cluster_stats):
+            converged = True
+            break
+        merges.append(len(cluster_stats) - n_groups)
+        sizes = np.bincount(groups, minlength=n_groups)
+        first = np.full(n_groups, len(cluster_stats), np.int64)
+        np.minimum.at(first, groups, np.arange(len(cluster_stats)))
+        track2cluster = groups[track2cluster]
+        if cluster_stats is track_stats:
+            cluster_stats = track_stats.grouped(groups, n_groups)
+        else:
+            cluster_stats = cluster_stats.merge_rows_inplace(groups, n_groups)
+        new_thr = cluster_stats.thresholds(config.singleton)
+        rows = np.flatnonzero((sizes > 1) | (new_thr != thr[first]))
+        thr = new_thr
+
+    margins = np.full(n, np.nan)
+    if config.compute_margins and act_idx.size:
+        best, second = best_two_distances(track_stats, cluster_stats, config.tile_entries)
+        margins[act_idx] = second - best
+    labels = np.full(n, -1, np.int64)
+    labels[act_idx] = track2cluster
+    labels = relabel_by_size(labels)
+    return ClusteringResult(
+        labels=labels,
+        n_clusters=int(len(cluster_stats)) if act_idx.size else 0,
+        iterations=len(merges),
+        merges_per_iteration=merges,
+        margins=margins,
+        method=stats.metric,
+        info={
+            "converged": bool(converged),
+            "n_excluded": int(excl.sum()),
+            "n_cannot_link": int(cannot.shape[0]),
+            "singleton": config.singleton,
+            "seconds": time.perf_counter() - start,
+        },
+    )

@@ -1,0 +1,157 @@
+"""Track records: a linked image dataset with one sample per face track.
+
+Design (one source of truth): the identity of a face lives on its frame label
+(``frames.faces.detections.label``), so the App colours and filters videos by identity.
+The track dataset ``<dataset>-vcn-tracks`` is an index over those labels for browsing: one
+thumbnail per track (the grid shows each identity as faces), the track's mean embedding
+(the Embeddings panel), its quality, and ``identity`` / ``gt_identity`` classifications. It is
+only ever written through :func:`set_identities` and :func:`write_track_records`, which keep
+both sides equal; :func:`check_consistency` verifies it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import fiftyone as fo
+import numpy as np
+
+from vcn_plugin import schema
+
+TRACKS_SUFFIX = "-vcn-tracks"
+TrackKey = tuple[str, int]  # (video sample id, track index)
+
+
+@dataclass
+class TrackRecord:
+    video_id: str
+    video_path: str
+    track: int
+    shot: int
+    first_frame: int
+    last_frame: int
+    num_faces: int
+    quality: float
+    low_quality: bool
+    thumbnail: np.ndarray  # uint8 RGB chip
+    embedding: np.ndarray | None = None
+    identity: str = schema.FACE_LABEL
+    gt_identity: str | None = None
+
+    @property
+    def key(self) -> TrackKey:
+        return (self.video_id, self.track)
+
+
+def tracks_dataset_name(dataset: fo.Dataset) -> str:
+    return f"{dataset.name}{TRACKS_SUFFIX}"
+
+
+def thumbnails_dir(dataset: fo.Dataset) -> Path:
+    return Path(fo.config.default_dataset_dir) / "vcn" / dataset.name / "thumbnails"
+
+
+def get_tracks_dataset(dataset: fo.Dataset, create: bool = False) -> fo.Dataset:
+    name = tracks_dataset_name(dataset)
+    if fo.dataset_exists(name):
+        return fo.load_dataset(name)
+    if not create:
+        raise ValueError(f"dataset '{dataset.name}' has no track records yet; run clustering first")
+    tracks = fo.Dataset(name)
+    tracks.persistent = dataset.persistent
+    tracks.info = {"vcn_video_dataset": dataset.name}
+    tracks.save()
+    return tracks
+
+
+def write_track_records(dataset: fo.Dataset, records: list[TrackRecord]) -> fo.Dataset:
+    """Replace the track records of the videos in ``records``."""
+    tracks = get_tracks_dataset(dataset, create=True)
+    videos = sorted({r.video_id for r in records})
+    tracks.match(fo.ViewField("video_id").is_in(videos)).delete()  # type: ignore[attr-defined]
+    out = thumbnails_dir(dataset)
+    out.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for r in records:
+        path = out / f"{r.video_id}_{r.track:05d}.jpg"
+        cv2.imwrite(str(path), cv2.cvtColor(r.thumbnail, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        sample = fo.Sample(
+            filepath=str(path),
+            video_id=r.video_id,
+            video_path=r.video_path,
+            track=r.track,
+            shot=r.shot,
+            first_frame=r.first_frame,
+            last_frame=r.last_frame,
+            num_faces=r.num_faces,
+            quality=float(r.quality),
+            low_quality=bool(r.low_quality),
+            identity=fo.Classification(label=r.identity),
+        )
+        if r.embedding is not None:
+            sample["embedding"] = np.asarray(r.embedding, dtype=np.float32)
+        if r.gt_identity is not None:
+            sample["gt_identity"] = fo.Classification(label=r.gt_identity)
+        samples.append(sample)
+    if samples:
+        tracks.add_samples(samples, progress=False)
+    return tracks
+
+
+def set_identities(
+    dataset: fo.Dataset, identities: Mapping[TrackKey, str], field: str = schema.FACES
+) -> int:
+    """Set the identity of tracks on the frame labels and on the track records together.
+
+    Returns the number of frame detections changed. Tracks not in ``identities`` keep theirs.
+    """
+    by_video: dict[str, dict[int, str]] = {}
+    for (video_id, track), name in identities.items():
+        by_video.setdefault(video_id, {})[int(track)] = name
+    changed = 0
+    for video_id, names in by_video.items():
+        sample = dataset[video_id]
+        for frame in sample.frames.values():
+            labels = frame[field] if frame.has_field(field) else None
+            if labels is None:
+                continue
+            for det in labels.detections:
+                new = names.get(int(det.index)) if det.index is not None else None
+                if new is not None and det.label != new:
+                    det.label = new
+                    changed += 1
+        sample.save()
+    name = tracks_dataset_name(dataset)
+    if fo.dataset_exists(name):
+        tracks = fo.load_dataset(name)
+        for sample in tracks.select_fields(["video_id", "track", "identity"]).iter_samples(autosave=True):
+            new = by_video.get(sample.video_id, {}).get(int(sample.track))
+            if new is not None:
+                sample["identity"] = fo.Classification(label=new)
+    return changed
+
+
+def frame_identities(dataset: fo.Dataset, field: str = schema.FACES) -> dict[TrackKey, str]:
+    """Majority frame label of every track (the source of truth)."""
+    from collections import Counter
+
+    counts: dict[TrackKey, Counter] = {}
+    for sample in dataset.select_fields(schema.frame_path(field)).iter_samples():
+        for frame in sample.frames.values():
+            labels = frame[field] if frame.has_field(field) else None
+            for det in labels.detections if labels is not None else []:
+                counts.setdefault((sample.id, int(det.index)), Counter())[det.label] += 1
+    return {key: c.most_common(1)[0][0] for key, c in counts.items()}
+
+
+def check_consistency(dataset: fo.Dataset, field: str = schema.FACES) -> list[TrackKey]:
+    """Tracks whose record disagrees with their frame labels (empty when consistent)."""
+    truth = frame_identities(dataset, field)
+    tracks = get_tracks_dataset(dataset)
+    bad = []
+    for video_id, track, identity in zip(*tracks.values(["video_id", "track", "identity.label"])):
+        if truth.get((video_id, int(track))) != identity:
+            bad.append((video_id, int(track)))
+    return bad
