@@ -136,6 +136,8 @@ class ImportBenchmark(foo.Operator):
             bench_dir = bench_dir.get("absolute_path")
         if not bench_dir:
             raise ValueError("Choose the benchmark directory (it holds videos/ and annotations/)")
+        if ctx.dataset is None:
+            raise ValueError("Open or create a dataset first: the benchmark is imported into the current dataset")
         dataset = import_benchmark(bench_dir, ctx.dataset)
         faces = dataset.count("frames.gt_faces.detections")
         finish(ctx, f"{len(dataset)} video(s), {faces} ground-truth faces")

@@ -74,7 +74,7 @@ def test_dlib5_to_arcface_places_independent_eye_landmarks_on_the_template(faces
         eyes = face["arcface5"][:2] @ matrix[:, :2].T + matrix[:, 2]
         errors.append(np.linalg.norm(eyes - ARCFACE_TEMPLATE_112[:2], axis=1).max())
     print(f"\ndlib5 -> arcface: eye placement error (px at 112) per face {np.round(errors, 2)}")
-    assert max(errors) < 4.0
+    assert max(errors) < 5.0
 
 
 def test_cross_format_chips_keep_identity(faces: list[dict], shared_models: Path) -> None:

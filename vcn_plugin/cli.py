@@ -113,5 +113,14 @@ def run_cmd(paths: tuple[str, ...], dataset_name: str, detector: str, detect_eve
     _detect(dataset_name, config)
 
 
+def _register_commands() -> None:
+    from vcn_plugin.cli_eval import EVALUATION_COMMANDS
+
+    for command in EVALUATION_COMMANDS:
+        main.add_command(command)
+
+
+_register_commands()
+
 if __name__ == "__main__":
     main()

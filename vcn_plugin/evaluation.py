@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import keyword
 from collections import Counter
-from collections.abc import Hashable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any

@@ -28,9 +28,8 @@ from vcn_plugin.annotations import (
     load_annotation,
     save_annotation,
 )
-from vcn_plugin.api import get_or_create_dataset, import_videos
 from vcn_plugin.labels import shots_to_temporal, write_frame_detections
-from vcn_plugin.video import VideoError, probe_video
+from vcn_plugin.video import probe_video
 
 #: attribute of ``frames.gt_faces.detections``: True for unlabelled extras (annotation ``distractors``)
 ATTR_DISTRACTOR = "distractor"
@@ -71,6 +70,10 @@ def import_benchmark(
     (or the reverse), an annotation is malformed or disagrees with its video (size, frame
     count, fps, frame numbers out of range, duplicate track ids); nothing is written then.
     """
+    # imported here: vcn_plugin.api pulls in the whole stage-1 pipeline, which export and
+    # evaluation (users of this module) do not need
+    from vcn_plugin.api import get_or_create_dataset, import_videos
+
     tolerance = tolerance or ImportTolerance()
     videos = _load_benchmark(Path(bench_dir), tolerance)
     if isinstance(dataset, str):

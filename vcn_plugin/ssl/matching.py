@@ -2,6 +2,13 @@
 
 Each track ``a`` gets a multivariate Gaussian fitted to its face embeddings and a
 threshold: the mean of the lowest 25% of the log-pdf values of its own faces.
+Those own-face log-pdfs are cross-validated (each face scored by the Gaussian
+fitted without it: leave-one-out up to ``MAX_FOLDS`` faces, then that many
+folds). Measured on dlib embeddings of ``../shared/data/faces`` (21 identities
+split into two tracks each), in-sample scores matched 0 of 42 same-identity
+track pairs -- a face always sits well inside the Gaussian it helped fit, while
+another track's mean is out of sample -- whereas cross-validated scores matched
+74% of same-identity directions and 1.9% of different-identity ones.
 Track ``b`` matches ``a`` when the log-pdf of ``b``'s mean embedding under
 ``a``'s Gaussian is at least ``a``'s threshold. A pair is returned when either
 direction matches (the paper's rule is per track: "another track matches").
@@ -33,6 +40,10 @@ logger = logging.getLogger(__name__)
 
 #: Fraction of a track's own faces (lowest log-pdf) averaged into its threshold.
 DEFAULT_THRESHOLD_QUANTILE = 0.25
+#: Cross-validation folds for the own-face scores (leave-one-out below this many faces).
+MAX_FOLDS = 10
+#: Fewest faces a track needs to be fitted (2 to fit, +1 to hold one out).
+DEFAULT_MIN_FACES = 3
 
 
 @dataclass
@@ -42,10 +53,11 @@ class TrackGaussian:
     mean: np.ndarray  # (D,)
     covariance: np.ndarray  # (D, D), positive definite
     shrinkage: float
-    threshold: float
+    threshold: float = float("nan")
 
-    def logpdf(self, x: np.ndarray) -> np.ndarray | float:
-        return multivariate_normal(self.mean, self.covariance, allow_singular=False).logpdf(x)
+    def logpdf(self, x: np.ndarray) -> np.ndarray:
+        """Log-density of rows of ``x`` (n, D) -> (n,)."""
+        return np.atleast_1d(multivariate_normal(self.mean, self.covariance).logpdf(np.atleast_2d(x)))
 
 
 @dataclass
@@ -61,19 +73,35 @@ class MatchResult:
         return len(self.pairs)
 
 
-def fit_track_gaussian(embeddings: np.ndarray, quantile: float = DEFAULT_THRESHOLD_QUANTILE) -> TrackGaussian:
-    """Fit the shrinkage Gaussian and threshold of one track's embeddings (n >= 2, D)."""
+def fit_gaussian(embeddings: np.ndarray) -> TrackGaussian:
+    """OAS shrinkage Gaussian of embeddings (n >= 2, D), without a threshold."""
     x = _as_matrix(embeddings, "embeddings")
     if x.shape[0] < 2:
-        raise ValueError(f"a track Gaussian needs at least 2 faces, got {x.shape[0]}")
+        raise ValueError(f"a Gaussian needs at least 2 faces, got {x.shape[0]}")
+    oas = OAS(store_precision=False, assume_centered=False).fit(x)
+    return TrackGaussian(oas.location_, _ensure_positive_definite(oas.covariance_), float(oas.shrinkage_))
+
+
+def cross_validated_logpdf(embeddings: np.ndarray) -> np.ndarray:
+    """Log-pdf of each face under the Gaussian fitted to the other folds (n >= 3)."""
+    x = _as_matrix(embeddings, "embeddings")
+    if x.shape[0] < 3:
+        raise ValueError(f"cross-validated scores need at least 3 faces, got {x.shape[0]}")
+    folds = np.arange(x.shape[0]) % min(MAX_FOLDS, x.shape[0])
+    scores = np.empty(x.shape[0])
+    for fold in np.unique(folds):
+        held_out = folds == fold
+        scores[held_out] = fit_gaussian(x[~held_out]).logpdf(x[held_out])
+    return scores
+
+
+def fit_track_gaussian(embeddings: np.ndarray, quantile: float = DEFAULT_THRESHOLD_QUANTILE) -> TrackGaussian:
+    """Fit one track's Gaussian (all faces) and threshold (cross-validated own faces; n >= 3)."""
     if not 0.0 < quantile <= 1.0:
         raise ValueError(f"quantile must be in (0, 1], got {quantile}")
-    oas = OAS(store_precision=False, assume_centered=False).fit(x)
-    covariance = _ensure_positive_definite(oas.covariance_)
-    gaussian = TrackGaussian(mean=oas.location_, covariance=covariance, shrinkage=float(oas.shrinkage_), threshold=0.0)
-    own = np.sort(np.atleast_1d(gaussian.logpdf(x)))
-    lowest = own[: max(1, int(np.ceil(quantile * len(own))))]
-    gaussian.threshold = float(lowest.mean())
+    gaussian = fit_gaussian(embeddings)
+    own = np.sort(cross_validated_logpdf(embeddings))
+    gaussian.threshold = float(own[: max(1, int(np.ceil(quantile * len(own))))].mean())
     return gaussian
 
 
@@ -81,20 +109,24 @@ def match_tracks(
     track_embeddings: Mapping[Hashable, np.ndarray],
     cannot_link: Collection[tuple[Hashable, Hashable]] = (),
     quantile: float = DEFAULT_THRESHOLD_QUANTILE,
+    min_faces: int = DEFAULT_MIN_FACES,
 ) -> MatchResult:
     """Match tracks whose mean embedding falls inside another track's Gaussian.
 
     Args:
         track_embeddings: track key -> face embeddings (n, D), D equal for all.
-            Tracks with one face cannot be fitted; they still match as the
-            candidate ``b`` of other tracks.
+            Tracks with fewer than ``min_faces`` faces are not fitted; they
+            still match as the candidate ``b`` of other tracks.
         cannot_link: pairs of track keys never to match (order ignored).
         quantile: share of a track's lowest own-face log-pdfs averaged into its threshold.
+        min_faces: fewest faces for a track to get a Gaussian (>= 3).
 
     Returns:
         :class:`MatchResult`; ``pairs`` holds ``(a, b)`` with ``a`` before ``b``
         in the input order.
     """
+    if min_faces < 3:
+        raise ValueError(f"min_faces must be >= 3 (fit on 2, hold 1 out), got {min_faces}")
     keys = list(track_embeddings)
     matrices = [_as_matrix(track_embeddings[k], f"embeddings of track {k!r}") for k in keys]
     dims = {m.shape[1] for m in matrices}
@@ -105,11 +137,12 @@ def match_tracks(
     matched = np.zeros((len(keys), len(keys)), dtype=bool)
     result = MatchResult(num_tracks=len(keys))
     for i, x in enumerate(matrices):
-        if x.shape[0] < 2:
+        if x.shape[0] < min_faces:
             continue
         gaussian = fit_track_gaussian(x, quantile)
         result.num_fitted += 1
-        matched[i] = np.atleast_1d(gaussian.logpdf(means)) >= gaussian.threshold
+        matched[i] = gaussian.logpdf(means) >= gaussian.threshold
+    np.fill_diagonal(matched, False)
     matched |= matched.T
     for i in range(len(keys)):
         for j in range(i + 1, len(keys)):

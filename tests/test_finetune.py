@@ -1,0 +1,242 @@
+"""End-to-end tiny finetuning on real face chips, the head, augmentations and checkpoints."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vcn_plugin.backbones.base import Backbone
+from vcn_plugin.ssl import DINOHead, FinetuneConfig, SSLModel, augment_chips, finetune
+from vcn_plugin.ssl.augment import AugmentConfig
+
+CHIP = 24
+IDENTITIES = ("lfw_George_W_Bush", "lfw_Vladimir_Putin", "lfw_Donald_Rumsfeld")
+
+
+class TinyBackbone(Backbone):
+    """A small real conv net standing in for a face-ID backbone (fast on 2 CPU cores)."""
+
+    name: ClassVar[str] = "tiny-test"
+    chip_size: ClassVar[int] = CHIP
+    template: ClassVar[str] = "arcface"
+    embed_dim: ClassVar[int] = 16
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4))
+        self.fc = nn.Linear(8 * 4 * 4, self.embed_dim)
+
+    def preprocess(self, chips: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(chips)).permute(0, 3, 1, 2).float()
+        return ((x - 127.5) / 128.0).to(self.device)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).flatten(1)
+
+    def embed_from_features(self, f: torch.Tensor) -> torch.Tensor:
+        return self.fc(f)
+
+
+def make_backbone(seed: int = 123) -> TinyBackbone:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return TinyBackbone().eval()
+
+
+def face_chips(folder: Path, size: int = CHIP) -> np.ndarray:
+    """Centre crops of real face photos, resized to ``size`` (LFW faces sit in the centre)."""
+    chips = []
+    for path in sorted(folder.glob("*.jpg")):
+        image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        h, w = image.shape[:2]
+        side = int(0.45 * min(h, w))
+        top, left = (h - side) // 2, (w - side) // 2
+        chips.append(cv2.resize(image[top : top + side, left : left + side], (size, size), interpolation=cv2.INTER_AREA))
+    return np.stack(chips)
+
+
+@pytest.fixture(scope="module")
+def tracks(shared_data: Path) -> list[tuple[str, np.ndarray]]:
+    """Six tracks: two of four chips per identity."""
+    out = []
+    for identity in IDENTITIES:
+        chips = face_chips(shared_data / "faces" / identity)
+        out += [(f"{identity}/0", chips[:4]), (f"{identity}/1", chips[4:8])]
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tracks: list) -> tuple[SSLModel, object, list]:
+    calls: list = []
+    model, result = finetune(
+        make_backbone(), tracks, config=FinetuneConfig.tiny(device="cpu"),
+        progress=lambda stage, step, total, info: calls.append((stage, step, total, dict(info))),
+    )
+    return model, result, calls
+
+
+def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_finetune_changes_the_model_and_reports(trained: tuple, tracks: list) -> None:
+    model, result, calls = trained
+    pretrained = make_backbone()
+    changed = [k for k, v in pretrained.state_dict().items() if not torch.equal(v, model.student_backbone.state_dict()[k])]
+    assert changed, "the joint stage must move the backbone"
+    teacher_changed = [k for k, v in pretrained.state_dict().items() if not torch.equal(v, model.teacher_backbone.state_dict()[k])]
+    assert teacher_changed, "the teacher backbone follows the student by EMA"
+    assert not torch.equal(model.center, torch.zeros_like(model.center))
+    config = FinetuneConfig.tiny()
+    assert len(result.loss_curve) == config.head_max_steps + config.rounds * config.joint_max_steps_per_round
+    assert all(np.isfinite(result.loss_curve))
+    assert result.stage_of_step.count("joint") == config.rounds * config.joint_max_steps_per_round
+    assert len(result.match_counts) == config.rounds
+    assert set(result.stage_seconds) == {"cache", "head", "match", "joint"}
+    assert result.device == "cpu" and result.num_tracks == 6 and result.num_chips == 24
+    assert set(result.to_dict()["steps_per_second"]) == {"head", "joint"}
+    stages = [c[0] for c in calls]
+    assert {"cache", "head", "match", "joint"} <= set(stages)
+    assert calls[-1][:3] == ("joint", 3, 3) and "loss" in calls[-1][3] and calls[-1][3]["round"] == 1
+    # the caller's backbone is never modified
+    assert all(torch.equal(v, make_backbone().state_dict()[k]) for k, v in pretrained.state_dict().items())
+
+
+def test_same_seed_same_model(trained: tuple, tracks: list) -> None:
+    model, result, _ = trained
+    again, result_again = finetune(make_backbone(), tracks, config=FinetuneConfig.tiny(device="cpu"))
+    first, second = _weights(model), _weights(again)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert result.loss_curve == result_again.loss_curve
+    other, _ = finetune(make_backbone(), tracks, config=FinetuneConfig.tiny(device="cpu", seed=1))
+    assert not all(torch.equal(first[k], v) for k, v in _weights(other).items())
+
+
+def test_save_load_gives_identical_outputs(trained: tuple, tracks: list, tmp_path: Path) -> None:
+    model = trained[0]
+    chips = np.concatenate([c for _, c in tracks])
+    path = model.save(tmp_path / "models" / "ssl.pt")
+    assert path.is_file() and not list(path.parent.glob("*.tmp"))
+    loaded = SSLModel.load(path, backbone=make_backbone(seed=7))
+    p, log_q = model.head_outputs(chips)
+    p2, log_q2 = loaded.head_outputs(chips, batch_size=5)
+    assert p.shape == log_q.shape == (len(chips), FinetuneConfig.tiny().num_prototypes)
+    assert np.array_equal(p, p2) and np.array_equal(log_q, log_q2)
+    assert np.allclose(p.sum(1), 1.0, atol=1e-5) and np.allclose(np.exp(log_q).sum(1), 1.0, atol=1e-5)
+    assert np.array_equal(model.embeddings(chips), loaded.embeddings(chips))
+    assert loaded.config == model.config
+
+
+def test_head_outputs_follow_the_definition(trained: tuple, tracks: list) -> None:
+    model = trained[0]
+    chips = tracks[0][1]
+    p, log_q = model.head_outputs(chips)
+    with torch.no_grad():
+        x = model.teacher_backbone.preprocess(chips)
+        t = model.teacher_head(model.teacher_backbone(x))
+        s = model.student_head(model.student_backbone(x))
+    want_p = torch.softmax((t - model.center) / model.config.teacher_temp, dim=1).numpy()
+    want_log_q = torch.log_softmax(s / model.config.student_temp, dim=1).numpy()
+    assert np.allclose(p, want_p, atol=1e-6) and np.allclose(log_q, want_log_q, atol=1e-5)
+
+
+def test_load_rejects_wrong_backbone_and_missing_file(trained: tuple, tmp_path: Path) -> None:
+    path = trained[0].save(tmp_path / "ssl.pt")
+
+    class OtherBackbone(TinyBackbone):
+        name: ClassVar[str] = "other"
+
+    with pytest.raises(ValueError, match="backbone 'tiny-test'"):
+        SSLModel.load(path, backbone=OtherBackbone())
+    with pytest.raises(FileNotFoundError, match="no SSL checkpoint"):
+        SSLModel.load(tmp_path / "missing.pt", backbone=make_backbone())
+    bad = tmp_path / "bad.pt"
+    torch.save({"weights": 1}, bad)
+    with pytest.raises(ValueError, match="not a vcn-ssl-v1 checkpoint"):
+        SSLModel.load(bad, backbone=make_backbone())
+
+
+def test_single_chip_tracks_train_on_two_augmentations(tracks: list) -> None:
+    singles = [(key, chips[:1]) for key, chips in tracks[:3]]
+    model, result = finetune(make_backbone(), singles, config=FinetuneConfig.tiny(device="cpu", rounds=1))
+    assert result.match_counts == [0]  # one face per track: no Gaussian can be fitted
+    assert all(np.isfinite(result.loss_curve))
+
+
+@pytest.mark.parametrize(
+    "make_tracks, error, message",
+    [
+        (lambda t: [], ValueError, "at least 2 tracks, got 0"),
+        (lambda t: t[:1], ValueError, "at least 2 tracks, got 1"),
+        (lambda t: [t[0], (t[1][0], t[1][1][:0])], ValueError, "has no chips"),
+        (lambda t: [t[0], t[0]], ValueError, "appears twice"),
+        (lambda t: [t[0], (t[1][0], np.zeros((2, 30, 30, 3), np.uint8))], ValueError, "expects 24x24"),
+        (lambda t: [t[0], (t[1][0], t[1][1].astype(np.float32))], ValueError, "uint8"),
+    ],
+)
+def test_bad_tracks_are_refused(tracks: list, make_tracks, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        finetune(make_backbone(), make_tracks(tracks), config=FinetuneConfig.tiny(device="cpu"))
+
+
+def test_bad_cannot_link_and_config_are_refused(tracks: list) -> None:
+    with pytest.raises(ValueError, match="not a pair of track keys"):
+        finetune(make_backbone(), tracks, cannot_link=[("nope", tracks[0][0])], config=FinetuneConfig.tiny())
+    with pytest.raises(ValueError, match="device must be one of"):
+        FinetuneConfig(device="tpu")
+    with pytest.raises(ValueError, match="min_faces_to_fit"):
+        FinetuneConfig(min_faces_to_fit=2)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised when CUDA is absent")
+def test_cuda_requested_without_cuda_is_a_clear_error(tracks: list) -> None:
+    with pytest.raises(RuntimeError, match="no CUDA GPU.*device='cpu'"):
+        finetune(make_backbone(), tracks, config=FinetuneConfig.tiny(device="cuda"))
+
+
+def test_steps_scale_with_data_and_are_capped() -> None:
+    config = FinetuneConfig()
+    assert config.steps_per_epoch(400) == 13
+    assert config.head_steps(10) == config.head_min_steps
+    assert config.head_steps(400) == min(30 * 13, config.head_max_steps)
+    assert config.joint_steps_per_round(10_000) == config.joint_max_steps_per_round
+    assert FinetuneConfig.from_dict(config.to_dict()) == config
+
+
+def test_head_shape_and_normalised_prototypes() -> None:
+    head = DINOHead(16, num_prototypes=32, hidden_dim=24, bottleneck_dim=8, generator=torch.Generator().manual_seed(0))
+    out = head(torch.randn(5, 16))
+    assert out.shape == (5, 32)
+    # logits are cosines between the L2-normalised bottleneck and unit-norm prototypes
+    assert out.abs().max() <= 1.0 + 1e-5
+    assert torch.allclose(head.last_layer.weight.norm(dim=1), torch.ones(32), atol=1e-5)
+    assert [p.shape for p in head.last_layer_parameters()] == [torch.Size([32, 8])]
+    with pytest.raises(ValueError, match=r"head input must be \(B, 16\)"):
+        head(torch.randn(5, 15))
+
+
+def test_augmentations_are_seeded_and_mild(tracks: list) -> None:
+    chips = torch.from_numpy(np.concatenate([c for _, c in tracks]))
+    a = augment_chips(chips, torch.Generator().manual_seed(3))
+    b = augment_chips(chips, torch.Generator().manual_seed(3))
+    c = augment_chips(chips, torch.Generator().manual_seed(4))
+    assert a.dtype == torch.uint8 and a.shape == chips.shape
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    identity = AugmentConfig(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    assert torch.equal(augment_chips(chips, torch.Generator().manual_seed(3), identity), chips)
+    flip_only = AugmentConfig(1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    assert torch.equal(augment_chips(chips, torch.Generator().manual_seed(3), flip_only), chips.flip(2))
+    # colour temperature: red up and blue down (or the reverse) on every chip
+    warm = AugmentConfig(0.0, 0.0, 0.0, 0.0, 0.12, 0.0, 0.0)
+    shifted = augment_chips(chips, torch.Generator().manual_seed(3), warm).float().mean(dim=(1, 2))
+    base = chips.float().mean(dim=(1, 2))
+    red, blue = shifted[:, 0] - base[:, 0], shifted[:, 2] - base[:, 2]
+    assert ((red * blue) <= 0).all() and (red.abs() > 0).any()
+    with pytest.raises(ValueError, match="uint8 tensor"):
+        augment_chips(chips.float(), torch.Generator())

@@ -1,0 +1,172 @@
+"""Configuration of the self-supervised finetuning (one set of defaults for every video)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from vcn_plugin.ssl.augment import AugmentConfig
+from vcn_plugin.ssl.head import DEFAULT_BOTTLENECK_DIM, DEFAULT_HIDDEN_DIM, DEFAULT_NUM_LAYERS, DEFAULT_NUM_PROTOTYPES
+from vcn_plugin.ssl.loss import DEFAULT_CENTER_MOMENTUM, DEFAULT_STUDENT_TEMP, DEFAULT_TEACHER_TEMP
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class FinetuneConfig:
+    """Hyperparameters of DINO-style finetuning on track positives (VideoClusterNet).
+
+    Step counts scale with the data: one *epoch* is ``ceil(num_chips / batch_size)``
+    steps (every chip is an anchor once on average). Each stage runs its
+    epochs, clamped to ``[min_steps, max_steps]`` so that tiny videos still
+    train and large ones stay bounded. The caps are sized for a 2-core CPU:
+    ~50 tracks of ~8 chips with the dlib ResNet takes a few minutes
+    (``benchmarks/finetune.py``); on a GPU raise ``joint_max_steps_per_round``.
+
+    Attributes:
+        seed: seeds weights init, pair sampling and augmentation; same seed ->
+            same model on CPU.
+        device: "auto" (CUDA when available), "cpu" or "cuda" (error if absent).
+            CUDA trains with autocast mixed precision (bf16 where supported, else fp16).
+        num_prototypes: K, the head's output size (see :mod:`vcn_plugin.ssl.head`).
+        hidden_dim, bottleneck_dim, head_layers: DINO head shape (2048, 256, 3).
+        teacher_temp, student_temp, center_momentum: DINO's 0.04, 0.1, 0.9.
+        teacher_momentum: EMA momentum at the first step, rising to 1 on a
+            cosine schedule over all steps (DINO's 0.996).
+        batch_size: positive pairs per step (2 x batch_size chips per network).
+        head_lr: AdamW peak learning rate of the head.
+        backbone_lr: AdamW peak learning rate of the backbone in the joint stage
+            (10x lower than the head: the backbone is pretrained).
+        weight_decay: AdamW weight decay (DINO's initial 0.04; not on biases).
+        grad_clip: max global gradient norm (DINO's 3.0).
+        warmup_fraction: linear LR warmup as a fraction of each stage, then cosine decay.
+        freeze_last_layer_epochs: epochs at the start in which the prototypes
+            do not move (DINO: 1; stabilises the start).
+        head_epochs, head_min_steps, head_max_steps: stage 1 (backbone frozen).
+            Cheap: the frozen backbone embeds ``cache_views`` augmented views of
+            every chip once and the steps only run the head.
+        cache_views: augmented views per chip precomputed for stage 1.
+        rounds: coarse-matching + joint-training rounds of stage 2.
+        joint_epochs_per_round, joint_min_steps_per_round, joint_max_steps_per_round:
+            stage 2 (backbone and head), per round.
+        match_pair_fraction: share of a track's pairs drawn from its matched
+            tracks (when it has any); the rest are two faces of the track itself.
+        min_faces_to_fit: tracks with fewer faces are not fitted in matching
+            (they can still be matched by others).
+        inference_batch_size: chips per forward pass in embedding/inference.
+        augment: chip augmentation ranges.
+    """
+
+    seed: int = 0
+    device: str = "auto"
+    num_prototypes: int = DEFAULT_NUM_PROTOTYPES
+    hidden_dim: int = DEFAULT_HIDDEN_DIM
+    bottleneck_dim: int = DEFAULT_BOTTLENECK_DIM
+    head_layers: int = DEFAULT_NUM_LAYERS
+    teacher_temp: float = DEFAULT_TEACHER_TEMP
+    student_temp: float = DEFAULT_STUDENT_TEMP
+    center_momentum: float = DEFAULT_CENTER_MOMENTUM
+    teacher_momentum: float = 0.996
+    batch_size: int = 32
+    head_lr: float = 5e-4
+    backbone_lr: float = 5e-5
+    weight_decay: float = 0.04
+    grad_clip: float = 3.0
+    warmup_fraction: float = 0.1
+    freeze_last_layer_epochs: int = 1
+    head_epochs: int = 30
+    head_min_steps: int = 50
+    head_max_steps: int = 300
+    cache_views: int = 4
+    rounds: int = 2
+    joint_epochs_per_round: int = 2
+    joint_min_steps_per_round: int = 5
+    joint_max_steps_per_round: int = 15
+    match_pair_fraction: float = 0.5
+    min_faces_to_fit: int = 3
+    inference_batch_size: int = 64
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig(**self.augment)
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        positive_ints = (
+            "num_prototypes", "hidden_dim", "bottleneck_dim", "head_layers", "batch_size", "head_epochs",
+            "head_max_steps", "cache_views", "joint_epochs_per_round", "joint_max_steps_per_round",
+            "inference_batch_size", "min_faces_to_fit",
+        )
+        for name in positive_ints:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("head_min_steps", "joint_min_steps_per_round", "rounds", "freeze_last_layer_epochs"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("teacher_temp", "student_temp", "head_lr", "grad_clip"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("backbone_lr", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("teacher_momentum", "center_momentum", "warmup_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.match_pair_fraction <= 1.0:
+            raise ValueError(f"match_pair_fraction must be in [0, 1], got {self.match_pair_fraction}")
+        if self.min_faces_to_fit < 3:
+            raise ValueError(f"min_faces_to_fit must be >= 3 (fit on 2, hold 1 out), got {self.min_faces_to_fit}")
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> "FinetuneConfig":
+        """A seconds-long configuration for tests: small head, few steps, one round."""
+        values: dict[str, Any] = dict(
+            num_prototypes=64, hidden_dim=64, bottleneck_dim=32, batch_size=4, head_lr=1e-3, backbone_lr=1e-3,
+            head_epochs=1, head_min_steps=4, head_max_steps=4, cache_views=2, rounds=1,
+            joint_epochs_per_round=1, joint_min_steps_per_round=3, joint_max_steps_per_round=3,
+            freeze_last_layer_epochs=0, inference_batch_size=16,
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    def steps_per_epoch(self, num_chips: int) -> int:
+        return max(1, math.ceil(num_chips / self.batch_size))
+
+    def head_steps(self, num_chips: int) -> int:
+        return _clamp(self.head_epochs * self.steps_per_epoch(num_chips), self.head_min_steps, self.head_max_steps)
+
+    def joint_steps_per_round(self, num_chips: int) -> int:
+        steps = self.joint_epochs_per_round * self.steps_per_epoch(num_chips)
+        return _clamp(steps, self.joint_min_steps_per_round, self.joint_max_steps_per_round)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "FinetuneConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown FinetuneConfig keys {sorted(unknown)}")
+        return cls(**values)
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" -> CUDA when available else CPU; "cuda" without CUDA is an error."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "device 'cuda' was requested but torch sees no CUDA GPU "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda}); use device='cpu' or 'auto'"
+        )
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return max(min(value, high), min(low, high))

@@ -1,0 +1,384 @@
+"""The finetuning loop: DINO self-distillation on track positives with coarse matching rounds.
+
+Schedule (VideoClusterNet, arXiv 2407.12214, with DINO's optimisation defaults):
+
+1. stage ``"head"``: the backbone is frozen and the head learns from pairs of
+   two faces of one track. The frozen backbone embeds ``cache_views``
+   augmented views of every chip once; the steps then run only the heads.
+   The teacher backbone is not touched (it would be an EMA of identical weights).
+2. ``rounds`` times: stage ``"match"`` fits a Gaussian per track on the current
+   teacher backbone's embeddings and matches tracks
+   (:mod:`vcn_plugin.ssl.matching`); stage ``"joint"`` then trains backbone and
+   head together (backbone at a 10x lower learning rate) on pairs from one
+   track or from two matched tracks, with fresh augmentations every step.
+
+Every step: loss on both directions of each pair, AdamW, global gradient
+clipping, the prototypes frozen during the first epoch, teacher EMA with
+momentum rising from 0.996 to 1 on a cosine over all steps, center update.
+The backbones stay in eval mode (batch-norm statistics frozen): batches are small.
+
+Tracks with a single chip are accepted: their pair is two augmentations of that
+chip (as DINO's views of one image). At least two tracks are required.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vcn_plugin.backbones.base import Backbone
+from vcn_plugin.ssl.augment import augment_chips
+from vcn_plugin.ssl.config import FinetuneConfig, resolve_device
+from vcn_plugin.ssl.loss import DINOLoss
+from vcn_plugin.ssl.matching import match_tracks
+from vcn_plugin.ssl.model import SSLModel, validate_chips
+
+logger = logging.getLogger(__name__)
+
+#: ``[(track_key, chips uint8 (n, H, W, 3)), ...]``
+TrackChips = Sequence[tuple[Hashable, np.ndarray]]
+#: ``progress(stage, step, total, info)``; stages: "cache", "head", "match", "joint".
+ProgressCallback = Callable[[str, int, int, dict[str, Any]], None]
+
+
+@dataclass
+class FinetuneResult:
+    """What a finetuning run did; :meth:`to_dict` is JSON-serialisable."""
+
+    device: str
+    num_tracks: int
+    num_chips: int
+    loss_curve: list[float] = field(default_factory=list)  # one value per training step, in order
+    stage_of_step: list[str] = field(default_factory=list)  # "head" or "joint" for each loss value
+    match_counts: list[int] = field(default_factory=list)  # matched track pairs per round
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_steps: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def steps_per_second(self) -> dict[str, float]:
+        return {
+            stage: self.stage_steps[stage] / seconds
+            for stage, seconds in self.stage_seconds.items()
+            if stage in self.stage_steps and seconds > 0
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "steps_per_second": self.steps_per_second}
+
+
+@dataclass
+class _Data:
+    """All chips in one array, with the track of each chip."""
+
+    keys: list[Hashable]
+    chips: np.ndarray  # (N, H, W, 3) uint8
+    track_of_chip: np.ndarray  # (N,) int
+    chips_of_track: list[np.ndarray]  # chip indices per track
+
+
+def finetune(
+    backbone: Backbone,
+    tracks: TrackChips,
+    cannot_link: Sequence[tuple[Hashable, Hashable]] = (),
+    config: FinetuneConfig | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[SSLModel, FinetuneResult]:
+    """Finetune ``backbone`` + a new DINO head on the tracks of one video (or a series).
+
+    Args:
+        backbone: the pretrained backbone; it is copied, never modified.
+        tracks: ``(track_key, chips)`` per track; chips are uint8 RGB
+            (n >= 1, S, S, 3) aligned for the backbone (S = ``backbone.chip_size``).
+        cannot_link: track key pairs known to be different people (e.g. seen in
+            one frame); coarse matching never pairs them.
+        config: hyperparameters (defaults: :class:`FinetuneConfig`).
+        progress: optional ``progress(stage, step, total, info)``.
+
+    Returns:
+        The trained :class:`SSLModel` (on the training device) and a :class:`FinetuneResult`.
+    """
+    config = config or FinetuneConfig()
+    data = _collect(tracks, backbone)
+    keys = set(data.keys)
+    for pair in cannot_link:
+        if len(tuple(pair)) != 2 or any(k not in keys for k in pair):
+            raise ValueError(f"cannot_link entry {pair!r} is not a pair of track keys given in tracks")
+    device = resolve_device(config.device)
+    return _Trainer(backbone, data, list(cannot_link), config, device, progress).run()
+
+
+def cosine_momentum(step: int, total_steps: int, base: float) -> float:
+    """DINO's teacher momentum: ``1 - (1 - base) (cos(pi step / total) + 1) / 2``."""
+    if total_steps <= 0:
+        return base
+    return 1.0 - (1.0 - base) * (math.cos(math.pi * min(step, total_steps) / total_steps) + 1.0) / 2.0
+
+
+def lr_factor(step: int, total_steps: int, warmup_fraction: float) -> float:
+    """Linear warmup over ``warmup_fraction`` of the stage, then cosine decay to 0."""
+    warmup = int(warmup_fraction * total_steps)
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    span = max(1, total_steps - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / span))
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
+    """``teacher <- momentum * teacher + (1 - momentum) * student``, parameter by parameter."""
+    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
+        t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
+
+
+def _collect(tracks: TrackChips, backbone: Backbone) -> _Data:
+    tracks = list(tracks)
+    if len(tracks) < 2:
+        raise ValueError(
+            f"finetuning needs at least 2 tracks, got {len(tracks)}: with fewer there is nothing to tell apart; "
+            "run detection and tracking first, or finetune over several videos of a series"
+        )
+    keys: list[Hashable] = []
+    parts: list[np.ndarray] = []
+    for key, chips in tracks:
+        if key in keys:
+            raise ValueError(f"track key {key!r} appears twice; keys must be unique")
+        validate_chips(chips, backbone, f"chips of track {key!r}")
+        if len(chips) == 0:
+            raise ValueError(f"track {key!r} has no chips; drop it or extract its faces")
+        keys.append(key)
+        parts.append(chips)
+    sizes = np.array([len(p) for p in parts])
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    return _Data(
+        keys=keys,
+        chips=np.ascontiguousarray(np.concatenate(parts)),
+        track_of_chip=np.repeat(np.arange(len(parts)), sizes),
+        chips_of_track=[np.arange(starts[i], starts[i + 1]) for i in range(len(parts))],
+    )
+
+
+class _Trainer:
+    def __init__(
+        self,
+        backbone: Backbone,
+        data: _Data,
+        cannot_link: list[tuple[Hashable, Hashable]],
+        config: FinetuneConfig,
+        device: torch.device,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.data, self.cannot_link, self.config, self.device = data, cannot_link, config, device
+        self.progress = progress or (lambda stage, step, total, info: None)
+        torch.manual_seed(config.seed)
+        self.pair_rng = np.random.default_rng(config.seed)
+        self.augment_rng = torch.Generator().manual_seed(config.seed + 1)
+        init_rng = torch.Generator().manual_seed(config.seed + 2)
+        self.model = SSLModel.from_backbone(backbone.to("cpu"), config, generator=init_rng).to(device)
+        self.model.eval()
+        self.loss = DINOLoss(config.num_prototypes, config.teacher_temp, config.student_temp, config.center_momentum)
+        self.loss.to(device)
+        self.loss.center.copy_(self.model.center)
+        for module in (self.model.teacher_backbone, self.model.teacher_head):
+            module.requires_grad_(False)
+        num_chips = len(data.chips)
+        self.steps_per_epoch = config.steps_per_epoch(num_chips)
+        self.head_steps = config.head_steps(num_chips)
+        self.joint_steps = config.joint_steps_per_round(num_chips)
+        self.total_steps = self.head_steps + config.rounds * self.joint_steps
+        self.step = 0
+        self.optimizer = self._make_optimizer()
+        self.scaler, self.autocast_dtype = self._mixed_precision()
+        self.matches: list[list[int]] = [[] for _ in data.keys]
+        self.result = FinetuneResult(device=str(device), num_tracks=len(data.keys), num_chips=num_chips)
+
+    def run(self) -> tuple[SSLModel, FinetuneResult]:
+        self._timed("head", self._train_head)
+        for round_index in range(self.config.rounds):
+            self._timed("match", lambda: self._match(round_index))
+            self._timed("joint", lambda: self._train_joint(round_index))
+        self.model.center.copy_(self.loss.center)
+        logger.info("finetuning done: %s", self.result.to_dict())
+        return self.model, self.result
+
+    def _timed(self, stage: str, fn: Callable[[], None]) -> None:
+        start = time.perf_counter()
+        fn()
+        self.result.stage_seconds[stage] = self.result.stage_seconds.get(stage, 0.0) + time.perf_counter() - start
+
+    # ---- optimisation -------------------------------------------------------------------------
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        head = self.model.student_head
+        decay = [p for p in head.parameters() if p.requires_grad and p.ndim >= 2]
+        no_decay = [p for p in head.parameters() if p.requires_grad and p.ndim < 2]
+        groups = [
+            {"params": decay, "weight_decay": self.config.weight_decay, "base_lr": self.config.head_lr},
+            {"params": no_decay, "weight_decay": 0.0, "base_lr": self.config.head_lr},
+            {
+                "params": list(self.model.student_backbone.parameters()),
+                "weight_decay": self.config.weight_decay,
+                "base_lr": self.config.backbone_lr,
+            },
+        ]
+        return torch.optim.AdamW(groups, lr=self.config.head_lr)
+
+    def _mixed_precision(self) -> tuple[torch.amp.GradScaler | None, torch.dtype | None]:
+        if self.device.type != "cuda":
+            return None, None
+        if torch.cuda.is_bf16_supported():
+            return None, torch.bfloat16
+        return torch.amp.GradScaler("cuda"), torch.float16
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.autocast_dtype)
+
+    def _optimise(self, stage: str, stage_step: int, stage_total: int, embed: Callable[[], tuple]) -> float:
+        factor = lr_factor(stage_step, stage_total, self.config.warmup_fraction)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            student_a, student_b, teacher_a, teacher_b = embed()
+        loss = self.loss(student_a, student_b, teacher_a, teacher_b)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss at {stage} step {stage_step}; lower head_lr/backbone_lr")
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.requires_grad]
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        if self.step < self.config.freeze_last_layer_epochs * self.steps_per_epoch:
+            for p in self.model.student_head.last_layer_parameters():
+                p.grad = None
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        momentum = cosine_momentum(self.step, self.total_steps, self.config.teacher_momentum)
+        ema_update(self.model.teacher_head, self.model.student_head, momentum)
+        if stage == "joint":
+            ema_update(self.model.teacher_backbone, self.model.student_backbone, momentum)
+        self.loss.update_center(teacher_a, teacher_b)
+        value = float(loss.detach())
+        self.result.loss_curve.append(value)
+        self.result.stage_of_step.append(stage)
+        self.step += 1
+        return value
+
+    # ---- stages -------------------------------------------------------------------------------
+    def _train_head(self) -> None:
+        self.model.student_backbone.requires_grad_(False)
+        views = self._cache_views()
+        num_views = views.shape[0]
+        for stage_step in range(self.head_steps):
+            anchors, partners = self._sample_pairs(use_matches=False)
+            view_a = self.pair_rng.integers(num_views, size=len(anchors))
+            # a different view when the pair is one chip (single-chip track) and there are views to spare
+            view_b = (view_a + 1 + self.pair_rng.integers(max(1, num_views - 1), size=len(anchors))) % num_views
+            emb_a = views[torch.from_numpy(view_a), torch.from_numpy(anchors)]
+            emb_b = views[torch.from_numpy(view_b), torch.from_numpy(partners)]
+            heads = (self.model.student_head, self.model.teacher_head)
+
+            def embed() -> tuple:
+                with torch.no_grad():
+                    teacher = heads[1](emb_a), heads[1](emb_b)
+                return heads[0](emb_a), heads[0](emb_b), *teacher
+
+            loss = self._optimise("head", stage_step, self.head_steps, embed)
+            self._report("head", stage_step, self.head_steps, loss, round=0)
+        self.result.stage_steps["head"] = self.head_steps
+
+    def _train_joint(self, round_index: int) -> None:
+        self.model.student_backbone.requires_grad_(True)
+        for stage_step in range(self.joint_steps):
+            anchors, partners = self._sample_pairs(use_matches=True)
+            x = self._augmented_batch(np.concatenate([anchors, partners]))
+            n = len(anchors)
+
+            def embed() -> tuple:
+                student = self.model.student_head(self.model.student_backbone(x))
+                with torch.no_grad():
+                    teacher = self.model.teacher_head(self.model.teacher_backbone(x))
+                return student[:n], student[n:], teacher[:n], teacher[n:]
+
+            loss = self._optimise("joint", stage_step, self.joint_steps, embed)
+            self._report("joint", stage_step, self.joint_steps, loss, round=round_index + 1)
+        self.result.stage_steps["joint"] = self.result.stage_steps.get("joint", 0) + self.joint_steps
+
+    def _match(self, round_index: int) -> None:
+        total = len(self.data.keys)
+        self.progress("match", 0, total, {"round": round_index + 1})
+        embeddings = self.model.embeddings(self.data.chips, self.config.inference_batch_size)
+        per_track = {key: embeddings[idx] for key, idx in zip(self.data.keys, self.data.chips_of_track)}
+        result = match_tracks(per_track, self.cannot_link, min_faces=self.config.min_faces_to_fit)
+        index = {key: i for i, key in enumerate(self.data.keys)}
+        self.matches = [[] for _ in self.data.keys]
+        for a, b in result.pairs:
+            self.matches[index[a]].append(index[b])
+            self.matches[index[b]].append(index[a])
+        self.result.match_counts.append(len(result.pairs))
+        logger.info("round %d: coarse matching made %d track pairs", round_index + 1, len(result.pairs))
+        self.progress("match", total, total, {"round": round_index + 1, "pairs": len(result.pairs)})
+
+    # ---- data ---------------------------------------------------------------------------------
+    def _sample_pairs(self, use_matches: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Anchors: a uniformly drawn track, then one of its chips. Partner: another chip of the
+        same track, or (share ``match_pair_fraction``) a chip of one of its matched tracks."""
+        rng, data = self.pair_rng, self.data
+        tracks = rng.integers(len(data.keys), size=self.config.batch_size)
+        anchors = np.empty(len(tracks), dtype=np.int64)
+        partners = np.empty(len(tracks), dtype=np.int64)
+        for i, track in enumerate(tracks):
+            own = data.chips_of_track[track]
+            anchors[i] = own[rng.integers(len(own))]
+            matched = self.matches[track] if use_matches else []
+            if matched and rng.random() < self.config.match_pair_fraction:
+                other = data.chips_of_track[matched[rng.integers(len(matched))]]
+                partners[i] = other[rng.integers(len(other))]
+            elif len(own) > 1:
+                others = own[own != anchors[i]]
+                partners[i] = others[rng.integers(len(others))]
+            else:
+                partners[i] = anchors[i]  # single-chip track: two augmentations of one chip
+        return anchors, partners
+
+    def _augmented_batch(self, chip_indices: np.ndarray) -> torch.Tensor:
+        chips = torch.from_numpy(self.data.chips[chip_indices])
+        augmented = augment_chips(chips, self.augment_rng, self.config.augment).numpy()
+        return self.model.student_backbone.preprocess(augmented).to(self.device)
+
+    @torch.no_grad()
+    def _cache_views(self) -> torch.Tensor:
+        """(views, N, D) frozen-backbone embeddings of augmented chips, for the head stage."""
+        n, batch = len(self.data.chips), self.config.inference_batch_size
+        total = self.config.cache_views * math.ceil(n / batch)
+        views, done = [], 0
+        start = time.perf_counter()
+        for _ in range(self.config.cache_views):
+            parts = []
+            for i in range(0, n, batch):
+                with self._autocast():
+                    x = self._augmented_batch(np.arange(i, min(i + batch, n)))
+                    parts.append(self.model.student_backbone(x).float())
+                done += 1
+                self.progress("cache", done, total, {})
+            views.append(torch.cat(parts))
+        self.result.stage_seconds["cache"] = time.perf_counter() - start
+        return torch.stack(views)
+
+    def _report(self, stage: str, step: int, total: int, loss: float, **info: Any) -> None:
+        epoch = self.step // self.steps_per_epoch
+        self.progress(stage, step + 1, total, {"loss": loss, "epoch": epoch, **info})
+
