@@ -125,9 +125,12 @@ def test_save_load_gives_identical_outputs(trained: tuple, tracks: list, tmp_pat
     assert path.is_file() and not list(path.parent.glob("*.tmp"))
     loaded = SSLModel.load(path, backbone=make_backbone(seed=7))
     p, log_q = model.head_outputs(chips)
-    p2, log_q2 = loaded.head_outputs(chips, batch_size=5)
+    p2, log_q2 = loaded.head_outputs(chips)
     assert p.shape == log_q.shape == (len(chips), FinetuneConfig.tiny().num_prototypes)
     assert np.array_equal(p, p2) and np.array_equal(log_q, log_q2)
+    # another batch size only changes float summation order
+    p5, log_q5 = loaded.head_outputs(chips, batch_size=5)
+    assert np.allclose(p, p5, atol=1e-5) and np.allclose(log_q, log_q5, atol=1e-4)
     assert np.allclose(p.sum(1), 1.0, atol=1e-5) and np.allclose(np.exp(log_q).sum(1), 1.0, atol=1e-5)
     assert np.array_equal(model.embeddings(chips), loaded.embeddings(chips))
     assert loaded.config == model.config

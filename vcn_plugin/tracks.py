@@ -39,6 +39,8 @@ class TrackRecord:
     embedding: np.ndarray | None = None
     identity: str = schema.FACE_LABEL
     gt_identity: str | None = None
+    #: second-best minus best cluster distance (small = the clustering was unsure)
+    margin: float = float("nan")
 
     @property
     def key(self) -> TrackKey:
@@ -70,7 +72,7 @@ def write_track_records(dataset: fo.Dataset, records: list[TrackRecord]) -> fo.D
     """Replace the track records of the videos in ``records``."""
     tracks = get_tracks_dataset(dataset, create=True)
     videos = sorted({r.video_id for r in records})
-    tracks.match(fo.ViewField("video_id").is_in(videos)).delete()  # type: ignore[attr-defined]
+    tracks.delete_samples(tracks.match(fo.ViewField("video_id").is_in(videos)))
     out = thumbnails_dir(dataset)
     out.mkdir(parents=True, exist_ok=True)
     samples = []
@@ -89,6 +91,7 @@ def write_track_records(dataset: fo.Dataset, records: list[TrackRecord]) -> fo.D
             quality=float(r.quality),
             low_quality=bool(r.low_quality),
             identity=fo.Classification(label=r.identity),
+            margin=float(r.margin) if np.isfinite(r.margin) else None,
         )
         if r.embedding is not None:
             sample["embedding"] = np.asarray(r.embedding, dtype=np.float32)

@@ -319,6 +319,7 @@ def aggregate(
         track2cluster = groups[track2cluster]
         if cluster_stats is track_stats:
             cluster_stats = track_stats.grouped(groups, n_groups)
+            track_stats.drop_caches()  # only the cluster statistics are searched from now on
         else:
             cluster_stats = cluster_stats.merge_rows_inplace(groups, n_groups)
         new_thr = cluster_stats.thresholds(config.singleton)

@@ -92,11 +92,11 @@ def _membership(labels: np.ndarray, n_groups: int, dtype: np.dtype) -> sp.csr_ma
     return sp.csr_matrix((np.ones(n, dtype=dtype), (labels, np.arange(n))), shape=(n_groups, n))
 
 
-def _rowdot(a: np.ndarray, b: np.ndarray, block: int = 4096) -> np.ndarray:
-    """Row-wise dot products in float64, blockwise to bound the temporary."""
+def _rowdot(a: np.ndarray, b: np.ndarray, block: int = 4096, accumulate: type = np.float64) -> np.ndarray:
+    """Row-wise dot products (accumulated in ``accumulate``), blockwise to bound the temporary."""
     out = np.empty(a.shape[0], dtype=np.float64)
     for s in range(0, a.shape[0], block):
-        out[s : s + block] = np.einsum("ij,ij->i", a[s : s + block], b[s : s + block], dtype=np.float64)
+        out[s : s + block] = np.einsum("ij,ij->i", a[s : s + block], b[s : s + block], dtype=accumulate)
     return out
 
 
@@ -127,6 +127,10 @@ class TrackStats(abc.ABC):
 
     def _invalidate(self) -> None:
         """Drop caches derived from the row arrays."""
+
+    def drop_caches(self) -> None:
+        """Free memory held by caches (they are rebuilt on demand)."""
+        self._invalidate()
 
     def grouped(self, labels: np.ndarray, n_groups: int) -> "TrackStats":
         """Statistics of groups: row ``g`` sums the rows with ``labels == g``."""
@@ -243,7 +247,7 @@ class LossMetricStats(TrackStats):
     #: a row's sparse bound keeps its largest entries up to this share of its mass ...
     bound_mass: float = 1.0 - 1e-4
     #: ... and at most this many entries
-    bound_max_entries: int = 32
+    bound_max_entries: int = 128
 
     def __init__(
         self,
@@ -318,6 +322,23 @@ class LossMetricStats(TrackStats):
 
     def _invalidate(self) -> None:
         self._bound_cache: sp.csr_matrix | None = None
+        self._nlogq_t_cache: np.ndarray | None = None
+
+    def _nlogq_t(self, idx: np.ndarray, cache: bool) -> np.ndarray:
+        """``sum_nlogq[idx].T`` as a C-contiguous (K, len(idx)) array.
+
+        With ``cache`` the whole transpose is kept (one copy per clustering
+        round) and column ranges are sliced from it, which is much cheaper than
+        transposing a gathered block for every tile.
+        """
+        if cache and self._nlogq_t_cache is None:
+            self._nlogq_t_cache = np.ascontiguousarray(self.sum_nlogq.T)
+        full = self._nlogq_t_cache
+        if full is None:
+            return np.ascontiguousarray(self.sum_nlogq[idx].T)
+        if idx.size and idx[-1] - idx[0] == idx.size - 1 and np.all(np.diff(idx) == 1):
+            return np.ascontiguousarray(full[:, idx[0] : idx[-1] + 1])
+        return np.ascontiguousarray(full[:, idx])
 
     # -- directed distances -----------------------------------------------
     def directed_distances(self, rows: np.ndarray, other: "LossMetricStats", cols: np.ndarray) -> np.ndarray:
@@ -334,7 +355,9 @@ class LossMetricStats(TrackStats):
         out = np.empty(i.shape[0], dtype=np.float64)
         for s in range(0, i.shape[0], 2048):
             a, b = i[s : s + 2048], j[s : s + 2048]
-            num = _rowdot(self.sum_p[a], other.sum_nlogq[b]) + _rowdot(self.sum_nlogq[a], other.sum_p[b])
+            # native precision: float32 sums give ~1e-6 relative error, far below any threshold gap
+            num = _rowdot(self.sum_p[a], other.sum_nlogq[b], accumulate=self.sum_p.dtype)
+            num += _rowdot(self.sum_nlogq[a], other.sum_p[b], accumulate=self.sum_p.dtype)
             out[s : s + 2048] = num / (2.0 * self.counts[a] * other.counts[b])
         return out
 
@@ -377,9 +400,9 @@ class LossMetricStats(TrackStats):
         if not (self.prune and isinstance(other, LossMetricStats)):
             return self.distances(rows, other, cols), True
         # sparse mean-p rows times dense -log q (transposed to (K, n) for a contiguous sparse-dense product)
-        ab = self._bound_matrix()[rows] @ np.ascontiguousarray(other.sum_nlogq[cols].T)
+        ab = self._bound_matrix()[rows] @ other._nlogq_t(cols, cache=True)
         ab /= other.counts[None, cols].astype(ab.dtype)
-        ba = other._bound_matrix()[cols] @ np.ascontiguousarray(self.sum_nlogq[rows].T)
+        ba = other._bound_matrix()[cols] @ self._nlogq_t(rows, cache=self is other)
         ba /= self.counts[None, rows].astype(ba.dtype)
         ab += ba.T
         ab *= 0.5
@@ -535,17 +558,28 @@ def candidate_edges(
     return i[first], j[first], d[first]
 
 
+def _two_smallest(top2: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Fold extra (row, value) entries into each row's two smallest values (top2: (n, 2), sorted)."""
+    all_rows = np.concatenate([np.repeat(np.arange(top2.shape[0]), 2), rows])
+    all_vals = np.concatenate([top2.ravel(), values])
+    order = np.lexsort((all_vals, all_rows))
+    all_rows, all_vals = all_rows[order], all_vals[order]
+    starts = np.searchsorted(all_rows, np.arange(top2.shape[0]))
+    return np.stack([all_vals[starts], all_vals[starts + 1]], axis=1)
+
+
 def best_two_distances(
     stats: TrackStats,
     clusters: TrackStats,
     tile_entries: int = DEFAULT_TILE_ENTRIES,
-    n_exact: int = 4,
+    n_exact: int = 2,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For every row of ``stats``, the smallest and second-smallest distance to a row of ``clusters``.
 
-    With a lower bound, the ``n_exact`` smallest bounds are computed exactly;
-    a row whose second-best exact distance is above the next bound is computed
-    exactly against every cluster. Second-best is inf when there is one cluster.
+    With a lower bound, the ``n_exact`` smallest bounds of a row are computed
+    exactly, then every further cluster whose bound is under the row's current
+    second-best exact distance, until none is left (so the result is exact).
+    Second-best is inf when there is one cluster.
     """
     n, c = len(stats), len(clusters)
     best = np.full(n, np.inf)
@@ -564,15 +598,19 @@ def best_two_distances(
             vals = np.take_along_axis(bound, cand, axis=1)
         else:
             vals = stats.pair_distances(np.repeat(r, k), clusters, cand.ravel()).reshape(r.size, k)
-        vals.sort(axis=1)
-        b1, b2 = vals[:, 0], vals[:, 1] if k > 1 else np.full(r.size, np.inf)
+        vals = np.sort(vals, axis=1)
+        top2 = np.full((r.size, 2), np.inf)
+        top2[:, : min(2, k)] = vals[:, :2]
         if not exact and k < c:
             np.put_along_axis(bound, cand, np.inf, axis=1)
-            unsure = np.flatnonzero(bound.min(axis=1) < b2)
-            for u in unsure:
-                full = np.sort(stats.distances(r[u : u + 1], clusters, cols)[0])
-                b1[u], b2[u] = full[0], full[1]
-        best[r], second[r] = b1, b2
+            while True:
+                ii, jj = np.nonzero(bound < top2[:, 1:2])
+                if ii.size == 0:
+                    break
+                d = stats.pair_distances(r[ii], clusters, jj)
+                bound[ii, jj] = np.inf
+                top2 = _two_smallest(top2, ii, d)
+        best[r], second[r] = top2[:, 0], top2[:, 1]
     return best, second
 
 

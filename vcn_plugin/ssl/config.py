@@ -36,7 +36,10 @@ class FinetuneConfig:
         teacher_temp, student_temp, center_momentum: DINO's 0.04, 0.1, 0.9.
         teacher_momentum: EMA momentum at the first step, rising to 1 on a
             cosine schedule over all steps (DINO's 0.996).
-        batch_size: positive pairs per step (2 x batch_size chips per network).
+        batch_size: positive pairs per head-stage step; also defines an epoch.
+        joint_batch_size: positive pairs per joint-stage step (2 x that many chips
+            through the student and the teacher backbone; 16 keeps a CPU step
+            to a few seconds with the dlib ResNet).
         head_lr: AdamW peak learning rate of the head.
         backbone_lr: AdamW peak learning rate of the backbone in the joint stage
             (10x lower than the head: the backbone is pretrained).
@@ -46,9 +49,11 @@ class FinetuneConfig:
         freeze_last_layer_epochs: epochs at the start in which the prototypes
             do not move (DINO: 1; stabilises the start).
         head_epochs, head_min_steps, head_max_steps: stage 1 (backbone frozen).
-            Cheap: the frozen backbone embeds ``cache_views`` augmented views of
-            every chip once and the steps only run the head.
-        cache_views: augmented views per chip precomputed for stage 1.
+            Cheap: the frozen backbone embeds ``cache_views`` views of every
+            chip once and the steps only run the heads.
+        cache_views: views per chip precomputed for stage 1: the chip itself
+            (which also serves the first matching round) and ``cache_views - 1``
+            augmentations.
         rounds: coarse-matching + joint-training rounds of stage 2.
         joint_epochs_per_round, joint_min_steps_per_round, joint_max_steps_per_round:
             stage 2 (backbone and head), per round.
@@ -71,6 +76,7 @@ class FinetuneConfig:
     center_momentum: float = DEFAULT_CENTER_MOMENTUM
     teacher_momentum: float = 0.996
     batch_size: int = 32
+    joint_batch_size: int = 16
     head_lr: float = 5e-4
     backbone_lr: float = 5e-5
     weight_decay: float = 0.04
@@ -80,11 +86,11 @@ class FinetuneConfig:
     head_epochs: int = 30
     head_min_steps: int = 50
     head_max_steps: int = 300
-    cache_views: int = 4
+    cache_views: int = 3
     rounds: int = 2
-    joint_epochs_per_round: int = 2
+    joint_epochs_per_round: int = 1
     joint_min_steps_per_round: int = 5
-    joint_max_steps_per_round: int = 15
+    joint_max_steps_per_round: int = 10
     match_pair_fraction: float = 0.5
     min_faces_to_fit: int = 3
     inference_batch_size: int = 64
@@ -96,7 +102,7 @@ class FinetuneConfig:
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         positive_ints = (
-            "num_prototypes", "hidden_dim", "bottleneck_dim", "head_layers", "batch_size", "head_epochs",
+            "num_prototypes", "hidden_dim", "bottleneck_dim", "head_layers", "batch_size", "joint_batch_size", "head_epochs",
             "head_max_steps", "cache_views", "joint_epochs_per_round", "joint_max_steps_per_round",
             "inference_batch_size", "min_faces_to_fit",
         )
@@ -124,7 +130,7 @@ class FinetuneConfig:
     def tiny(cls, **overrides: Any) -> "FinetuneConfig":
         """A seconds-long configuration for tests: small head, few steps, one round."""
         values: dict[str, Any] = dict(
-            num_prototypes=64, hidden_dim=64, bottleneck_dim=32, batch_size=4, head_lr=1e-3, backbone_lr=1e-3,
+            num_prototypes=64, hidden_dim=64, bottleneck_dim=32, batch_size=4, joint_batch_size=4, head_lr=1e-3, backbone_lr=1e-3,
             head_epochs=1, head_min_steps=4, head_max_steps=4, cache_views=2, rounds=1,
             joint_epochs_per_round=1, joint_min_steps_per_round=3, joint_max_steps_per_round=3,
             freeze_last_layer_epochs=0, inference_batch_size=16,
@@ -133,13 +139,14 @@ class FinetuneConfig:
         return cls(**values)
 
     def steps_per_epoch(self, num_chips: int) -> int:
+        """Head-stage steps in which every chip is an anchor once on average."""
         return max(1, math.ceil(num_chips / self.batch_size))
 
     def head_steps(self, num_chips: int) -> int:
         return _clamp(self.head_epochs * self.steps_per_epoch(num_chips), self.head_min_steps, self.head_max_steps)
 
     def joint_steps_per_round(self, num_chips: int) -> int:
-        steps = self.joint_epochs_per_round * self.steps_per_epoch(num_chips)
+        steps = self.joint_epochs_per_round * max(1, math.ceil(num_chips / self.joint_batch_size))
         return _clamp(steps, self.joint_min_steps_per_round, self.joint_max_steps_per_round)
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,6 +25,10 @@ which is the intended behaviour for a coarse, high-precision matcher.
 
 Tracks known to be different people (visible in one frame, or in one shot) can
 be excluded through ``cannot_link``.
+
+The fits run with BLAS limited to one thread: the matrices are small (D x D)
+and a multi-threaded OpenBLAS on a busy 2-core machine was measured ~100x
+slower on them (spin-waiting threads).
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import multivariate_normal
 from sklearn.covariance import OAS
+from threadpoolctl import threadpool_limits
 
 logger = logging.getLogger(__name__)
 
@@ -136,12 +141,13 @@ def match_tracks(
     means = np.stack([m.mean(axis=0) for m in matrices]) if keys else np.zeros((0, 0))
     matched = np.zeros((len(keys), len(keys)), dtype=bool)
     result = MatchResult(num_tracks=len(keys))
-    for i, x in enumerate(matrices):
-        if x.shape[0] < min_faces:
-            continue
-        gaussian = fit_track_gaussian(x, quantile)
-        result.num_fitted += 1
-        matched[i] = gaussian.logpdf(means) >= gaussian.threshold
+    with threadpool_limits(limits=1, user_api="blas"):
+        for i, x in enumerate(matrices):
+            if x.shape[0] < min_faces:
+                continue
+            gaussian = fit_track_gaussian(x, quantile)
+            result.num_fitted += 1
+            matched[i] = gaussian.logpdf(means) >= gaussian.threshold
     np.fill_diagonal(matched, False)
     matched |= matched.T
     for i in range(len(keys)):

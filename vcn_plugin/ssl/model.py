@@ -153,8 +153,7 @@ class SSLModel(nn.Module):
         backbone = backbone if backbone is not None else _build_backbone(payload["backbone"])
         if type(backbone).name != payload["backbone"]:
             raise ValueError(f"checkpoint is for backbone {payload['backbone']!r}, got {type(backbone).name!r}")
-        backbone = backbone.to("cpu")
-        model = cls.from_backbone(backbone, config)
+        model = cls.from_backbone(backbone, config).to("cpu")
         for part in ("student_backbone", "student_head", "teacher_backbone", "teacher_head"):
             getattr(model, part).load_state_dict(payload[part])
         model.center.copy_(payload["center"])

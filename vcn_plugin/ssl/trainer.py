@@ -3,8 +3,9 @@
 Schedule (VideoClusterNet, arXiv 2407.12214, with DINO's optimisation defaults):
 
 1. stage ``"head"``: the backbone is frozen and the head learns from pairs of
-   two faces of one track. The frozen backbone embeds ``cache_views``
-   augmented views of every chip once; the steps then run only the heads.
+   two faces of one track. Stage ``"cache"`` first embeds ``cache_views``
+   views of every chip with the frozen backbone (the chip itself, then
+   augmentations); the steps then run only the heads.
    The teacher backbone is not touched (it would be an EMA of identical weights).
 2. ``rounds`` times: stage ``"match"`` fits a Gaussian per track on the current
    teacher backbone's embeddings and matches tracks
@@ -97,6 +98,8 @@ def finetune(
         backbone: the pretrained backbone; it is copied, never modified.
         tracks: ``(track_key, chips)`` per track; chips are uint8 RGB
             (n >= 1, S, S, 3) aligned for the backbone (S = ``backbone.chip_size``).
+            Keys are any hashable; to finetune once over a series, pass the
+            tracks of all its videos with keys such as ``(video_id, track_id)``.
         cannot_link: track key pairs known to be different people (e.g. seen in
             one frame); coarse matching never pairs them.
         config: hyperparameters (defaults: :class:`FinetuneConfig`).
@@ -181,7 +184,7 @@ class _Trainer:
         self.pair_rng = np.random.default_rng(config.seed)
         self.augment_rng = torch.Generator().manual_seed(config.seed + 1)
         init_rng = torch.Generator().manual_seed(config.seed + 2)
-        self.model = SSLModel.from_backbone(backbone.to("cpu"), config, generator=init_rng).to(device)
+        self.model = SSLModel.from_backbone(backbone, config, generator=init_rng).to(device)
         self.model.eval()
         self.loss = DINOLoss(config.num_prototypes, config.teacher_temp, config.student_temp, config.center_momentum)
         self.loss.to(device)
@@ -200,18 +203,22 @@ class _Trainer:
         self.result = FinetuneResult(device=str(device), num_tracks=len(data.keys), num_chips=num_chips)
 
     def run(self) -> tuple[SSLModel, FinetuneResult]:
-        self._timed("head", self._train_head)
+        views = self._timed("cache", self._cache_views)
+        self._timed("head", lambda: self._train_head(views))
         for round_index in range(self.config.rounds):
-            self._timed("match", lambda: self._match(round_index))
+            # until the joint stage moves it, the teacher backbone is the frozen one that made views[0]
+            clean = views[0].cpu().numpy() if round_index == 0 else None
+            self._timed("match", lambda: self._match(round_index, clean))
             self._timed("joint", lambda: self._train_joint(round_index))
         self.model.center.copy_(self.loss.center)
         logger.info("finetuning done: %s", self.result.to_dict())
         return self.model, self.result
 
-    def _timed(self, stage: str, fn: Callable[[], None]) -> None:
+    def _timed(self, stage: str, fn: Callable[[], Any]) -> Any:
         start = time.perf_counter()
-        fn()
+        value = fn()
         self.result.stage_seconds[stage] = self.result.stage_seconds.get(stage, 0.0) + time.perf_counter() - start
+        return value
 
     # ---- optimisation -------------------------------------------------------------------------
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -278,12 +285,11 @@ class _Trainer:
         return value
 
     # ---- stages -------------------------------------------------------------------------------
-    def _train_head(self) -> None:
+    def _train_head(self, views: torch.Tensor) -> None:
         self.model.student_backbone.requires_grad_(False)
-        views = self._cache_views()
         num_views = views.shape[0]
         for stage_step in range(self.head_steps):
-            anchors, partners = self._sample_pairs(use_matches=False)
+            anchors, partners = self._sample_pairs(self.config.batch_size, use_matches=False)
             view_a = self.pair_rng.integers(num_views, size=len(anchors))
             # a different view when the pair is one chip (single-chip track) and there are views to spare
             view_b = (view_a + 1 + self.pair_rng.integers(max(1, num_views - 1), size=len(anchors))) % num_views
@@ -303,7 +309,7 @@ class _Trainer:
     def _train_joint(self, round_index: int) -> None:
         self.model.student_backbone.requires_grad_(True)
         for stage_step in range(self.joint_steps):
-            anchors, partners = self._sample_pairs(use_matches=True)
+            anchors, partners = self._sample_pairs(self.config.joint_batch_size, use_matches=True)
             x = self._augmented_batch(np.concatenate([anchors, partners]))
             n = len(anchors)
 
@@ -317,10 +323,11 @@ class _Trainer:
             self._report("joint", stage_step, self.joint_steps, loss, round=round_index + 1)
         self.result.stage_steps["joint"] = self.result.stage_steps.get("joint", 0) + self.joint_steps
 
-    def _match(self, round_index: int) -> None:
+    def _match(self, round_index: int, embeddings: np.ndarray | None) -> None:
         total = len(self.data.keys)
         self.progress("match", 0, total, {"round": round_index + 1})
-        embeddings = self.model.embeddings(self.data.chips, self.config.inference_batch_size)
+        if embeddings is None:
+            embeddings = self.model.embeddings(self.data.chips, self.config.inference_batch_size)
         per_track = {key: embeddings[idx] for key, idx in zip(self.data.keys, self.data.chips_of_track)}
         result = match_tracks(per_track, self.cannot_link, min_faces=self.config.min_faces_to_fit)
         index = {key: i for i, key in enumerate(self.data.keys)}
@@ -333,11 +340,11 @@ class _Trainer:
         self.progress("match", total, total, {"round": round_index + 1, "pairs": len(result.pairs)})
 
     # ---- data ---------------------------------------------------------------------------------
-    def _sample_pairs(self, use_matches: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _sample_pairs(self, batch_size: int, use_matches: bool) -> tuple[np.ndarray, np.ndarray]:
         """Anchors: a uniformly drawn track, then one of its chips. Partner: another chip of the
         same track, or (share ``match_pair_fraction``) a chip of one of its matched tracks."""
         rng, data = self.pair_rng, self.data
-        tracks = rng.integers(len(data.keys), size=self.config.batch_size)
+        tracks = rng.integers(len(data.keys), size=batch_size)
         anchors = np.empty(len(tracks), dtype=np.int64)
         partners = np.empty(len(tracks), dtype=np.int64)
         for i, track in enumerate(tracks):
@@ -354,28 +361,26 @@ class _Trainer:
                 partners[i] = anchors[i]  # single-chip track: two augmentations of one chip
         return anchors, partners
 
-    def _augmented_batch(self, chip_indices: np.ndarray) -> torch.Tensor:
-        chips = torch.from_numpy(self.data.chips[chip_indices])
-        augmented = augment_chips(chips, self.augment_rng, self.config.augment).numpy()
-        return self.model.student_backbone.preprocess(augmented).to(self.device)
+    def _augmented_batch(self, chip_indices: np.ndarray, augment: bool = True) -> torch.Tensor:
+        chips = self.data.chips[chip_indices]
+        if augment:
+            chips = augment_chips(torch.from_numpy(chips), self.augment_rng, self.config.augment).numpy()
+        return self.model.student_backbone.preprocess(chips).to(self.device)
 
     @torch.no_grad()
     def _cache_views(self) -> torch.Tensor:
-        """(views, N, D) frozen-backbone embeddings of augmented chips, for the head stage."""
+        """(views, N, D) frozen-backbone embeddings: view 0 the chips as they are, then augmentations."""
         n, batch = len(self.data.chips), self.config.inference_batch_size
         total = self.config.cache_views * math.ceil(n / batch)
         views, done = [], 0
-        start = time.perf_counter()
-        for _ in range(self.config.cache_views):
+        for view in range(self.config.cache_views):
             parts = []
             for i in range(0, n, batch):
-                with self._autocast():
-                    x = self._augmented_batch(np.arange(i, min(i + batch, n)))
-                    parts.append(self.model.student_backbone(x).float())
+                x = self._augmented_batch(np.arange(i, min(i + batch, n)), augment=view > 0)
+                parts.append(self.model.student_backbone(x).float())
                 done += 1
-                self.progress("cache", done, total, {})
+                self.progress("cache", done, total, {"view": view})
             views.append(torch.cat(parts))
-        self.result.stage_seconds["cache"] = time.perf_counter() - start
         return torch.stack(views)
 
     def _report(self, stage: str, step: int, total: int, loss: float, **info: Any) -> None:

@@ -1,0 +1,404 @@
+"""Operators to correct identities from the App selection (thin glue over :mod:`vcn_plugin.corrections`).
+
+Selections understood, in either dataset:
+
+- in the track dataset ``<name>-vcn-tracks`` (the face grid): selected samples
+  (``ctx.selected``) or selected ``identity`` labels (``ctx.selected_labels``), each one track;
+- in the video dataset: selected face boxes (``ctx.selected_labels`` of ``frames.faces``: the
+  label id is mapped to its detection's ``index``, the track id).
+
+Opening views: inside the track dataset the operators call ``ctx.ops.set_view``. From the
+video dataset, FiftyOne 1.22's ``open_dataset`` operation takes only a dataset name, so the
+view is first saved on the track dataset (saved views "vcn identity" / "vcn review"), then
+``ctx.ops.open_dataset`` switches to it and ``ctx.ops.set_view(name=...)`` loads the saved
+view; if the App applies that before the switch completes, the saved view is one click away
+in the App's saved-views menu.
+"""
+from __future__ import annotations
+
+import fiftyone as fo
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from vcn_plugin import corrections as corr
+from vcn_plugin import schema
+from vcn_plugin.tracks import TRACKS_SUFFIX, TrackKey, get_tracks_dataset
+
+from .common import finish
+
+ICON = "/assets/icon.svg"
+NO_SELECTION = ("Select one or more tracks first: faces in the track grid ('{tracks}'), "
+                "or face boxes on video frames")
+IDENTITY_VIEW_NAME = "vcn identity"
+REVIEW_VIEW_NAME = "vcn review"
+
+
+# --------------------------------------------------------------------------- context helpers
+
+
+def video_dataset(ctx) -> fo.Dataset:
+    """The video dataset the App is on, directly or through its track dataset."""
+    if ctx.dataset is None:
+        raise ValueError("Open a dataset first")
+    source = (ctx.dataset.info or {}).get("vcn_video_dataset")
+    if source:
+        return fo.load_dataset(source)
+    schema.require_video_dataset(ctx.dataset)
+    return ctx.dataset
+
+
+def _tracks_name(video: fo.Dataset) -> str:
+    return f"{video.name}{TRACKS_SUFFIX}"
+
+
+def selected_tracks(ctx) -> list[TrackKey]:
+    """Track keys of the App selection (see the module docstring)."""
+    if ctx.dataset is None:
+        return []
+    if (ctx.dataset.info or {}).get("vcn_video_dataset"):
+        ids = set(ctx.selected) | {lab["sample_id"] for lab in ctx.selected_labels}
+        if not ids:
+            return []
+        videos, tracks = ctx.dataset.select(list(ids)).values(["video_id", "track"])
+        return sorted({(v, int(t)) for v, t in zip(videos, tracks)})
+    label_ids = [lab["label_id"] for lab in ctx.selected_labels
+                 if lab.get("field") in (schema.FACES, schema.frame_path(schema.FACES))]
+    if not label_ids:
+        return []
+    view = ctx.dataset.select_labels(ids=label_ids, fields=schema.frame_path(schema.FACES))
+    keys = set()
+    for video_id, frames in zip(*view.values(["id", f"frames.{schema.FACES}.detections.index"])):
+        for indices in frames:
+            keys.update((video_id, int(i)) for i in indices or [] if i is not None)
+    return sorted(keys)
+
+
+def _identities(video: fo.Dataset) -> list[str]:
+    labels = video.distinct(f"frames.{schema.FACES}.detections.label") if video.has_frame_field(schema.FACES) else []
+    return [n for n in labels if n not in corr.RESERVED_LABELS]
+
+
+def _current_identities(video: fo.Dataset, keys: list[TrackKey]) -> list[str]:
+    """Identities of the selected tracks (from the track records), for defaults."""
+    try:
+        tracks = get_tracks_dataset(video)
+    except ValueError:
+        return []
+    wanted = set(keys)
+    found = {lab for v, t, lab in zip(*tracks.values(["video_id", "track", "identity.label"])) if (v, int(t)) in wanted}
+    return sorted(found - set(corr.RESERVED_LABELS))
+
+
+def _dropdown(names: list[str]) -> types.AutocompleteView:
+    view = types.AutocompleteView(allow_user_input=True)
+    for name in names:
+        view.add_choice(name, label=name)
+    return view
+
+
+def _require_context(ctx, inputs: types.Object) -> fo.Dataset | None:
+    """The video dataset, or None after adding an error that blocks execution."""
+    try:
+        return video_dataset(ctx)
+    except ValueError as err:
+        inputs.view("bad_dataset", types.Error(label=str(err)), invalid=True, error_message=str(err))
+        return None
+
+
+def _require_selection(ctx, inputs: types.Object, video: fo.Dataset) -> list[TrackKey]:
+    keys = selected_tracks(ctx)
+    if keys:
+        inputs.view("selection", types.Notice(label=f"{len(keys)} track(s) selected"))
+    else:
+        msg = NO_SELECTION.format(tracks=_tracks_name(video))
+        inputs.view("selection", types.Warning(label=msg), invalid=True, error_message=msg)
+    return keys
+
+
+def _name_input(inputs: types.Object, ctx, name: str, label: str, description: str, choices: list[str],
+                default: str | None = None, required: bool = True) -> None:
+    """A name field (existing names offered, new ones allowed) that validates as the user types."""
+    value = ctx.params.get(name)
+    error = None
+    if value:
+        try:
+            corr._check_name(value)
+        except ValueError as err:
+            error = str(err)
+    inputs.str(name, required=required, label=label, description=description, default=default,
+               view=_dropdown(choices), invalid=error is not None, error_message=error or "")
+
+
+def _operator_config(name: str, label: str, description: str) -> foo.OperatorConfig:
+    return foo.OperatorConfig(name=name, label=f"vcn: {label}", description=description, icon=ICON,
+                              dynamic=True, view_target=False)
+
+
+def _done(ctx, message: str) -> None:
+    if not ctx.delegated:
+        ctx.ops.clear_selected_samples()
+        ctx.ops.clear_selected_labels()
+    finish(ctx, message)
+
+
+def _show(ctx, video: fo.Dataset, view: fo.DatasetView, saved_name: str) -> None:
+    tracks = view._root_dataset
+    if ctx.dataset is not None and ctx.dataset.name == tracks.name:
+        ctx.ops.set_view(view=view)
+        return
+    tracks.save_view(saved_name, view, overwrite=True)
+    ctx.ops.open_dataset(tracks.name)
+    ctx.ops.set_view(name=saved_name)
+
+
+# --------------------------------------------------------------------------- corrections
+
+
+class RenameIdentity(foo.Operator):
+    @property
+    def config(self):
+        return _operator_config("rename_identity", "Rename identity",
+                                "Give an identity a name (renaming onto an existing name merges the two)")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        video = _require_context(ctx, inputs)
+        if video is None:
+            return types.Property(inputs)
+        names = _identities(video)
+        if not names:
+            msg = "No identities yet: run clustering first"
+            inputs.view("none", types.Warning(label=msg), invalid=True, error_message=msg)
+            return types.Property(inputs)
+        selected = _current_identities(video, selected_tracks(ctx))
+        dropdown = types.Dropdown()
+        for name in names:
+            dropdown.add_choice(name, label=name)
+        inputs.enum("old", names, required=True, view=dropdown, label="Identity",
+                    default=selected[0] if len(selected) == 1 else None,
+                    description="Defaults to the identity of the selected tracks")
+        _name_input(inputs, ctx, "new", "New name", "A character's name; an existing name merges both", names)
+        return types.Property(inputs, view=types.View(label="Rename identity"))
+
+    def execute(self, ctx):
+        video = video_dataset(ctx)
+        entry = corr.rename_identity(video, ctx.params["old"], ctx.params["new"])
+        _done(ctx, f"Renamed '{entry.names['old']}' to '{entry.names['new']}' ({len(entry.after)} tracks)")
+        return {"identity": entry.names["new"], "tracks": len(entry.after)}
+
+
+class MergeIdentities(foo.Operator):
+    @property
+    def config(self):
+        return _operator_config("merge_identities", "Merge identities",
+                                "Merge identities into one (select their tracks, or list them)")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        video = _require_context(ctx, inputs)
+        if video is None:
+            return types.Property(inputs)
+        names = _identities(video)
+        selected = _current_identities(video, selected_tracks(ctx))
+        inputs.list("names", types.String(), required=True, label="Identities to merge",
+                    default=selected or None, view=types.AutocompleteView(choices=[types.Choice(n) for n in names]),
+                    description="Defaults to the identities of the selected tracks")
+        chosen = ctx.params.get("names") or selected
+        if ctx.params.get("names") is not None and len(set(chosen) | {ctx.params.get("into")} - {None}) < 2:
+            msg = "Choose two identities or more to merge"
+            inputs.view("too_few", types.Warning(label=msg), invalid=True, error_message=msg)
+        _name_input(inputs, ctx, "into", "Merge into", "An identity from the list, or a new name",
+                    names, default=chosen[0] if chosen else None)
+        return types.Property(inputs, view=types.View(label="Merge identities"))
+
+    def execute(self, ctx):
+        video = video_dataset(ctx)
+        entry = corr.merge_identities(video, list(ctx.params["names"]), ctx.params["into"])
+        _done(ctx, f"Merged {', '.join(entry.names['names'])} into '{entry.names['into']}'")
+        return {"identity": entry.names["into"], "tracks": len(entry.after)}
+
+
+class MoveToIdentity(foo.Operator):
+    @property
+    def config(self):
+        return _operator_config("move_to_identity", "Move tracks to identity",
+                                "Move the selected tracks to an existing identity or a new one")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        video = _require_context(ctx, inputs)
+        if video is None:
+            return types.Property(inputs)
+        if _require_selection(ctx, inputs, video):
+            _name_input(inputs, ctx, "identity", "Identity", "An existing identity, or type a new name",
+                        _identities(video))
+        return types.Property(inputs, view=types.View(label="Move tracks to identity"))
+
+    def execute(self, ctx):
+        video = video_dataset(ctx)
+        keys = selected_tracks(ctx)
+        if not keys:
+            raise ValueError(NO_SELECTION.format(tracks=_tracks_name(video)))
+        entry = corr.move_tracks(video, keys, ctx.params["identity"])
+        _done(ctx, f"Moved {len(entry.after)} track(s) to '{entry.names['identity']}'")
+        return {"identity": entry.names["identity"], "tracks": len(entry.after)}
+
+
+class SplitIdentity(foo.Operator):
+    @property
+    def config(self):
+        return _operator_config("split_identity", "Split tracks off",
+                                "Split the selected tracks off into a new identity")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        video = _require_context(ctx, inputs)
+        if video is None:
+            return types.Property(inputs)
+        if _require_selection(ctx, inputs, video):
+            _name_input(inputs, ctx, "name", "New identity name",
+                        "Optional; defaults to the next free person_NN", [], required=False)
+        return types.Property(inputs, view=types.View(label="Split tracks off"))
+
+    def execute(self, ctx):
+        video = video_dataset(ctx)
+        keys = selected_tracks(ctx)
+        if not keys:
+            raise ValueError(NO_SELECTION.format(tracks=_tracks_name(video)))
+        name = corr.split_tracks(video, keys, ctx.params.get("name") or None)
+        _done(ctx, f"Split {len(keys)} track(s) off into '{name}'")
+        return {"identity": name, "tracks": len(keys)}
+
+
+class _MarkOperator(foo.Operator):
+    _name = ""
+    _label = ""
+    _description = ""
+
+    @property
+    def config(self):
+        return _operator_config(self._name, self._label, self._description)
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        video = _require_context(ctx, inputs)
+        if video is not None:
+            _require_selection(ctx, inputs, video)
+        return types.Property(inputs, view=types.View(label=self._label))
+
+    def _mark(self, video, keys):
+        raise NotImplementedError
+
+    def execute(self, ctx):
+        video = video_dataset(ctx)
+        keys = selected_tracks(ctx)
+        if not keys:
+            raise ValueError(NO_SELECTION.format(tracks=_tracks_name(video)))
+        entry = self._mark(video, keys)
+        label = entry.names["label"]
+        _done(ctx, f"Marked {len(entry.after)} track(s) {label}")
+        return {"identity": label, "tracks": len(entry.after)}
+
+
+class MarkUnknown(_MarkOperator):
+    _name = "mark_unknown"
+    _label = "Mark tracks Unknown"
+    _description = "Label the selected tracks Unknown (strangers); re-clustering leaves them out"
+
+    def _mark(self, video, keys):
+        return corr.mark_unknown(video, keys)
+
+
+class MarkNotFace(_MarkOperator):
+    _name = "mark_not_face"
+    _label = "Mark tracks not a face"
+    _description = "Label the selected tracks not_face (false detections); re-clustering leaves them out"
+
+    def _mark(self, video, keys):
+        return corr.mark_not_face(video, keys)
+
+
+class UndoCorrection(foo.Operator):
+    @property
+    def config(self):
+        return _operator_config("undo_correction", "Undo last correction",
+                                "Undo the latest identity correction (repeat to go further back)")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        video = _require_context(ctx, inputs)
+        if video is None:
+            return types.Property(inputs)
+        log = corr.correction_log(video)
+        if log:
+            inputs.view("last", types.Notice(label=f"Undo {log[-1].describe()}"))
+        else:
+            msg = "No correction to undo"
+            inputs.view("empty", types.Warning(label=msg), invalid=True, error_message=msg)
+        return types.Property(inputs, view=types.View(label="Undo last correction"))
+
+    def execute(self, ctx):
+        entry = corr.undo_last(video_dataset(ctx))
+        finish(ctx, f"Undid {entry.op} on {len(entry.after)} track(s)")
+        return {"undone": entry.describe()}
+
+
+# --------------------------------------------------------------------------- views
+
+
+class ShowIdentity(foo.Operator):
+    @property
+    def config(self):
+        return _operator_config("show_identity", "Show identity",
+                                "Show one identity as a grid of faces (one per track)")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        video = _require_context(ctx, inputs)
+        if video is None:
+            return types.Property(inputs)
+        try:
+            names = sorted(get_tracks_dataset(video).distinct("identity.label"))
+        except ValueError as err:
+            inputs.view("no_tracks", types.Warning(label=str(err)), invalid=True, error_message=str(err))
+            return types.Property(inputs)
+        selected = _current_identities(video, selected_tracks(ctx))
+        dropdown = types.Dropdown()
+        for name in names:
+            dropdown.add_choice(name, label=name)
+        inputs.enum("identity", names, required=True, view=dropdown, label="Identity",
+                    default=selected[0] if selected else (names[0] if names else None))
+        return types.Property(inputs, view=types.View(label="Show identity"))
+
+    def execute(self, ctx):
+        video = video_dataset(ctx)
+        view = corr.identity_view(video, ctx.params["identity"])
+        _show(ctx, video, view, IDENTITY_VIEW_NAME)
+        return {"identity": ctx.params["identity"], "tracks": len(view)}
+
+
+class ReviewUncertain(foo.Operator):
+    @property
+    def config(self):
+        return _operator_config("review_uncertain", "Review uncertain tracks",
+                                "Tracks the clustering was least sure about first (smallest margin)")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        if _require_context(ctx, inputs) is None:
+            return types.Property(inputs)
+        inputs.bool("skip_corrected", default=True, label="Skip corrected tracks",
+                    description="Leave out tracks you already corrected")
+        return types.Property(inputs, view=types.View(label="Review uncertain tracks"))
+
+    def execute(self, ctx):
+        video = video_dataset(ctx)
+        view = corr.least_certain_view(video, skip_corrected=bool(ctx.params.get("skip_corrected", True)))
+        _show(ctx, video, view, REVIEW_VIEW_NAME)
+        return {"tracks": len(view)}
+
+
+CORRECTION_OPERATORS = [
+    RenameIdentity, MergeIdentities, MoveToIdentity, SplitIdentity, MarkUnknown, MarkNotFace,
+    UndoCorrection, ShowIdentity, ReviewUncertain,
+]

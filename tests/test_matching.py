@@ -1,0 +1,101 @@
+"""Coarse cross-shot track matching with per-track Gaussians, on real dlib face embeddings."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vcn_plugin.ssl.matching import cross_validated_logpdf, fit_track_gaussian, match_tracks
+
+IDENTITIES = ("lfw_George_W_Bush", "lfw_Vladimir_Putin", "lfw_Donald_Rumsfeld")
+
+
+def dlib_embeddings(folder: Path) -> np.ndarray:
+    """dlib's 128-d face descriptors (HOG detector, 5-point alignment, ResNet) of every photo in ``folder``."""
+    dlib = pytest.importorskip("dlib")
+    cv2 = pytest.importorskip("cv2")
+    models = pytest.importorskip("face_recognition_models")
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
+    recogniser = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+    out = []
+    for path in sorted(folder.glob("*.jpg")):
+        image = np.ascontiguousarray(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
+        boxes = detector(image, 1)
+        if not boxes:
+            continue
+        shape = predictor(image, max(boxes, key=lambda r: r.area()))
+        chip = dlib.get_face_chip(image, shape, size=150, padding=0.25)
+        out.append(np.array(recogniser.compute_face_descriptor(chip)))
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def tracks(shared_data: Path) -> dict[tuple[str, int], np.ndarray]:
+    """Two tracks per identity: the first and second half of its photos."""
+    out = {}
+    for identity in IDENTITIES:
+        embeddings = dlib_embeddings(shared_data / "faces" / identity)
+        assert len(embeddings) >= 8, f"expected at least 8 detectable faces of {identity}"
+        half = len(embeddings) // 2
+        out[(identity, 0)], out[(identity, 1)] = embeddings[:half], embeddings[half:]
+    return out
+
+
+def test_same_identity_tracks_match_and_different_ones_do_not(tracks: dict) -> None:
+    result = match_tracks(tracks)
+    assert set(result.pairs) == {((identity, 0), (identity, 1)) for identity in IDENTITIES}
+    assert result.num_tracks == result.num_fitted == 6 and result.num_excluded == 0
+
+
+def test_cannot_link_excludes_a_pair(tracks: dict) -> None:
+    bush = ("lfw_George_W_Bush", 0), ("lfw_George_W_Bush", 1)
+    result = match_tracks(tracks, cannot_link=[(bush[1], bush[0])])
+    assert bush not in result.pairs and len(result.pairs) == 2 and result.num_excluded == 1
+
+
+def test_threshold_is_mean_of_lowest_quarter_of_cross_validated_own_scores(tracks: dict) -> None:
+    x = tracks[("lfw_Vladimir_Putin", 0)]
+    scores = np.sort(cross_validated_logpdf(x))
+    k = int(np.ceil(0.25 * len(x)))
+    gaussian = fit_track_gaussian(x)
+    assert gaussian.threshold == pytest.approx(scores[:k].mean())
+    assert 0.0 < gaussian.shrinkage <= 1.0
+    # held-out faces score lower than the faces the Gaussian was fitted on
+    assert gaussian.threshold < np.sort(gaussian.logpdf(x))[:k].mean()
+    # the matching rule: another track's mean is scored against this threshold
+    other_mean = tracks[("lfw_Vladimir_Putin", 1)].mean(axis=0)
+    assert gaussian.logpdf(other_mean)[0] >= gaussian.threshold
+
+
+def test_small_tracks_are_candidates_but_not_fitted(tracks: dict) -> None:
+    small = {key: value[:2] if key[1] == 1 else value for key, value in tracks.items()}
+    result = match_tracks(small)
+    assert result.num_fitted == 3
+    # the two-face tracks can still be matched by the fitted half of their identity
+    assert all(pair[0][0] == pair[1][0] for pair in result.pairs) and len(result.pairs) >= 1
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"a": np.zeros((3, 4)), "b": np.zeros((3, 5))}, "one dimension"),
+        ({"a": np.zeros((0, 4))}, "non-empty"),
+        ({"a": np.full((3, 4), np.nan)}, "NaN"),
+    ],
+)
+def test_bad_embeddings_are_refused(bad: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        match_tracks(bad)
+
+
+def test_bad_arguments_are_refused() -> None:
+    rng = np.random.default_rng(0)
+    tracks = {"a": rng.normal(size=(4, 3)), "b": rng.normal(size=(4, 3))}
+    with pytest.raises(ValueError, match="unknown track keys"):
+        match_tracks(tracks, cannot_link=[("a", "zzz")])
+    with pytest.raises(ValueError, match="min_faces"):
+        match_tracks(tracks, min_faces=2)
+    with pytest.raises(ValueError, match="quantile"):
+        fit_track_gaussian(tracks["a"], quantile=0.0)

@@ -1,0 +1,121 @@
+"""The tracks of one video (or a series) in memory, as stages 2 and 3 consume them.
+
+A :class:`TrackSet` holds, for every track, a sample of aligned chips, the frames it spans,
+its quality and whether it is a low-quality outlier; plus the pairs of tracks seen in one
+frame (different people for sure). It is read from FiftyOne once and reused by finetuning,
+every clustering method and the benchmark's ablation rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import fiftyone as fo
+import numpy as np
+
+from vcn_plugin import schema
+from vcn_plugin.backbones.base import Backbone
+from vcn_plugin.chips import TrackFaces, landmark_format_of, read_track_chips
+from vcn_plugin.clustering import cooccurring_pairs
+from vcn_plugin.quality import aggregate_track_quality, track_quality_flags
+
+TrackKey = tuple[str, int]
+
+
+@dataclass
+class TrackSet:
+    tracks: list[TrackFaces]
+    #: every frame of each track (real and interpolated), for the co-occurrence guard
+    track_frames: list[list[int]]
+    shots: list[int]
+    quality: np.ndarray  # (n_tracks,)
+    low_quality: np.ndarray  # (n_tracks,) bool
+    #: (m, 2) indices of tracks seen in the same frame of the same video
+    cooccurring: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    @property
+    def keys(self) -> list[TrackKey]:
+        return [t.key for t in self.tracks]
+
+    @property
+    def face_track(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.tracks)), [len(t.chips) for t in self.tracks])
+
+    @property
+    def chips(self) -> np.ndarray:
+        return np.concatenate([t.chips for t in self.tracks]) if self.tracks else np.zeros((0, 1, 1, 3), np.uint8)
+
+    def subset(self, video_ids: set[str]) -> "TrackSet":
+        keep = [i for i, t in enumerate(self.tracks) if t.video_id in video_ids]
+        return _subset(self, keep)
+
+
+def _subset(ts: TrackSet, keep: list[int]) -> TrackSet:
+    index = {old: new for new, old in enumerate(keep)}
+    pairs = [(index[a], index[b]) for a, b in ts.cooccurring if a in index and b in index]
+    return TrackSet(
+        tracks=[ts.tracks[i] for i in keep],
+        track_frames=[ts.track_frames[i] for i in keep],
+        shots=[ts.shots[i] for i in keep],
+        quality=ts.quality[keep],
+        low_quality=ts.low_quality[keep],
+        cooccurring=np.array(pairs, np.int64).reshape(-1, 2),
+    )
+
+
+def _track_spans(sample: fo.Sample, field: str) -> tuple[dict[int, list[int]], dict[int, int], dict[int, list[float]]]:
+    frames: dict[int, list[int]] = {}
+    shots: dict[int, int] = {}
+    qualities: dict[int, list[float]] = {}
+    for number, frame in sample.frames.items():
+        labels = frame[field] if frame.has_field(field) else None
+        for det in labels.detections if labels is not None else []:
+            track = int(det.index)
+            frames.setdefault(track, []).append(number)
+            shots[track] = int(det[schema.ATTR_SHOT]) if det.has_field(schema.ATTR_SHOT) else 0
+            interpolated = det[schema.ATTR_INTERPOLATED] if det.has_field(schema.ATTR_INTERPOLATED) else False
+            q = det[schema.ATTR_QUALITY] if det.has_field(schema.ATTR_QUALITY) else None
+            if not interpolated and q is not None:
+                qualities.setdefault(track, []).append(float(q))
+    return frames, shots, qualities
+
+
+def load_track_set(
+    samples: fo.core.collections.SampleCollection,
+    backbone: Backbone,
+    max_faces: int = 8,
+    field: str = schema.FACES,
+    progress=None,
+) -> TrackSet:
+    """Read a chip sample of every track of every video in ``samples`` (one decode per video).
+
+    Raises ValueError when stage 1 has not run on a video.
+    """
+    dataset = samples._dataset
+    landmark_format = landmark_format_of(dataset)
+    tracks: list[TrackFaces] = []
+    track_frames: list[list[int]] = []
+    shots: list[int] = []
+    qualities: list[float] = []
+    videos: list[str] = []
+    sample_list = list(samples.select_fields(schema.frame_path(field)))
+    for i, sample in enumerate(sample_list):
+        if progress is not None:
+            progress(i / max(len(sample_list), 1), f"reading faces of video {i + 1}/{len(sample_list)}")
+        if not any(f.has_field(field) and f[field] is not None for f in sample.frames.values()) and not sample.frames:
+            raise ValueError(
+                f"video {sample.filepath} has no '{field}' labels; run 'detect faces' (stage 1) on it first"
+            )
+        frames, shot_of, face_q = _track_spans(sample, field)
+        for tf in read_track_chips(sample, backbone.template, backbone.chip_size, landmark_format, max_faces, field):
+            tracks.append(tf)
+            track_frames.append(frames[tf.track])
+            shots.append(shot_of[tf.track])
+            qualities.append(aggregate_track_quality(face_q.get(tf.track, tf.qualities)))
+            videos.append(sample.id)
+    quality = np.array(qualities, dtype=float)
+    low = track_quality_flags(quality) if len(quality) >= 3 else np.zeros(len(quality), bool)
+    pairs = cooccurring_pairs(track_frames, videos) if tracks else np.zeros((0, 2), np.int64)
+    return TrackSet(tracks, track_frames, shots, quality, low, pairs)
