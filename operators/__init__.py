@@ -1,5 +1,6 @@
 """vcn's FiftyOne operators: thin App glue over :mod:`vcn_plugin`."""
 from .evaluation import EVALUATION_OPERATORS
+from .identities import IDENTITY_OPERATORS
 from .stage1 import DetectFaces, ImportVideos
 
-OPERATORS = [ImportVideos, DetectFaces, *EVALUATION_OPERATORS]
+OPERATORS = [ImportVideos, DetectFaces, *IDENTITY_OPERATORS, *EVALUATION_OPERATORS]

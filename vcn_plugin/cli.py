@@ -85,10 +85,18 @@ detector_options = [
 ]
 
 
-def with_detector_options(fn):
-    for option in reversed(detector_options):
-        fn = option(fn)
-    return fn
+def with_options(options):
+    """Apply a list of click options to a command."""
+
+    def wrap(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return wrap
+
+
+with_detector_options = with_options(detector_options)
 
 
 @main.command("detect")
@@ -99,18 +107,114 @@ def detect_cmd(dataset_name: str, detector: str, detect_every: int, upsample: in
     _detect(dataset_name, _stage1_config(detector, detect_every, upsample))
 
 
+def _finetune(dataset_name: str, backbone: str, scope: str, device: str, run_key: str, preset: str) -> None:
+    from vcn_plugin.finetuning import finetune_dataset
+    from vcn_plugin.ssl import FinetuneConfig
+
+    dataset = _load_dataset(dataset_name)
+    config = FinetuneConfig.tiny(device=device) if preset == "tiny" else FinetuneConfig(device=device)
+    with progress_bar("finetune") as progress:
+        try:
+            summary = finetune_dataset(dataset, backbone=backbone, run_key=run_key, scope=scope, config=config,
+                                       progress=progress)
+        except (ValueError, FileNotFoundError, RuntimeError) as err:
+            raise click.ClickException(str(err)) from err
+    click.echo(summary.summary())
+
+
+def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | None, finetuned: bool,
+             run_key: str, finetune_run: str) -> None:
+    from vcn_plugin.identify import cluster_identities
+
+    dataset = _load_dataset(dataset_name)
+    with progress_bar(f"cluster ({method})") as progress:
+        try:
+            summary = cluster_identities(dataset, method=method, guard=guard, threshold=threshold,
+                                         finetuned=finetuned, run_key=run_key, finetune_run=finetune_run,
+                                         progress=progress)
+        except (ValueError, FileNotFoundError) as err:
+            raise click.ClickException(str(err)) from err
+    click.echo(summary.summary())
+    counts: dict[str, int] = {}
+    for name in summary.identities.values():
+        counts[name] = counts.get(name, 0) + 1
+    for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        click.echo(f"  {name}: {n} track(s)")
+
+
+finetune_options = [
+    click.option("--backbone", default="dlib-resnet", show_default=True,
+                 help="dlib-resnet, or arcface-onnx:/path/to/model.onnx"),
+    click.option("--scope", type=click.Choice(["video", "dataset"]), default="video", show_default=True,
+                 help="one model per video (paper) or one for the whole dataset (a series)"),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    click.option("--preset", type=click.Choice(["default", "tiny"]), default="default", show_default=True,
+                 help="tiny: a few steps, for smoke tests"),
+]
+
+
+@main.command("finetune")
+@click.option("--dataset", "dataset_name", required=True)
+@with_options(finetune_options)
+@click.option("--run-key", default="vcn_finetune", show_default=True)
+def finetune_cmd(dataset_name: str, backbone: str, scope: str, device: str, preset: str, run_key: str) -> None:
+    """Stage 2: adapt the face-ID model to each video, without labels."""
+    _finetune(dataset_name, backbone, scope, device, run_key, preset)
+
+
+METHOD_CHOICE = click.Choice(["loss", "cosine", "euclidean", "hac-cosine", "hac-euclidean", "finch", "hdbscan"])
+
+
+@main.command("cluster")
+@click.option("--dataset", "dataset_name", required=True)
+@click.option("--method", type=METHOD_CHOICE, default="loss", show_default=True)
+@click.option("--guard/--no-guard", default=True, show_default=True,
+              help="never merge tracks seen in the same frame")
+@click.option("--threshold", type=float, default=None, help="HAC methods only: distance threshold")
+@click.option("--finetuned/--pretrained", default=True, show_default=True,
+              help="embedding methods: use the finetuned model when a finetuning run exists")
+@click.option("--run-key", default="vcn_cluster", show_default=True)
+@click.option("--finetune-run", default="vcn_finetune", show_default=True)
+def cluster_cmd(dataset_name: str, method: str, guard: bool, threshold: float | None, finetuned: bool,
+                run_key: str, finetune_run: str) -> None:
+    """Stage 3: cluster face tracks into identities (labels, track records, a run)."""
+    _cluster(dataset_name, method, guard, threshold, finetuned, run_key, finetune_run)
+
+
+@main.command("visualize")
+@click.option("--dataset", "dataset_name", required=True)
+@click.option("--brain-key", default="vcn_tracks_umap", show_default=True)
+def visualize_cmd(dataset_name: str, brain_key: str) -> None:
+    """UMAP of track embeddings, for the Embeddings panel of the track dataset."""
+    from vcn_plugin.identify import visualize_identities
+    from vcn_plugin.tracks import tracks_dataset_name
+
+    dataset = _load_dataset(dataset_name)
+    try:
+        visualize_identities(dataset, brain_key)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"open '{tracks_dataset_name(dataset)}' in the App and the Embeddings panel ('{brain_key}')")
+
+
 @main.command("run")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--dataset", "dataset_name", required=True)
 @with_detector_options
-def run_cmd(paths: tuple[str, ...], dataset_name: str, detector: str, detect_every: int, upsample: int | None) -> None:
-    """Import videos and run every stage on them."""
+@with_options(finetune_options)
+@click.option("--method", type=METHOD_CHOICE, default="loss", show_default=True)
+def run_cmd(paths: tuple[str, ...], dataset_name: str, detector: str, detect_every: int, upsample: int | None,
+            backbone: str, scope: str, device: str, preset: str, method: str) -> None:
+    """Import videos and run every stage: detect + track, finetune, cluster."""
     from vcn_plugin.api import import_videos
 
     config = _stage1_config(detector, detect_every, upsample)
     report = import_videos(list(paths), dataset_name)
     click.echo(report.summary())
     _detect(dataset_name, config)
+    if method == "loss":
+        _finetune(dataset_name, backbone, scope, device, "vcn_finetune", preset)
+    _cluster(dataset_name, method, True, None, True, "vcn_cluster", "vcn_finetune")
 
 
 def _register_commands() -> None:
