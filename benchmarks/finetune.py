@@ -7,7 +7,7 @@ seeded RNG (with replacement when the identity has fewer photos), so the
 default 50 x 8 has the size the default config is sized for. The chips are
 cached under ``benchmarks/results/``.
 
-    .venv/bin/python benchmarks/finetune.py [--device cpu|cuda|auto] [--threads 2]
+    .venv/bin/python benchmarks/finetune.py [--device cpu|cuda|auto] [--threads 1]
 """
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def head_step_ms(num_prototypes: int, in_dim: int, batch: int, device: torch.dev
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on the shared 2-core box)")
     parser.add_argument("--tracks", type=int, default=50)
     parser.add_argument("--chips-per-track", type=int, default=8)
     parser.add_argument("--skip-k-sweep", action="store_true")

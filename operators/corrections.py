@@ -141,7 +141,7 @@ def _done(ctx, message: str) -> None:
     finish(ctx, message)
 
 
-def _show(ctx, video: fo.Dataset, view: fo.DatasetView, saved_name: str) -> None:
+def _show(ctx, view: fo.DatasetView, saved_name: str) -> None:
     tracks = view._root_dataset
     if ctx.dataset is not None and ctx.dataset.name == tracks.name:
         ctx.ops.set_view(view=view)
@@ -204,7 +204,8 @@ class MergeIdentities(foo.Operator):
                     default=selected or None, view=types.AutocompleteView(choices=[types.Choice(n) for n in names]),
                     description="Defaults to the identities of the selected tracks")
         chosen = ctx.params.get("names") or selected
-        if ctx.params.get("names") is not None and len(set(chosen) | {ctx.params.get("into")} - {None}) < 2:
+        into = ctx.params.get("into")
+        if ctx.params.get("names") is not None and len(set(chosen) | ({into} if into else set())) < 2:
             msg = "Choose two identities or more to merge"
             inputs.view("too_few", types.Warning(label=msg), invalid=True, error_message=msg)
         _name_input(inputs, ctx, "into", "Merge into", "An identity from the list, or a new name",
@@ -373,7 +374,7 @@ class ShowIdentity(foo.Operator):
     def execute(self, ctx):
         video = video_dataset(ctx)
         view = corr.identity_view(video, ctx.params["identity"])
-        _show(ctx, video, view, IDENTITY_VIEW_NAME)
+        _show(ctx, view, IDENTITY_VIEW_NAME)
         return {"identity": ctx.params["identity"], "tracks": len(view)}
 
 
@@ -394,7 +395,7 @@ class ReviewUncertain(foo.Operator):
     def execute(self, ctx):
         video = video_dataset(ctx)
         view = corr.least_certain_view(video, skip_corrected=bool(ctx.params.get("skip_corrected", True)))
-        _show(ctx, video, view, REVIEW_VIEW_NAME)
+        _show(ctx, view, REVIEW_VIEW_NAME)
         return {"tracks": len(view)}
 
 

@@ -31,3 +31,54 @@ def shared_data() -> Path:
 def shared_models() -> Path:
     """``../shared/models``; the test is skipped when it is absent."""
     return _require(SHARED_DIR / "models")
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PLUGIN = "@vcn/videoclusternet"
+
+
+@pytest.fixture
+def run_operator(tmp_path, monkeypatch):
+    """Run one of this plugin's operators as the App would, through FiftyOne's plugin loader.
+
+    ``fo.config.plugins_dir`` points at a temporary folder holding a symlink to the repo root
+    (which holds ``fiftyone.yml``). ``run_operator(name, dataset, params, delegate=False,
+    selected=None, selected_labels=None)`` returns the operator's result dict. With
+    ``delegate=True`` the operation is queued (``request_delegation``) and then executed by
+    FiftyOne's delegated-operation service, as ``fiftyone delegated launch`` would; the
+    finished operation document is returned instead.
+    """
+    import fiftyone as fo
+    import fiftyone.operators as foo
+    from fiftyone.plugins.context import build_plugin_contexts
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "videoclusternet").symlink_to(REPO_ROOT, target_is_directory=True)
+    monkeypatch.setattr(fo.config, "plugins_dir", str(plugins))
+
+    def run(name: str, dataset, params: dict, delegate: bool = False, **ctx_extra):
+        uri = f"{PLUGIN}/{name}"
+        if uri not in [op.uri for op in foo.list_operators(enabled=True)]:
+            contexts = [c for c in build_plugin_contexts() if c.name == PLUGIN]
+            errors = "".join(contexts[0].errors) if contexts else f"plugin {PLUGIN} not found in {plugins}"
+            ours = [op.uri for c in contexts for op in c.instances]
+            pytest.fail(f"{uri} is not registered (it must be listed in fiftyone.yml and in OPERATORS of "
+                        f"operators/__init__.py); registered: {ours}; plugin errors: {errors}")
+        ctx = {"dataset": dataset.name, "params": params, **ctx_extra}
+        if not delegate:
+            result = foo.execute_operator(uri, ctx=ctx)
+            return result.result
+        from fiftyone.operators.delegated import DelegatedOperationService
+
+        queued = foo.execute_operator(uri, ctx=ctx, request_delegation=True)
+        assert queued.delegated, f"{uri} was not delegated"
+        service = DelegatedOperationService()
+        service.execute_queued_operations(operator=uri, dataset_name=dataset.name)
+        ops = service.list_operations(operator=uri, dataset_name=dataset.name)
+        done = max(ops, key=lambda op: op.queued_at)
+        if done.run_state != "completed":
+            pytest.fail(f"delegated {uri} ended {done.run_state}: {getattr(done.result, 'error', None)}")
+        return done
+
+    return run

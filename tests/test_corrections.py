@@ -10,10 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.test_evaluation import PLUGIN, REPO_ROOT
 from tests.test_gt_io import new_name
 
-PLUGIN_ROOT = Path("/tmp/corr_dev/plugin")  # the plugin folder FiftyOne loads (the repo root holds fiftyone.yml)
 CROP_EVERY = 8  # frames between the face crops kept per track (for the re-clustering test)
 
 
@@ -300,6 +298,16 @@ def test_a_later_correction_overrides_an_earlier_separation(dataset):
     assert not any(keys(dataset, p2[0])[0] in group and len(group) != len(p2) for group in c.must_link)
 
 
+def test_auto_names_and_the_next_free_number():
+    from vcn_plugin.corrections import is_user_name, next_free_name
+
+    assert [is_user_name(n) for n in ("Alice", "person_03", "ep1/person_12", "Unknown", "not_face", "face")] == \
+        [True, False, False, False, False, False]
+    assert next_free_name(["person_01", "person_09", "Alice", "ep1/person_30"]) == "person_10"
+    assert next_free_name(["ep1/person_02", "person_09"], prefix="ep1/") == "ep1/person_03"
+    assert next_free_name([]) == "person_01"
+
+
 def test_names_carried_onto_new_clusters():
     from vcn_plugin.corrections import Constraints, apply_names_after_clustering
 
@@ -381,35 +389,6 @@ def test_least_certain_view_needs_margins_and_sorts_by_them(dataset):
 
 
 # --------------------------------------------------------------------------- operators
-
-
-@pytest.fixture
-def run_operator(tmp_path, monkeypatch):
-    """Run an operator as the App would, with App context (``selected``, ``selected_labels``).
-
-    As :func:`tests.test_evaluation.run_operator`: FiftyOne discovers the plugin through a
-    plugins folder holding a symlink to the repo root. Usage:
-    ``run_operator("move_to_identity", dataset, {"identity": "Bob"}, selected=[sample ids])``.
-    """
-    import fiftyone as fo
-    import fiftyone.operators as foo
-    from fiftyone.plugins.context import build_plugin_contexts
-
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "videoclusternet").symlink_to(PLUGIN_ROOT, target_is_directory=True)
-    monkeypatch.setattr(fo.config, "plugins_dir", str(plugins))
-
-    def run(name: str, dataset, params: dict, **ctx) -> dict:
-        uri = f"{PLUGIN}/{name}"
-        if uri not in [op.uri for op in foo.list_operators(enabled=True)]:
-            contexts = [c for c in build_plugin_contexts() if c.name == PLUGIN]
-            errors = "".join(contexts[0].errors) if contexts else f"plugin {PLUGIN} not found in {plugins}"
-            pytest.fail(f"{uri} is not registered (list it in fiftyone.yml and add CORRECTION_OPERATORS to "
-                        f"OPERATORS in operators/__init__.py); plugin errors: {errors}")
-        return foo.execute_operator(uri, ctx={"dataset": dataset.name, "params": params, **ctx}).result
-
-    return run
 
 
 def test_move_and_undo_operators_on_selected_track_samples(dataset, run_operator):

@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 from tests.test_gt_io import new_name, write_benchmark
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-PLUGIN = "@vcn/videoclusternet"
 
 #: (video, ground-truth track) -> (predicted label, predicted track id for frames <= 10, for frames > 10)
 PREDICTIONS = {
@@ -237,39 +235,6 @@ def test_cli_evaluate_and_benchmark_commands(dataset, tmp_path):
 
 
 # --------------------------------------------------------------------------- operators
-
-
-@pytest.fixture
-def run_operator(tmp_path, monkeypatch):
-    """Run one of this plugin's operators as the App would, through FiftyOne's plugin loader.
-
-    Points ``fo.config.plugins_dir`` at a temporary folder holding a symlink to the repo root
-    (which holds ``fiftyone.yml``), so FiftyOne discovers the plugin as it would in a real
-    plugins folder. Usage: ``run_operator("evaluate_identities", dataset, {"param": ...})``
-    returns the operator's result dict; an operator that fails raises
-    :class:`fiftyone.operators.executor.ExecutionError`.
-    """
-    import fiftyone as fo
-    import fiftyone.operators as foo
-    from fiftyone.plugins.context import build_plugin_contexts
-
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "videoclusternet").symlink_to(REPO_ROOT, target_is_directory=True)
-    monkeypatch.setattr(fo.config, "plugins_dir", str(plugins))
-
-    def run(name: str, dataset, params: dict) -> dict:
-        uri = f"{PLUGIN}/{name}"
-        if uri not in [op.uri for op in foo.list_operators(enabled=True)]:
-            contexts = [c for c in build_plugin_contexts() if c.name == PLUGIN]
-            errors = "".join(contexts[0].errors) if contexts else f"plugin {PLUGIN} not found in {plugins}"
-            ours = [op.uri for c in contexts for op in c.instances]
-            pytest.fail(f"{uri} is not registered (it must be listed in fiftyone.yml and in OPERATORS of "
-                        f"operators/__init__.py); registered: {ours}; plugin errors: {errors}")
-        result = foo.execute_operator(uri, ctx={"dataset": dataset.name, "params": params})
-        return result.result
-
-    return run
 
 
 def test_evaluate_identities_operator(scored, run_operator):

@@ -243,3 +243,18 @@ def test_augmentations_are_seeded_and_mild(tracks: list) -> None:
     assert ((red * blue) <= 0).all() and (red.abs() > 0).any()
     with pytest.raises(ValueError, match="uint8 tensor"):
         augment_chips(chips.float(), torch.Generator())
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(trained: tuple, tmp_path: Path, monkeypatch) -> None:
+    model = trained[0]
+    path = model.save(tmp_path / "ssl.pt")
+    before = path.read_bytes()
+
+    def broken_save(*args, **kwargs) -> None:
+        raise KeyboardInterrupt("interrupted while writing")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ssl.pt"]

@@ -10,7 +10,7 @@ import fiftyone as fo
 
 from vcn_plugin import schema
 from vcn_plugin.labels import shots_to_temporal, tracks_to_frame_labels, write_frame_detections
-from vcn_plugin.runs import save_run
+from vcn_plugin.runs import load_run, save_run
 from vcn_plugin.stage1 import Progress, Stage1Config, process_video, track_summary
 from vcn_plugin.detect import get_detector
 from vcn_plugin.video import VideoError, find_videos, probe_video
@@ -88,6 +88,14 @@ class DetectReport:
         return "\n".join(lines)
 
 
+def stage1_videos(dataset: fo.Dataset) -> set[str]:
+    """Paths of the videos that stage 1 has processed."""
+    if not dataset.has_run(schema.STAGE1_RUN):
+        return set()
+    _, results = load_run(dataset, schema.STAGE1_RUN)
+    return set(results.get("videos", {}))
+
+
 def detect_faces(
     samples: fo.core.collections.SampleCollection,
     config: Stage1Config | None = None,
@@ -125,11 +133,15 @@ def detect_faces(
         report.processed[path] = track_summary(result)
     if progress is not None:
         progress(1.0, "done")
+    processed = dict(report.processed)
+    if dataset.has_run(schema.STAGE1_RUN):
+        _, previous = load_run(dataset, schema.STAGE1_RUN)
+        processed = {**previous.get("videos", {}), **processed}
     save_run(
         dataset,
         schema.STAGE1_RUN,
         method="stage1",
         config={**config.to_dict(), "landmark_format": detector.landmark_format},
-        results={"videos": report.processed, "failed": report.failed},
+        results={"videos": processed, "failed": report.failed},
     )
     return report

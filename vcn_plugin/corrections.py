@@ -59,7 +59,8 @@ NOT_FACE = "not_face"
 RESERVED_LABELS = (schema.FACE_LABEL, schema.UNKNOWN, NOT_FACE)
 #: labels excluded from clustering when a user sets them
 EXCLUDED_LABELS = (schema.UNKNOWN, NOT_FACE)
-AUTO_NAME = re.compile(r"^person_(\d+)$")
+#: names the clustering gives: ``person_NN``, prefixed ``<video stem>/`` when videos are clustered apart
+AUTO_NAME = re.compile(r"^(?P<prefix>.*/)?person_(?P<number>\d+)$")
 MARGIN_FIELD = "margin"
 
 
@@ -184,7 +185,9 @@ def _read_labels(dataset: fo.Dataset, field: str = schema.FACES) -> _Labels:
     return _Labels(counts)
 
 
-def _frame_labels_of(dataset: fo.Dataset, keys: Iterable[TrackKey], field: str = schema.FACES) -> dict[TrackKey, dict[int, str]]:
+def _frame_labels_of(
+    dataset: fo.Dataset, keys: Iterable[TrackKey], field: str = schema.FACES
+) -> dict[TrackKey, dict[int, str]]:
     """Label of each frame of ``keys`` (frame number -> label)."""
     wanted: dict[str, set[int]] = {}
     for video_id, track in keys:
@@ -201,7 +204,9 @@ def _frame_labels_of(dataset: fo.Dataset, keys: Iterable[TrackKey], field: str =
     return out
 
 
-def _write_frame_labels(dataset: fo.Dataset, frames: Mapping[TrackKey, Mapping[int, str]], field: str = schema.FACES) -> None:
+def _write_frame_labels(
+    dataset: fo.Dataset, frames: Mapping[TrackKey, Mapping[int, str]], field: str = schema.FACES
+) -> None:
     """Set the label of single frames of tracks (undo of tracks whose frames disagreed)."""
     by_video: dict[str, dict[int, dict[int, str]]] = {}
     for (video_id, track), labels in frames.items():
@@ -239,8 +244,13 @@ def correction_log(dataset: fo.Dataset) -> list[Correction]:
     return _load_log(dataset)
 
 
-def _apply(dataset: fo.Dataset, labels: _Labels, op: str, after: Mapping[TrackKey, str], names: dict[str, Any],
-           together: Sequence[TrackKey] = (), apart: Sequence[tuple[list[TrackKey], list[TrackKey]]] = ()) -> Correction:
+Separation = tuple[list[TrackKey], list[TrackKey]]  # (tracks moved away, tracks that stayed)
+
+
+def _apply(
+    dataset: fo.Dataset, labels: _Labels, op: str, after: Mapping[TrackKey, str], names: dict[str, Any],
+    together: Sequence[TrackKey] = (), apart: Sequence[Separation] = (),
+) -> Correction:
     """Write ``after`` through :func:`set_identities` and append the log entry."""
     identity = labels.identity
     changed = {k: v for k, v in after.items() if identity[k] != v or len(labels.counts[k]) > 1}
@@ -310,11 +320,17 @@ def _separations(labels: _Labels, moved: Sequence[TrackKey]) -> list[tuple[list[
     return out
 
 
-def next_free_name(names: Iterable[str]) -> str:
-    """``person_NN`` one above the highest number in use (two digits at least)."""
-    numbers = [int(m.group(1)) for m in map(AUTO_NAME.match, names) if m]
-    n = max(numbers, default=0) + 1
-    return f"person_{n:02d}"
+def next_free_name(names: Iterable[str], prefix: str = "") -> str:
+    """``<prefix>person_NN`` one above the highest number in use with that prefix (two digits at least)."""
+    numbers = [int(m["number"]) for m in map(AUTO_NAME.match, names) if m and (m["prefix"] or "") == prefix]
+    return f"{prefix}person_{max(numbers, default=0) + 1:02d}"
+
+
+def _common_prefix(labels: _Labels, keys: Sequence[TrackKey]) -> str:
+    """The ``<video>/`` prefix of the tracks' auto names when they all share one, else ""."""
+    identity = labels.identity
+    prefixes = {(m["prefix"] or "") if (m := AUTO_NAME.match(identity[k])) else "" for k in keys}
+    return prefixes.pop() if len(prefixes) == 1 else ""
 
 
 # --------------------------------------------------------------------------- corrections
@@ -367,10 +383,11 @@ def move_tracks(dataset: fo.Dataset, tracks: Iterable[TrackKey], identity: str) 
 
 
 def split_tracks(dataset: fo.Dataset, tracks: Iterable[TrackKey], name: str | None = None) -> str:
-    """Split ``tracks`` off into a new identity (``name``, default the next free ``person_NN``)."""
+    """Split ``tracks`` off into a new identity (``name``, default the next free ``person_NN``,
+    with the tracks' ``<video>/`` prefix when they share one)."""
     labels = _read_labels(dataset)
     keys = _check_tracks(labels, tracks)
-    name = next_free_name(labels.names()) if name is None else _check_name(name)
+    name = next_free_name(labels.names(), _common_prefix(labels, keys)) if name is None else _check_name(name)
     if labels.tracks_of(name):
         raise ValueError(f"identity '{name}' exists: use move_tracks to move tracks into it")
     _apply(dataset, labels, "split", {k: name for k in keys}, {"identity": name},
@@ -482,8 +499,11 @@ def get_constraints(dataset: fo.Dataset) -> Constraints:
 
     Only tracks that still exist in ``frames.faces`` appear (a stage-1 rerun renumbers tracks).
     """
+    log = _load_log(dataset)
+    if not log:
+        return Constraints()
     state = _Groups()
-    for entry in _load_log(dataset):
+    for entry in log:
         state.replay(entry)
     alive = set(_read_labels(dataset).counts)
     usable = alive - state.excluded

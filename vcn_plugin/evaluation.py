@@ -187,7 +187,7 @@ def load_evaluation(dataset: fo.Dataset, eval_key: str = DEFAULT_EVAL_KEY) -> Ev
     """The report stored under ``eval_key``; KeyError when there is none, ValueError when the
     run is not an evaluation."""
     config, results = load_run(dataset, eval_key)
-    if config.get("method") != EVALUATION_METHOD:
+    if config.get("run_type") != EVALUATION_METHOD:
         raise ValueError(f"run '{eval_key}' of dataset '{dataset.name}' is a '{config.get('method')}' run, "
                          "not an identity evaluation")
     return EvaluationReport.from_dict(results["report"])

@@ -13,6 +13,7 @@ import fiftyone as fo
 import numpy as np
 
 from vcn_plugin import schema
+from vcn_plugin.api import stage1_videos
 from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.chips import TrackFaces, landmark_format_of, read_track_chips
 from vcn_plugin.clustering import cooccurring_pairs
@@ -101,10 +102,11 @@ def load_track_set(
     qualities: list[float] = []
     videos: list[str] = []
     sample_list = list(samples.select_fields(schema.frame_path(field)))
+    processed = stage1_videos(dataset)
     for i, sample in enumerate(sample_list):
         if progress is not None:
             progress(i / max(len(sample_list), 1), f"reading faces of video {i + 1}/{len(sample_list)}")
-        if not any(f.has_field(field) and f[field] is not None for f in sample.frames.values()) and not sample.frames:
+        if sample.filepath not in processed:
             raise ValueError(
                 f"video {sample.filepath} has no '{field}' labels; run 'detect faces' (stage 1) on it first"
             )

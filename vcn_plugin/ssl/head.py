@@ -1,6 +1,6 @@
 """DINO projection head: MLP -> bottleneck -> L2-normalise -> weight-normalised prototypes.
 
-Architecture as in DINO (Caron et al., ICCV 2021): ``n_layers`` linear layers
+Architecture as in DINO (Caron et al., ICCV 2021): ``num_layers`` linear layers
 (hidden 2048, GELU) down to a 256-d bottleneck, L2 normalisation, then a
 weight-normalised linear layer without bias onto K prototypes whose norm
 (``g``) is fixed at 1 (DINO's ``norm_last_layer=True``), so the logits are
@@ -9,14 +9,15 @@ cosine similarities between the bottleneck and the prototypes.
 Choice of K (:data:`DEFAULT_NUM_PROTOTYPES` = 4096). DINO's 65536 prototypes
 serve ImageNet-scale data; one video has tens to a few thousand tracks and
 VideoClusterNet only needs K comfortably above the number of identities. The
-last layer is ``256 x K`` parameters updated by AdamW every step and the
-clustering stores two (faces x K) float32 matrices, so K drives both cost and
-memory. Measured on this project's 2-core CPU (``benchmarks/finetune.py``,
-batch 64 faces, forward + backward + AdamW step of the head alone):
-K=65536 costs ~10x more per step than K=4096 and the clustering stores
-256 KiB per face instead of 16 KiB; K=4096 keeps the head step a small
-fraction of a backbone step and is still ~100x larger than the number of
-identities in a video. Pass ``num_prototypes`` to change it.
+last layer is ``256 x K`` parameters updated by AdamW every step, and the
+clustering keeps P and logQ, 2 x K float32 per face, so K drives both cost
+and memory. Measured with ``benchmarks/finetune.py`` on this project's shared,
+loaded 2-core CPU (head alone, batch 64, forward + backward + AdamW, 1 thread):
+K=1024 114 ms, 4096 149 ms, 8192 204 ms, 16384 378 ms, 65536 1426 ms per step,
+i.e. 65536 is ~10x the cost of 4096 (which is close to the MLP-only floor),
+and P + logQ need 32 KiB per face at K=4096 against 512 KiB at 65536.
+4096 is ~100x the number of identities in a video. Pass ``num_prototypes``
+to change it.
 """
 from __future__ import annotations
 

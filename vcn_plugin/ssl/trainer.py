@@ -295,12 +295,12 @@ class _Trainer:
             view_b = (view_a + 1 + self.pair_rng.integers(max(1, num_views - 1), size=len(anchors))) % num_views
             emb_a = views[torch.from_numpy(view_a), torch.from_numpy(anchors)]
             emb_b = views[torch.from_numpy(view_b), torch.from_numpy(partners)]
-            heads = (self.model.student_head, self.model.teacher_head)
+            student, teacher = self.model.student_head, self.model.teacher_head
 
             def embed() -> tuple:
                 with torch.no_grad():
-                    teacher = heads[1](emb_a), heads[1](emb_b)
-                return heads[0](emb_a), heads[0](emb_b), *teacher
+                    teacher_a, teacher_b = teacher(emb_a), teacher(emb_b)
+                return student(emb_a), student(emb_b), teacher_a, teacher_b
 
             loss = self._optimise("head", stage_step, self.head_steps, embed)
             self._report("head", stage_step, self.head_steps, loss, round=0)

@@ -1,0 +1,126 @@
+"""Stages 2 and 3 on a real processed clip, through the Python API, the operators and the CLI."""
+from __future__ import annotations
+
+import fiftyone as fo
+import numpy as np
+import pytest
+
+from tests.videos import noise_frames, write_video
+from vcn_plugin import schema
+from vcn_plugin.api import detect_faces, import_videos
+from vcn_plugin.finetuning import finetune_dataset, load_finetuned
+from vcn_plugin.identify import cluster_identities
+from vcn_plugin.runs import list_runs, load_run
+from vcn_plugin.sample_clip import make_sample_clip
+from vcn_plugin.ssl import FinetuneConfig
+from vcn_plugin.tracks import check_consistency, frame_identities, get_tracks_dataset
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clip") / "sample.mp4"
+    make_sample_clip(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def processed(clip):
+    """A dataset after stage 1 and a tiny finetuning run."""
+    dataset = fo.Dataset()
+    import_videos([clip], dataset)
+    detect_faces(dataset)
+    finetune_dataset(dataset, config=FinetuneConfig.tiny(), models_dir=str(clip.parent / "models"))
+    return dataset
+
+
+def test_finetune_records_run_and_reloadable_checkpoint(processed):
+    assert "vcn_finetune" in list_runs(processed, method="finetune")
+    config, results = load_run(processed, "vcn_finetune")
+    assert config["backbone"] == "dlib-resnet" and config["scope"] == "video"
+    (video_id, path), = results["checkpoints"].items()
+    assert video_id == processed.first().id
+    model = load_finetuned(processed)[video_id]
+    chips = np.random.default_rng(0).integers(0, 255, (2, 150, 150, 3), dtype=np.uint8)
+    p, log_q = model.head_outputs(chips)
+    assert np.allclose(p.sum(1), 1, atol=1e-4) and np.all(log_q <= 0)
+
+
+@pytest.mark.parametrize("method", ["loss", "cosine", "hac-euclidean"])
+def test_cluster_writes_identities_to_frames_and_track_records(processed, method):
+    summary = cluster_identities(processed, method=method)
+    truth = frame_identities(processed)
+    assert truth == summary.identities
+    assert 2 <= summary.n_clusters <= len(truth)
+    assert all(name == schema.UNKNOWN or name.startswith("person_") for name in truth.values())
+    tracks = get_tracks_dataset(processed)
+    assert len(tracks) == len(truth) and check_consistency(processed) == []
+    assert tracks.first()["embedding"] is not None and tracks.first()["quality"] is not None
+    config, results = load_run(processed, "vcn_cluster")
+    assert config["method"] == method and results["n_clusters"] == summary.n_clusters
+
+
+def test_guard_keeps_people_seen_together_apart(processed):
+    summary = cluster_identities(processed, method="loss", guard=True)
+    from vcn_plugin.backbones import get_backbone
+    from vcn_plugin.track_sets import load_track_set
+
+    ts = load_track_set(processed, get_backbone("dlib-resnet"))
+    for a, b in ts.cooccurring:
+        la, lb = summary.identities[ts.keys[a]], summary.identities[ts.keys[b]]
+        assert la != lb or la == schema.UNKNOWN
+
+
+def test_loss_metric_refuses_without_finetuning_and_cosine_still_works(clip):
+    dataset = fo.Dataset()
+    import_videos([clip], dataset)
+    detect_faces(dataset)
+    with pytest.raises(ValueError, match="finetun"):
+        cluster_identities(dataset, method="loss")
+    assert cluster_identities(dataset, method="cosine").n_clusters >= 2
+
+
+def test_finetune_refuses_video_without_tracks_and_clustering_handles_it(tmp_path):
+    dataset = fo.Dataset()
+    import_videos([write_video(tmp_path / "noise.mp4", noise_frames(6))], dataset)
+    detect_faces(dataset)
+    with pytest.raises(ValueError, match="nothing was finetuned"):
+        finetune_dataset(dataset, config=FinetuneConfig.tiny(), models_dir=str(tmp_path))
+    assert not dataset.has_run("vcn_finetune")
+    assert cluster_identities(dataset, method="cosine").identities == {}
+
+
+def test_stage2_refuses_before_stage1(clip):
+    dataset = fo.Dataset()
+    import_videos([clip], dataset)
+    with pytest.raises(ValueError, match="detect faces"):
+        finetune_dataset(dataset, config=FinetuneConfig.tiny())
+    with pytest.raises(ValueError, match="detect faces"):
+        cluster_identities(dataset, method="cosine")
+
+
+def test_unknown_backbone_is_refused(processed):
+    with pytest.raises(ValueError, match="unknown backbone"):
+        finetune_dataset(processed, backbone="resnet-9000", config=FinetuneConfig.tiny())
+
+
+def test_operators_detect_immediately_and_cluster_delegated(clip, run_operator):
+    dataset = fo.Dataset()
+    import_videos([clip], dataset)
+    out = run_operator("detect_faces", dataset, {"detector": "dlib-hog", "detect_every": 2})
+    assert "tracks" in out["summary"] and dataset.count(f"frames.{schema.FACES}.detections") > 0
+    done = run_operator("cluster_identities", dataset, {"method": "cosine", "guard": True}, delegate=True)
+    assert done.run_state == "completed"
+    dataset.reload()
+    assert dataset.has_run("vcn_cluster") and check_consistency(dataset) == []
+
+
+def test_cli_cluster_prints_identities(processed):
+    from click.testing import CliRunner
+
+    from vcn_plugin.cli import main
+
+    result = CliRunner().invoke(main, ["cluster", "--dataset", processed.name, "--method", "cosine"])
+    assert result.exit_code == 0, result.output
+    assert "identities" in result.output and "person_01" in result.output
+    result = CliRunner().invoke(main, ["cluster", "--dataset", "no-such-dataset"])
+    assert result.exit_code != 0 and "no dataset named" in result.output

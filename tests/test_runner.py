@@ -1,0 +1,200 @@
+"""The ablation runner on one real quick episode built from ../shared/data/faces."""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vcn_plugin.benchmark import EpisodeConfig
+from vcn_plugin.benchmark.runner import (
+    DEFAULT_ROWS,
+    FRACTION_KEYS,
+    ROW_KEYS,
+    RowSpec,
+    SweepCell,
+    SweepResult,
+    ensure_benchmark,
+    plot_sweep,
+    run_benchmark,
+)
+from vcn_plugin.metrics import evaluate_clustering
+from vcn_plugin.ssl import FinetuneConfig
+
+QUICK = EpisodeConfig.preset("quick", seed=0)
+#: two fixed HAC cuts beside the default rows: the oracle must do at least as well as both
+EXTRA_ROWS = (
+    RowSpec("HAC cosine @ 0.3", "hac-cosine", finetuned=False, threshold=0.3),
+    RowSpec("HAC cosine @ 0.1", "hac-cosine", finetuned=False, threshold=0.1),
+)
+
+
+@pytest.fixture(scope="module")
+def bench(shared_data: Path, tmp_path_factory) -> Path:
+    """One quick episode, built through the CLI (the same config as ``QUICK``)."""
+    from vcn_plugin.cli_benchmark import benchmark
+
+    out = tmp_path_factory.mktemp("bench")
+    args = ["build", "--faces", str(shared_data / "faces"), "--out", str(out), "--episodes", "1", "--preset", "quick"]
+    res = CliRunner().invoke(benchmark, args)
+    assert res.exit_code == 0, res.output
+    assert "ep000.mp4" in res.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(bench: Path, tmp_path_factory):
+    """One run of every row, its JSON, and the predicted track ids read back from the kept dataset."""
+    import fiftyone as fo
+
+    json_path = tmp_path_factory.mktemp("out") / "bench.json"
+    result = run_benchmark(bench, json_path, DEFAULT_ROWS + EXTRA_ROWS, FinetuneConfig.tiny(), keep_dataset=True)
+    dataset = fo.load_dataset(result.dataset_name)
+    predicted = set()
+    for sample in dataset:
+        for frame in sample.frames.values():
+            for det in frame["faces"].detections if frame["faces"] is not None else []:
+                predicted.add((Path(sample.filepath).name, int(det.index)))
+    dataset.delete()
+    return result, json.loads(json_path.read_text()), predicted
+
+
+def test_json_has_every_row_and_key(run):
+    result, data, _ = run
+    assert set(data) >= {"rows", "episodes"}
+    assert len(data["rows"]) == len(DEFAULT_ROWS) + len(EXTRA_ROWS)
+    for row in data["rows"]:
+        assert set(ROW_KEYS) | {"assignments"} <= set(row)
+        assert isinstance(row["finetuned"], bool) and isinstance(row["oracle"], bool)
+    assert data == json.loads(json.dumps(result.to_dict()))
+
+
+def test_fractions_in_unit_interval_and_only_untrained_loss_not_applicable(run):
+    _, data, _ = run
+    for row in data["rows"]:
+        if row["method"] == "ours" and row["metric"] == "loss" and not row["finetuned"]:
+            assert all(row[k] is None for k in (*FRACTION_KEYS, "cluster_ratio", "seconds"))
+            assert row["note"].startswith("not applicable") and row["assignments"] == []
+            continue
+        for key in FRACTION_KEYS:
+            assert 0.0 <= row[key] <= 1.0, (row["name"], key, row[key])
+        assert row["cluster_ratio"] == pytest.approx(row["n_clusters"] / row["n_identities"])
+        assert row["seconds"] > 0
+
+
+def test_oracle_rows_are_marked_and_beat_fixed_cuts(run):
+    _, data, _ = run
+    oracles = [r for r in data["rows"] if r["oracle"]]
+    assert {(r["method"], r["metric"], r["finetuned"]) for r in oracles} == {("hac", "cosine", False), ("hac", "cosine", True)}
+    assert all(r["threshold"] is not None for r in oracles)
+    oracle = next(r for r in oracles if not r["finetuned"])
+    fixed = [r for r in data["rows"] if r["name"] in {s.name for s in EXTRA_ROWS}]
+    assert all(oracle["accuracy"] >= r["accuracy"] for r in fixed)
+    assert sum(r["oracle"] for r in data["rows"]) == 2
+
+
+def test_assignments_list_every_predicted_track_and_the_same_tracks_in_every_row(run):
+    _, data, predicted = run
+    applicable = [r for r in data["rows"] if r["assignments"]]
+    assert len(applicable) == len(data["rows"]) - 1
+    reference = [(a["video"], a["track"], a["gt"]) for a in applicable[0]["assignments"]]
+    assert {(v, t) for v, t, _ in reference} == predicted
+    assert len(reference) == len(predicted) > 0
+    for row in applicable:
+        assert [(a["video"], a["track"], a["gt"]) for a in row["assignments"]] == reference
+        assert all(isinstance(a["pred"], str) for a in row["assignments"])
+
+
+def test_metrics_recomputed_from_assignments_equal_the_rows(run):
+    """Per episode evaluate_clustering on the scored tracks, then the documented aggregation."""
+    _, data, _ = run
+    for row in (r for r in data["rows"] if r["assignments"]):
+        by_video = defaultdict(list)
+        for a in row["assignments"]:
+            if a["gt"] is not None and not a["distractor"]:
+                by_video[a["video"]].append(a)
+        per = [evaluate_clustering([a["gt"] for a in s], [a["pred"] for a in s], "Unknown", "exclude")
+               for s in by_video.values()]  # fmt: skip
+        weights = np.array([m.n_evaluated for m in per], float)
+        for key in FRACTION_KEYS:
+            expected = float(np.dot([getattr(m, key) for m in per], weights) / weights.sum())
+            assert row[key] == pytest.approx(expected, abs=1e-12), (row["name"], key)
+        assert row["n_clusters"] == sum(m.n_clusters for m in per)
+        assert row["n_identities"] == sum(m.n_identities for m in per)
+        assert row["unknown"] == sum(m.n_unknown for m in per)
+
+
+def test_episode_has_stage_wise_numbers(run, bench):
+    _, data, _ = run
+    (episode,) = data["episodes"]
+    manifest = json.loads((bench / "manifest.json").read_text())["episodes"][0]
+    assert episode["video"] == "ep000.mp4"
+    assert episode["gt_tracks"] == manifest["n_tracks"]
+    assert episode["gt_identities"] == manifest["n_identities"]
+    assert 0.5 <= episode["detection"]["recall"] <= 1.0  # the quick preset's faces are >= 44 px
+    assert 0.0 <= episode["detection"]["precision"] <= 1.0
+    assert episode["tracking"]["pred_tracks"] == episode["pred_tracks"] > 0
+    assert {"id_switches", "fragmentations", "gt_tracks_missed"} <= set(episode["tracking"])
+    assert episode["finetune"]["seconds"] > 0 and episode["finetune"]["num_tracks"] > 0
+
+
+def test_bad_inputs_raise_clear_errors(tmp_path, bench):
+    with pytest.raises(ValueError, match="is not a benchmark"):
+        run_benchmark(tmp_path)
+    with pytest.raises(ValueError, match="unknown_mode"):
+        run_benchmark(bench, unknown_mode="drop")
+    with pytest.raises(ValueError, match="oracle"):
+        RowSpec("x", "finch", finetuned=False, oracle=True)
+    with pytest.raises(ValueError, match="threshold"):
+        RowSpec("x", "hac-euclidean", finetuned=False)
+
+
+def test_ensure_benchmark_reuses_a_matching_build_only(shared_data, bench, tmp_path):
+    assert ensure_benchmark(shared_data / "faces", bench, 1, QUICK) is False
+    from vcn_plugin.benchmark.runner import _same_build
+
+    faces = (shared_data / "faces").resolve()
+    assert _same_build(bench / "manifest.json", faces, 1, asdict(QUICK))
+    assert not _same_build(bench / "manifest.json", faces, 2, asdict(QUICK))
+    assert not _same_build(bench / "manifest.json", faces, 1, asdict(replace(QUICK, seed=1)))
+    (tmp_path / "videos").mkdir()
+    with pytest.raises(ValueError, match="no manifest"):
+        ensure_benchmark(shared_data / "faces", tmp_path, 1, QUICK)
+
+
+def test_plot_sweep_writes_a_png(run, tmp_path):
+    result, _, _ = run
+    cells = [SweepCell("none", 0, "a", result), SweepCell("teal_orange", 2, "b", result)]
+    path = plot_sweep(SweepResult(cells, {"looks": ["teal_orange"]}), tmp_path / "sweep.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "teal_orange, severity 2" in SweepResult(cells, {"looks": ["teal_orange"]}).to_markdown()
+
+
+def test_cli_run_reproduces_the_api_numbers(run, bench, tmp_path):
+    """Same benchmark, same seeds: the CLI's JSON equals the API's rows (determinism)."""
+    from vcn_plugin.cli_benchmark import benchmark
+
+    _, data, _ = run
+    out = tmp_path / "cli.json"
+    res = CliRunner().invoke(benchmark, ["run", str(bench), "--json", str(out), "--quick-finetune"])
+    assert res.exit_code == 0, res.output
+    assert "| HAC cosine, oracle threshold [ORACLE" in res.output
+    cli_rows = {(r["name"], r["finetuned"]): r for r in json.loads(out.read_text())["rows"]}
+    for row in data["rows"][: len(DEFAULT_ROWS)]:
+        other = cli_rows[(row["name"], row["finetuned"])]
+        assert [a["pred"] for a in other["assignments"]] == [a["pred"] for a in row["assignments"]], row["name"]
+        assert other["accuracy"] == row["accuracy"]
+
+
+def test_cli_sweep_rejects_an_unknown_look_before_building(tmp_path, shared_data):
+    from vcn_plugin.cli_benchmark import benchmark
+
+    args = ["sweep", "--faces", str(shared_data / "faces"), "--out", str(tmp_path), "--looks", "sepia,teal_orange"]
+    res = CliRunner().invoke(benchmark, args)
+    assert res.exit_code != 0
+    assert "unknown look 'sepia'" in res.output
+    assert not any(tmp_path.iterdir())
