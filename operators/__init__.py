@@ -1,6 +1,7 @@
 """vcn's FiftyOne operators: thin App glue over :mod:`vcn_plugin`."""
+from .corrections import CORRECTION_OPERATORS
 from .evaluation import EVALUATION_OPERATORS
 from .identities import IDENTITY_OPERATORS
 from .stage1 import DetectFaces, ImportVideos
 
-OPERATORS = [ImportVideos, DetectFaces, *IDENTITY_OPERATORS, *EVALUATION_OPERATORS]
+OPERATORS = [ImportVideos, DetectFaces, *IDENTITY_OPERATORS, *EVALUATION_OPERATORS, *CORRECTION_OPERATORS]

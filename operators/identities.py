@@ -49,13 +49,13 @@ class Finetune(foo.Operator):
         if not require_video_dataset(ctx, inputs) or not _has_stage1(ctx, inputs):
             return types.Property(inputs)
         inputs.view_target(ctx)
-        inputs.str("backbone", default="dlib-resnet", required=True, label="Backbone",
+        inputs.str("backbone", default="dlib-resnet", label="Backbone",
                    description="Pretrained face-ID network: " + " or ".join(available_backbones()))
         scopes = types.RadioGroup()
         scopes.add_choice("video", label="Per video", description="One model per video, as in the paper")
         scopes.add_choice("dataset", label="Whole dataset", description="One model for a series of episodes")
         inputs.enum("scope", SCOPES, default="video", view=scopes, label="Scope")
-        inputs.str("run_key", default=FINETUNE_RUN, label="Run key", required=True,
+        inputs.str("run_key", default=FINETUNE_RUN, label="Run key",
                    description="Rerunning with the same key replaces the earlier models")
         return types.Property(inputs, view=types.View(label="Finetune face model"))
 
@@ -109,7 +109,7 @@ class ClusterIdentities(foo.Operator):
             inputs.enum("finetune_run", finetune_runs, default=finetune_runs[0], view=runs, label="Finetuning run")
         inputs.bool("guard", default=True, label="Co-occurrence guard",
                     description="Never put two faces seen in the same frame into one identity")
-        inputs.str("run_key", default=CLUSTER_RUN, label="Run key", required=True)
+        inputs.str("run_key", default=CLUSTER_RUN, label="Run key")
         return types.Property(inputs, view=types.View(label="Cluster identities"))
 
     def execute(self, ctx):
@@ -146,7 +146,7 @@ class VisualizeIdentities(foo.Operator):
     def resolve_input(self, ctx):
         inputs = types.Object()
         if require_video_dataset(ctx, inputs):
-            inputs.str("brain_key", default="vcn_tracks_umap", label="Brain key", required=True)
+            inputs.str("brain_key", default="vcn_tracks_umap", label="Brain key")
         return types.Property(inputs, view=types.View(label="Map identities"))
 
     def execute(self, ctx):

@@ -322,3 +322,15 @@ def test_scrfd_providers_are_checked(shared_models):
     assert get_detector("scrfd", model=model, providers=["CPUExecutionProvider"]).providers == ["CPUExecutionProvider"]
     with pytest.raises(ValueError, match="not available"):
         get_detector("scrfd", model=model, providers=["NoSuchExecutionProvider"])
+
+
+def test_centerface_finds_the_six_people_with_arcface_landmarks():
+    from vcn_plugin.sample_clip import insightface_photo
+
+    detector = get_detector("centerface")
+    faces = detector.detect(insightface_photo())
+    assert len(faces) == 6
+    for face in faces:
+        eyes, mouth = face.landmarks[:2], face.landmarks[3:]
+        assert eyes[0, 0] < eyes[1, 0] and mouth[0, 0] < mouth[1, 0]  # image-left first
+        assert face.box[0] <= face.landmarks[2, 0] <= face.box[2]

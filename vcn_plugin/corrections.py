@@ -54,7 +54,7 @@ from vcn_plugin.tracks import TrackKey, get_tracks_dataset, set_identities
 
 INFO_KEY = "vcn_corrections"
 LOG_VERSION = 1
-NOT_FACE = "not_face"
+NOT_FACE = schema.NOT_FACE
 #: labels that are no identity: a correction cannot name a person like this
 RESERVED_LABELS = (schema.FACE_LABEL, schema.UNKNOWN, NOT_FACE)
 #: labels excluded from clustering when a user sets them

@@ -292,6 +292,8 @@ def _cluster_of(video: str, track: int, counts: Counter, config: EvaluationConfi
                              f"'{schema.FACE_LABEL}' (not clustered yet); run clustering first, or pass "
                              "allow_unclustered=True to score such tracks as Unknown")
         return config.unknown_label
+    if label == schema.NOT_FACE:
+        return config.unknown_label
     return label
 
 

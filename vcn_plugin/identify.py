@@ -82,14 +82,17 @@ def cluster_track_set(
     cannot_link: list[tuple[int, int]] | None = None,
     excluded: np.ndarray | None = None,
     features: dict[str, np.ndarray] | None = None,
+    keep: np.ndarray | None = None,
 ) -> ClusteringResult:
-    """Cluster the tracks of ``track_set``; low-quality tracks (and ``excluded``) become Unknown."""
+    """Cluster the tracks of ``track_set``; low-quality tracks (and ``excluded``) become Unknown,
+    except those in ``keep`` (tracks a user placed in an identity)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     if len(track_set) == 0:
         return ClusteringResult(labels=np.zeros(0, np.int64), n_clusters=0, method=method)
     features = features if features is not None else track_features(track_set, method, model, backbone)
-    excl = track_set.low_quality.copy() if excluded is None else (track_set.low_quality | excluded)
+    low = track_set.low_quality if keep is None else (track_set.low_quality & ~keep)
+    excl = low.copy() if excluded is None else (low | excluded)
     supports_constraints = method in ("loss", "cosine", "euclidean")
     pairs = []
     if supports_constraints:
@@ -143,9 +146,11 @@ def cluster_identities(
         model = models.get(key) if models else None
         if models and model is None and method == "loss":
             raise ValueError(f"the finetuning run '{finetune_run}' has no model for video {key}; rerun finetuning")
-        must, cannot, excluded = _constraint_indices(subset, constraints)
+        must, cannot, excluded, placed = _constraint_indices(subset, constraints)
         features = track_features(subset, method, model, backbone)
-        result = cluster_track_set(subset, method, model, backbone, guard, threshold, must, cannot, excluded, features)
+        result = cluster_track_set(
+            subset, method, model, backbone, guard, threshold, must, cannot, excluded, features, keep=placed
+        )
         prefix = f"{names_by_video[key]}/" if key in names_by_video else ""
         labels = {k: (schema.UNKNOWN if n == schema.UNKNOWN else prefix + n) for k, n in zip(subset.keys, result.names)}
         if constraints is not None:
@@ -202,10 +207,13 @@ def _constraints(dataset: fo.Dataset):
     return get_constraints(dataset)
 
 
-def _constraint_indices(subset: TrackSet, constraints) -> tuple[list[list[int]], list[tuple[int, int]], np.ndarray]:
+def _constraint_indices(subset: TrackSet, constraints):
+    """Constraints as track indices of ``subset``: must-link groups, cannot-link pairs, and
+    masks of user-excluded and user-placed tracks."""
     excluded = np.zeros(len(subset), bool)
+    placed = np.zeros(len(subset), bool)
     if constraints is None:
-        return [], [], excluded
+        return [], [], excluded, placed
     index = {k: i for i, k in enumerate(subset.keys)}
     must = [[index[k] for k in group if k in index] for group in constraints.must_link]
     must = [g for g in must if len(g) > 1]
@@ -213,7 +221,10 @@ def _constraint_indices(subset: TrackSet, constraints) -> tuple[list[list[int]],
     for key in constraints.excluded:
         if key in index:
             excluded[index[key]] = True
-    return must, cannot, excluded
+    for key in constraints.placed:
+        if key in index:
+            placed[index[key]] = True
+    return must, cannot, excluded, placed
 
 
 def _records(dataset, subset: TrackSet, labels, features, result: ClusteringResult) -> list[TrackRecord]:

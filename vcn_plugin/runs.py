@@ -35,9 +35,10 @@ def load_run(dataset: fo.Dataset, run_key: str) -> tuple[dict[str, Any], dict[st
     if not dataset.has_run(run_key):
         raise KeyError(f"dataset '{dataset.name}' has no run '{run_key}'")
     info = dataset.get_run_info(run_key)
-    config = dict(getattr(info.config, "vcn", {}) or {})
+    # plain dicts and lists, not the database layer's BaseDict/BaseList
+    config = json.loads(json.dumps(getattr(info.config, "vcn", {}) or {}))
     config["run_type"] = getattr(info.config, "method", None)
-    return config, dict(getattr(info.config, "vcn_results", {}) or {})
+    return config, json.loads(json.dumps(getattr(info.config, "vcn_results", {}) or {}))
 
 
 def list_runs(dataset: fo.Dataset, method: str | None = None) -> list[str]:

@@ -28,6 +28,8 @@ GT_FACES = "gt_faces"
 SHOT_LABEL = "shot"
 FACE_LABEL = "face"
 UNKNOWN = "Unknown"
+#: a user's mark for a detection that is not a face: left out of clustering, scored as Unknown
+NOT_FACE = "not_face"
 
 ATTR_QUALITY = "quality"
 ATTR_SHOT = "shot"

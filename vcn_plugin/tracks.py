@@ -108,32 +108,39 @@ def set_identities(
 ) -> int:
     """Set the identity of tracks on the frame labels and on the track records together.
 
-    Returns the number of frame detections changed. Tracks not in ``identities`` keep theirs.
+    Updates go to the database by label id, so no video's frames are loaded. Returns the
+    number of frame detections changed. Tracks not in ``identities`` keep theirs.
     """
     by_video: dict[str, dict[int, str]] = {}
     for (video_id, track), name in identities.items():
         by_video.setdefault(video_id, {})[int(track)] = name
-    changed = 0
-    for video_id, names in by_video.items():
-        sample = dataset[video_id]
-        for frame in sample.frames.values():
-            labels = frame[field] if frame.has_field(field) else None
-            if labels is None:
-                continue
-            for det in labels.detections:
-                new = names.get(int(det.index)) if det.index is not None else None
-                if new is not None and det.label != new:
-                    det.label = new
-                    changed += 1
-        sample.save()
+    if not by_video:
+        return 0
+    path = f"frames.{field}.detections"
+    updates = {}
+    view = dataset.select(list(by_video))
+    for video_id, frames_idx, frames_lab, frames_id in zip(
+        *view.values(["id", f"{path}.index", f"{path}.label", f"{path}.id"])
+    ):
+        names = by_video[video_id]
+        for idx_list, lab_list, id_list in zip(frames_idx, frames_lab, frames_id):
+            for idx, lab, det_id in zip(idx_list or [], lab_list or [], id_list or []):
+                new = names.get(int(idx)) if idx is not None else None
+                if new is not None and lab != new:
+                    updates[det_id] = new
+    if updates:
+        dataset.set_label_values(f"{path}.label", updates)
     name = tracks_dataset_name(dataset)
     if fo.dataset_exists(name):
-        tracks = fo.load_dataset(name)
-        for sample in tracks.select_fields(["video_id", "track", "identity"]).iter_samples(autosave=True):
-            new = by_video.get(sample.video_id, {}).get(int(sample.track))
+        records = fo.load_dataset(name)
+        values = {}
+        for sid, video_id, track in zip(*records.values(["id", "video_id", "track"])):
+            new = by_video.get(video_id, {}).get(int(track))
             if new is not None:
-                sample["identity"] = fo.Classification(label=new)
-    return changed
+                values[sid] = fo.Classification(label=new)
+        if values:
+            records.set_values("identity", values, key_field="id")
+    return len(updates)
 
 
 def frame_identities(dataset: fo.Dataset, field: str = schema.FACES) -> dict[TrackKey, str]:
