@@ -5,7 +5,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from vcn_plugin.api import detect_faces, import_videos
-from vcn_plugin.detect import available_detectors
+from vcn_plugin.detect import DEFAULT_DETECTOR, available_detectors
 from vcn_plugin.stage1 import Stage1Config
 
 from .common import finish, heavy_config, progress_reporter, require_video_dataset
@@ -70,15 +70,15 @@ class DetectFaces(foo.Operator):
         detectors = types.Dropdown()
         for name in available_detectors():
             detectors.add_choice(name, label=name)
-        inputs.enum("detector", detectors.values(), default="dlib-hog", view=detectors, label="Face detector",
-                    description="dlib-hog works offline on any CPU; scrfd needs an insightface pack")
-        inputs.int("detect_every", default=2, label="Detect every k-th frame",
+        inputs.enum("detector", detectors.values(), default=DEFAULT_DETECTOR, view=detectors, label="Face detector",
+                    description="centerface and dlib-hog work offline on any CPU; scrfd needs an insightface pack")
+        inputs.int("detect_every", default=Stage1Config.detect_every, label="Detect every k-th frame",
                    description="The tracker fills the frames in between", min=1)
         return types.Property(inputs, view=types.View(label="Detect and track faces"))
 
     def execute(self, ctx):
-        config = Stage1Config(detector=ctx.params.get("detector", "dlib-hog"),
-                              detect_every=int(ctx.params.get("detect_every", 2)))
+        config = Stage1Config(detector=ctx.params.get("detector", DEFAULT_DETECTOR),
+                              detect_every=int(ctx.params.get("detect_every", Stage1Config.detect_every)))
         report = detect_faces(ctx.target_view(), config, progress_reporter(ctx))
         finish(ctx, report.summary().splitlines()[0])
         return {"summary": report.summary()}

@@ -185,6 +185,7 @@ def open_dataset(page, app_url: str, name: str, n_samples: int, attempts: int = 
         page.wait_for_timeout(2_000)
         if f"/datasets/{name}" in page.url and count.is_visible():
             break
+        print(f"the App left '{name}' for {page.url} after showing it; reopening it")
         if attempt == attempts - 1:
             raise AssertionError(f"the App left dataset '{name}' for {page.url} right after opening it")
     # the session keeps its last state: close a sample that an earlier page expanded

@@ -10,6 +10,7 @@ import pytest
 from tests.videos import noise_frames, write_video
 from vcn_plugin import schema
 from vcn_plugin.api import detect_faces, import_videos
+from vcn_plugin.detect import DEFAULT_DETECTOR
 from vcn_plugin.runs import load_run
 from vcn_plugin.sample_clip import make_sample_clip
 from vcn_plugin.stage1 import Stage1Config, process_video
@@ -54,7 +55,19 @@ def test_tracks_cover_their_shot_and_carry_quality(processed):
     assert len(long_tracks) >= 10  # the camera moves slowly: people stay tracked through the shot
 
 
-def test_detect_every_frame_and_every_second_frame_agree(sample_clip, processed):
+def test_real_street_clip_gives_tracks_of_the_walkers(shared_data):
+    """A real 1080p clip (pedestrians walking towards the camera), processed with the defaults."""
+    result = process_video(str(shared_data / "videos" / "facenet_pytorch_street.mp4"), Stage1Config())
+    assert (result.width, result.height, result.num_frames) == (1920, 1080, 105)
+    assert result.shots == [(1, 105)]  # one continuous shot
+    long_tracks = [t for t in result.tracks if len(t) >= 20]
+    assert len(long_tracks) >= 4  # the ~4 prominent faces in the foreground
+    for track in result.tracks:
+        frames = track.frames
+        assert frames == sorted(frames) and len(set(frames)) == len(frames)
+
+
+def test_detect_every_frame_and_every_third_frame_agree(sample_clip, processed):
     path, _ = sample_clip
     dense = process_video(str(path), Stage1Config(detect_every=1))
     assert abs(len(dense.tracks) - len(processed.tracks)) <= 2
@@ -75,7 +88,7 @@ def test_labels_written_to_fiftyone_and_rerun_replaces_them(sample_clip):
     assert isinstance(det[schema.ATTR_SHOT], int) and len(det[schema.ATTR_LANDMARKS]) == 5
     assert dataset.has_frame_field(f"{schema.FACES}.detections.{schema.ATTR_QUALITY}")
     config, results = load_run(dataset, schema.STAGE1_RUN)
-    assert config["detector"] == "dlib-hog" and results["videos"][str(Path(path).resolve())]["tracks"] > 0
+    assert config["detector"] == DEFAULT_DETECTOR and results["videos"][str(Path(path).resolve())]["tracks"] > 0
 
     detect_faces(dataset, Stage1Config())
     assert _face_counts(dataset) == counts  # idempotent

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import click
 from tqdm import tqdm
 
+from vcn_plugin.detect import DEFAULT_DETECTOR, available_detectors
 from vcn_plugin.stage1 import Progress, Stage1Config
 
 
@@ -79,8 +80,10 @@ def _detect(dataset_name: str, config: Stage1Config) -> None:
 
 
 detector_options = [
-    click.option("--detector", default="dlib-hog", show_default=True, help="face detector"),
-    click.option("--detect-every", default=2, show_default=True, help="run the detector on every k-th frame"),
+    click.option("--detector", default=DEFAULT_DETECTOR, show_default=True,
+                 help="face detector: " + ", ".join(available_detectors())),
+    click.option("--detect-every", default=Stage1Config.detect_every, show_default=True,
+                 help="run the detector on every k-th frame"),
     click.option("--upsample", type=int, default=None, help="dlib detectors: times to upsample (finds smaller faces)"),
 ]
 
@@ -218,10 +221,12 @@ def run_cmd(paths: tuple[str, ...], dataset_name: str, detector: str, detect_eve
 
 
 def _register_commands() -> None:
+    from vcn_plugin.cli_benchmark import benchmark
     from vcn_plugin.cli_eval import EVALUATION_COMMANDS
 
     for command in EVALUATION_COMMANDS:
         main.add_command(command)
+    main.add_command(benchmark)
 
 
 _register_commands()

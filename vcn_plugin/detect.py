@@ -60,7 +60,7 @@ __all__ = [
     "validate_frame",
 ]
 
-DEFAULT_DETECTOR = "dlib-hog"
+DEFAULT_DETECTOR = "centerface"
 
 #: Slope of the logistic that maps a dlib SVM margin to a confidence. dlib HOG
 #: margins of real faces lie in about [0, 3]: margin 0.5 -> 0.73, 1 -> 0.88, 2 -> 0.98.

@@ -28,7 +28,7 @@ class Stage1Config:
     #: options of the detector's config dataclass, e.g. ``{"upsample": 1}``
     detector_options: dict[str, Any] = field(default_factory=dict)
     #: run the detector on every k-th frame; the tracker bridges and interpolates the rest
-    detect_every: int = 2
+    detect_every: int = 3
     shots: ShotConfig = field(default_factory=ShotConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
