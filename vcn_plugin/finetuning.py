@@ -66,9 +66,23 @@ def finetune_track_set(
         if a in position and b in position
     ]
 
+    rounds = config.rounds
+
     def report(stage: str, step: int, total: int, info: dict) -> None:
-        if progress is not None:
-            progress(step / max(total, 1), f"{label} {stage} {step}/{total}".strip())
+        if progress is None:
+            return
+        within = step / max(total, 1)
+        # overall fraction: cache 20 %, head 40 %, then each round's matching + joint steps
+        if stage == "cache":
+            fraction = 0.2 * within
+        elif stage == "head":
+            fraction = 0.2 + 0.4 * within
+        else:
+            done_rounds = max(int(info.get("round", 1)) - 1, 0)
+            share = 0.4 / max(rounds, 1)
+            fraction = 0.6 + share * (done_rounds + (0.1 * within if stage == "match" else 0.1 + 0.9 * within))
+        detail = f"round {info['round']} " if stage in ("match", "joint") and "round" in info else ""
+        progress(min(fraction, 1.0), f"{label} {detail}{stage} {step}/{total}".strip())
 
     model, result = finetune(get_backbone(backbone_name), tracks, cannot, config, report)
     return model, result.to_dict()
@@ -108,9 +122,13 @@ def finetune_dataset(
         if scope == "video" and vid not in groups:
             summary.skipped[vid] = "no face tracks"
     start = time.perf_counter()
-    for key, subset in groups.items():
+    for g, (key, subset) in enumerate(groups.items()):
+        def group_progress(fraction: float, message: str, g: int = g) -> None:
+            if progress is not None:
+                progress((g + fraction) / len(groups), message)
+
         try:
-            model, result = finetune_track_set(subset, backbone, config, progress, label=key)
+            model, result = finetune_track_set(subset, backbone, config, group_progress, label=key)
         except ValueError as err:
             summary.skipped[key] = str(err)
             continue

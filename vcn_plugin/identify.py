@@ -165,6 +165,7 @@ def cluster_identities(
         records.extend(_records(dataset, subset, labels, features, result))
     set_identities(dataset, summary.identities)
     write_track_records(dataset, records)
+    _colour_by_identity(dataset)
     save_run(
         dataset, run_key, method="cluster",
         config={"method": method, "finetune_run": finetune_run if models else None, "backbone": backbone,
@@ -175,6 +176,13 @@ def cluster_identities(
     if progress is not None:
         progress(1.0, summary.summary())
     return summary
+
+
+def _colour_by_identity(dataset: fo.Dataset) -> None:
+    """One colour per label value in the App, so each identity keeps its colour across frames."""
+    if dataset.app_config.color_scheme is None or dataset.app_config.color_scheme.color_by != "value":
+        dataset.app_config.color_scheme = fo.ColorScheme(color_by="value")
+        dataset.save()
 
 
 def _models_for(dataset, method, finetune_run, finetuned, backbone):
