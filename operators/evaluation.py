@@ -79,6 +79,7 @@ class EvaluateIdentities(foo.Operator):
             "per_identity": [
                 {key: _cell(getattr(row, key)) for key, _ in _IDENTITY_COLUMNS} for row in report.per_identity
             ],
+            "purity_plot": _purity_plot(report),
         }
 
     def resolve_output(self, ctx):
@@ -92,8 +93,29 @@ class EvaluateIdentities(foo.Operator):
         for key, label in _IDENTITY_COLUMNS:
             identities.add_column(key, label=label)
         outputs.list("per_identity", types.Object(), label="Per identity", view=identities)
+        outputs.plot(
+            "purity_plot",
+            label="Where each identity went",
+            layout={"barmode": "stack", "xaxis": {"title": "identity"}, "yaxis": {"title": "tracks"},
+                    "height": 360},
+        )
         outputs.str("summary", label="Full report", view=types.MarkdownView())
         return types.Property(outputs, view=types.View(label="Identity evaluation"))
+
+
+def _purity_plot(report) -> list[dict]:
+    """Stacked bars: per ground-truth identity, its tracks in its dominant cluster, in other
+    clusters, and Unknown. A perfect clustering is one solid colour."""
+    rows = report.per_identity
+    names = [row.identity for row in rows]
+    dominant = [row.clusters.get(row.dominant_cluster, 0) if row.dominant_cluster else 0 for row in rows]
+    elsewhere = [sum(row.clusters.values()) - d for row, d in zip(rows, dominant)]
+    unknown = [row.unknown for row in rows]
+    return [
+        {"type": "bar", "name": "in its main cluster", "x": names, "y": dominant},
+        {"type": "bar", "name": "split off to other clusters", "x": names, "y": elsewhere},
+        {"type": "bar", "name": "Unknown", "x": names, "y": unknown},
+    ]
 
 
 def _cell(value):

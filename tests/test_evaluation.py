@@ -246,6 +246,11 @@ def test_evaluate_identities_operator(scored, run_operator):
     wcp = next(row for row in out["metrics"] if row["metric"] == "WCP")
     assert (wcp["exclude"], wcp["singleton"]) == (0.8, round(5 / 6, 4))
     assert [row["identity"] for row in out["per_identity"]] == ["alice", "bob", "carol"]
+    bars = {trace["name"]: dict(zip(trace["x"], trace["y"])) for trace in out["purity_plot"]}
+    per_identity = {row.identity: row for row in load_evaluation(scored, "app_eval").per_identity}
+    for name, row in per_identity.items():
+        assert bars["Unknown"][name] == row.unknown
+        assert bars["in its main cluster"][name] + bars["split off to other clusters"][name] == sum(row.clusters.values())
     assert "| WCP |" in out["summary"]
     assert load_evaluation(scored, "app_eval").clustering["exclude"]["wcp"] == pytest.approx(0.8)
 
