@@ -124,3 +124,19 @@ def test_cli_cluster_prints_identities(processed):
     assert "identities" in result.output and "person_01" in result.output
     result = CliRunner().invoke(main, ["cluster", "--dataset", "no-such-dataset"])
     assert result.exit_code != 0 and "no dataset named" in result.output
+
+
+def test_arcface_backbone_rates_tracks_with_serfiq(processed, shared_models):
+    """With an ArcFace-style backbone, track quality comes from SER-FIQ on the sampled chips."""
+    from vcn_plugin.backbones import get_backbone
+    from vcn_plugin.track_sets import load_track_set, uses_serfiq
+
+    backbone = get_backbone(f"arcface-onnx:{shared_models / 'mobilefacenet' / 'mobilefacenet_128d.onnx'}")
+    assert uses_serfiq(backbone, "auto") and not uses_serfiq(get_backbone("dlib-resnet"), "auto")
+    serfiq = load_track_set(processed, backbone, max_faces=4)
+    cheap = load_track_set(processed, backbone, max_faces=4, quality="cheap")
+    assert serfiq.keys == cheap.keys and serfiq.tracks[0].chips.shape[1:] == (112, 112, 3)
+    assert np.all((serfiq.quality > 0) & (serfiq.quality < 1))
+    assert not np.allclose(serfiq.quality, cheap.quality)
+    with pytest.raises(ValueError, match="quality must be one of"):
+        load_track_set(processed, backbone, quality="best")

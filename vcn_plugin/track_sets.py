@@ -18,6 +18,7 @@ from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.chips import TrackFaces, landmark_format_of, read_track_chips
 from vcn_plugin.clustering import cooccurring_pairs
 from vcn_plugin.quality import aggregate_track_quality, track_quality_flags
+from vcn_plugin.serfiq import serfiq_quality
 
 TrackKey = tuple[str, int]
 
@@ -83,17 +84,34 @@ def _track_spans(sample: fo.Sample, field: str) -> tuple[dict[int, list[int]], d
     return frames, shots, qualities
 
 
+QUALITY_SOURCES = ("auto", "cheap", "serfiq")
+
+
+def uses_serfiq(backbone: Backbone, quality: str) -> bool:
+    """SER-FIQ needs a backbone trained with dropout: ArcFace-style ones. dlib's ResNet gives
+    flat SER-FIQ scores (see :mod:`vcn_plugin.serfiq`), so ``"auto"`` keeps stage 1's cheap
+    quality (detector score, size, sharpness) for it."""
+    if quality not in QUALITY_SOURCES:
+        raise ValueError(f"quality must be one of {QUALITY_SOURCES}, got {quality!r}")
+    return quality == "serfiq" or (quality == "auto" and backbone.template == "arcface")
+
+
 def load_track_set(
     samples: fo.core.collections.SampleCollection,
     backbone: Backbone,
     max_faces: int = 8,
     field: str = schema.FACES,
     progress=None,
+    quality: str = "auto",
 ) -> TrackSet:
     """Read a chip sample of every track of every video in ``samples`` (one decode per video).
 
-    Raises ValueError when stage 1 has not run on a video.
+    Track quality is the median face quality: stage 1's cheap quality, or SER-FIQ on the
+    sampled chips (``quality``, see :func:`uses_serfiq`). Tracks whose quality is a low MAD
+    outlier are flagged ``low_quality`` (they become Unknown). Raises ValueError when stage 1
+    has not run on a video.
     """
+    serfiq = uses_serfiq(backbone, quality)
     dataset = samples._dataset
     landmark_format = landmark_format_of(dataset)
     tracks: list[TrackFaces] = []
@@ -115,7 +133,11 @@ def load_track_set(
             tracks.append(tf)
             track_frames.append(frames[tf.track])
             shots.append(shot_of[tf.track])
-            qualities.append(aggregate_track_quality(face_q.get(tf.track, tf.qualities)))
+            if serfiq:
+                tf.qualities = serfiq_quality(backbone, tf.chips).tolist()
+                qualities.append(aggregate_track_quality(tf.qualities))
+            else:
+                qualities.append(aggregate_track_quality(face_q.get(tf.track, tf.qualities)))
             videos.append(sample.id)
     quality = np.array(qualities, dtype=float)
     low = track_quality_flags(quality) if len(quality) >= 3 else np.zeros(len(quality), bool)
