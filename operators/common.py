@@ -53,3 +53,10 @@ def heavy_config(name: str, label: str, description: str, icon: str) -> foo.Oper
         allow_delegated_execution=True,
         default_choice_to_delegated=True,
     )
+
+
+def summary_output() -> types.Property:
+    """The output form of a stage operator: its text summary."""
+    outputs = types.Object()
+    outputs.str("summary", label="Result", view=types.MarkdownView())
+    return types.Property(outputs)

@@ -11,7 +11,7 @@ from vcn_plugin.identify import DEFAULT_RUN_KEY as CLUSTER_RUN, cluster_identiti
 from vcn_plugin.runs import list_runs
 from vcn_plugin import schema
 
-from .common import finish, heavy_config, progress_reporter, require_video_dataset
+from .common import finish, heavy_config, progress_reporter, require_video_dataset, summary_output
 
 METHOD_HELP = {
     "loss": "VideoClusterNet: the finetuned model's SSL loss as the distance (recommended)",
@@ -71,9 +71,7 @@ class Finetune(foo.Operator):
         return {"summary": summary.summary()}
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("summary", label="Result", view=types.MarkdownView())
-        return types.Property(outputs)
+        return summary_output()
 
 
 class ClusterIdentities(foo.Operator):
@@ -125,9 +123,7 @@ class ClusterIdentities(foo.Operator):
         return {"summary": summary.summary()}
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("summary", label="Result", view=types.MarkdownView())
-        return types.Property(outputs)
+        return summary_output()
 
 
 class VisualizeIdentities(foo.Operator):

@@ -8,7 +8,7 @@ from vcn_plugin.api import detect_faces, import_videos
 from vcn_plugin.detect import DEFAULT_DETECTOR, available_detectors
 from vcn_plugin.stage1 import Stage1Config
 
-from .common import finish, heavy_config, progress_reporter, require_video_dataset
+from .common import finish, heavy_config, progress_reporter, require_video_dataset, summary_output
 
 
 class ImportVideos(foo.Operator):
@@ -84,6 +84,4 @@ class DetectFaces(foo.Operator):
         return {"summary": report.summary()}
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.str("summary", label="Result", view=types.MarkdownView())
-        return types.Property(outputs)
+        return summary_output()

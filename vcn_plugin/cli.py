@@ -3,30 +3,12 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
-from collections.abc import Iterator
 
 import click
-from tqdm import tqdm
 
+from vcn_plugin.cli_common import progress_bar, with_options
 from vcn_plugin.detect import DEFAULT_DETECTOR, available_detectors
-from vcn_plugin.stage1 import Progress, Stage1Config
-
-
-@contextmanager
-def progress_bar(desc: str) -> Iterator[Progress]:
-    """A :data:`Progress` callback drawing a tqdm bar in [0, 100] %."""
-    bar = tqdm(total=100, desc=desc, unit="%", bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}] {postfix}")
-
-    def update(fraction: float, message: str) -> None:
-        bar.n = round(100 * min(max(fraction, 0.0), 1.0), 1)
-        bar.set_postfix_str(message, refresh=False)
-        bar.refresh()
-
-    try:
-        yield update
-    finally:
-        bar.close()
+from vcn_plugin.stage1 import Stage1Config
 
 
 def _load_dataset(name: str):
@@ -86,17 +68,6 @@ detector_options = [
                  help="run the detector on every k-th frame"),
     click.option("--upsample", type=int, default=None, help="dlib detectors: times to upsample (finds smaller faces)"),
 ]
-
-
-def with_options(options):
-    """Apply a list of click options to a command."""
-
-    def wrap(fn):
-        for option in reversed(options):
-            fn = option(fn)
-        return fn
-
-    return wrap
 
 
 with_detector_options = with_options(detector_options)

@@ -11,24 +11,10 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from vcn_plugin.cli_common import progress_bar, with_options
+
 PRESET_NAMES = ["default", "paper", "hard", "720p", "quick"]
 FINETUNE_PRESETS = ["default", "tiny"]
-
-
-@contextmanager
-def _fraction_bar(desc: str) -> Iterator:
-    """A ``progress(fraction, message)`` callback drawing a tqdm bar in percent."""
-    bar = tqdm(total=100, desc=desc, unit="%", bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}] {postfix}")
-
-    def update(fraction: float, message: str) -> None:
-        bar.n = round(100 * min(max(fraction, 0.0), 1.0), 1)
-        bar.set_postfix_str(message[:60], refresh=False)
-        bar.refresh()
-
-    try:
-        yield update
-    finally:
-        bar.close()
 
 
 @contextmanager
@@ -92,15 +78,6 @@ run_options = [
 ]  # fmt: skip
 
 
-def with_options(options):
-    def wrap(fn):
-        for option in reversed(options):
-            fn = option(fn)
-        return fn
-
-    return wrap
-
-
 @click.group("benchmark")
 def benchmark() -> None:
     """Build benchmark episodes from identity-labelled photos and run the ablation table."""
@@ -157,7 +134,7 @@ def run_cmd(bench_dir: str, json_out: str | None, finetune_preset: str, quick_fi
     finetune = _finetune_config("tiny" if quick_finetune else finetune_preset, device)
     stage1 = _stage1_config(detector, upsample, detect_every)
     try:
-        with _fraction_bar("benchmark") as progress:
+        with progress_bar("benchmark") as progress:
             result = run_benchmark(bench_dir, json_out, finetune_config=finetune, stage1_config=stage1, progress=progress)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
@@ -198,7 +175,7 @@ def sweep_cmd(faces_dir: str, out_dir: str, looks: tuple[str, ...], severities: 
     finetune = None if quick and finetune_preset == "default" and not quick_finetune else \
         _finetune_config("tiny" if quick_finetune else finetune_preset, device)
     try:
-        with _fraction_bar("sweep") as progress:
+        with progress_bar("sweep") as progress:
             result = sweep(faces_dir, out_dir, _split(looks), severity_values, episodes, preset, json_out, plot_out,
                            quick, seed, {"cast_mode": cast_mode} if cast_mode else None, finetune,
                            _stage1_config(detector, upsample, detect_every), progress=progress)
