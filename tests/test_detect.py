@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vcn_plugin.detect import (
+    DEFAULT_DETECTOR,
     DlibHogConfig,
     DlibHogDetector,
     FaceDetector,
@@ -270,8 +271,8 @@ def test_wrong_dtype_or_shape_raises(hog, frame, message):
 
 
 def test_registry_and_config_validation():
-    assert available_detectors()[0] == "dlib-hog"
-    assert set(available_detectors()) == {"dlib-hog", "dlib-mmod", "scrfd", "yunet"}
+    assert available_detectors()[0] == DEFAULT_DETECTOR == "centerface"
+    assert set(available_detectors()) == {"centerface", "dlib-hog", "dlib-mmod", "scrfd", "yunet"}
     assert isinstance(get_detector("DLIB-HOG", upsample=1), DlibHogDetector)
     with pytest.raises(ValueError, match="unknown detector"):
         get_detector("retinaface")

@@ -619,7 +619,7 @@ _REGISTRY: dict[str, tuple[type[FaceDetector], type]] = {
 
 def available_detectors() -> list[str]:
     """Names accepted by :func:`get_detector` (the offline default first)."""
-    return list(_REGISTRY)
+    return [DEFAULT_DETECTOR] + [name for name in _REGISTRY if name != DEFAULT_DETECTOR]
 
 
 def get_detector(name: str = DEFAULT_DETECTOR, **options: Any) -> FaceDetector:
