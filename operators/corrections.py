@@ -272,9 +272,12 @@ class SplitIdentity(foo.Operator):
 
 
 class _MarkOperator(foo.Operator):
+    """Marks the selected tracks with ``_mark(video_dataset, track_keys)`` (set by subclasses)."""
+
     _name = ""
     _label = ""
     _description = ""
+    _mark = staticmethod(corr.mark_unknown)
 
     @property
     def config(self):
@@ -286,9 +289,6 @@ class _MarkOperator(foo.Operator):
         if video is not None:
             _require_selection(ctx, inputs, video)
         return types.Property(inputs, view=types.View(label=self._label))
-
-    def _mark(self, video, keys):
-        raise NotImplementedError
 
     def execute(self, ctx):
         video = video_dataset(ctx)
@@ -305,18 +305,14 @@ class MarkUnknown(_MarkOperator):
     _name = "mark_unknown"
     _label = "Mark tracks Unknown"
     _description = "Label the selected tracks Unknown (strangers); re-clustering leaves them out"
-
-    def _mark(self, video, keys):
-        return corr.mark_unknown(video, keys)
+    _mark = staticmethod(corr.mark_unknown)
 
 
 class MarkNotFace(_MarkOperator):
     _name = "mark_not_face"
     _label = "Mark tracks not a face"
     _description = "Label the selected tracks not_face (false detections); re-clustering leaves them out"
-
-    def _mark(self, video, keys):
-        return corr.mark_not_face(video, keys)
+    _mark = staticmethod(corr.mark_not_face)
 
 
 class UndoCorrection(foo.Operator):
