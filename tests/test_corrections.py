@@ -443,3 +443,29 @@ def test_view_operators_open_their_views(dataset, run_operator):
     assert sorted(tracks.load_saved_view("vcn identity").values("track")) == of(dataset, "person_03")
     tracks.set_values("margin", [float(t) for t in tracks.values("track")])
     assert run_operator("review_uncertain", tracks, {"skip_corrected": True}) == {"tracks": 16}
+
+
+def test_cli_corrections_with_video_track_names(dataset):
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from vcn_plugin.cli import main
+
+    run = CliRunner().invoke
+    video = Path(dataset.first().filepath).name
+    moved = of(dataset, "person_01")[0]
+    before = identities(dataset)
+    result = run(main, ["identity", "move", "--dataset", dataset.name, f"{video}:{moved}", "--to", "Zoe"])
+    assert result.exit_code == 0, result.output
+    assert of(dataset, "Zoe") == [moved] and consistent(dataset)
+    result = run(main, ["identity", "rename", "--dataset", dataset.name, "person_02", "Bob"])
+    assert result.exit_code == 0 and "renamed 'person_02' to 'Bob'" in result.output
+    assert "rename" in run(main, ["identity", "log", "--dataset", dataset.name]).output
+    for _ in range(2):
+        assert run(main, ["identity", "undo", "--dataset", dataset.name]).exit_code == 0
+    assert identities(dataset) == before
+    result = run(main, ["identity", "move", "--dataset", dataset.name, "nope.mp4:3", "--to", "X"])
+    assert result.exit_code != 0 and "expected VIDEO:TRACK" in result.output
+    result = run(main, ["identity", "undo", "--dataset", dataset.name])
+    assert result.exit_code != 0 and "Error" in result.output

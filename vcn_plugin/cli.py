@@ -194,10 +194,12 @@ def run_cmd(paths: tuple[str, ...], dataset_name: str, detector: str, detect_eve
 def _register_commands() -> None:
     from vcn_plugin.cli_benchmark import benchmark
     from vcn_plugin.cli_eval import EVALUATION_COMMANDS
+    from vcn_plugin.cli_identity import identity
 
     for command in EVALUATION_COMMANDS:
         main.add_command(command)
     main.add_command(benchmark)
+    main.add_command(identity)
 
 
 _register_commands()
