@@ -9,7 +9,8 @@ from typing import Any
 import fiftyone as fo
 
 from vcn_plugin import schema
-from vcn_plugin.backbones import get_backbone
+from vcn_plugin.backbones import get_backbone, resolve_backbone
+from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.runs import load_run, save_run
 from vcn_plugin.ssl import FinetuneConfig, SSLModel, finetune
 from vcn_plugin.stage1 import Progress
@@ -49,9 +50,11 @@ def usable(track_set: TrackSet) -> list[int]:
 
 
 def finetune_track_set(
-    track_set: TrackSet, backbone_name: str, config: FinetuneConfig, progress: Progress | None = None, label: str = ""
+    track_set: TrackSet, backbone: str | Backbone, config: FinetuneConfig, progress: Progress | None = None,
+    label: str = "",
 ) -> tuple[SSLModel, dict[str, Any]]:
-    """Finetune on the usable tracks of ``track_set``; co-occurring tracks are never matched."""
+    """Finetune on the usable tracks of ``track_set``; co-occurring tracks are never matched.
+    ``backbone`` (a name or a loaded one) is copied, never modified."""
     keep = usable(track_set)
     if len(keep) < MIN_TRACKS:
         raise ValueError(
@@ -84,7 +87,7 @@ def finetune_track_set(
         detail = f"round {info['round']} " if stage in ("match", "joint") and "round" in info else ""
         progress(min(fraction, 1.0), f"{label} {detail}{stage} {step}/{total}".strip())
 
-    model, result = finetune(get_backbone(backbone_name), tracks, cannot, config, report)
+    model, result = finetune(resolve_backbone(backbone), tracks, cannot, config, report)
     return model, result.to_dict()
 
 
@@ -128,7 +131,7 @@ def finetune_dataset(
                 progress((g + fraction) / len(groups), message)
 
         try:
-            model, result = finetune_track_set(subset, backbone, config, group_progress, label=key)
+            model, result = finetune_track_set(subset, backbone_model, config, group_progress, label=key)
         except ValueError as err:
             summary.skipped[key] = str(err)
             continue

@@ -16,7 +16,8 @@ import fiftyone as fo
 import numpy as np
 
 from vcn_plugin import schema
-from vcn_plugin.backbones import get_backbone
+from vcn_plugin.backbones import get_backbone, resolve_backbone
+from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.clustering import METHODS, AggregationConfig, ClusteringResult, cluster_tracks
 from vcn_plugin.finetuning import DEFAULT_RUN_KEY as FINETUNE_RUN, load_finetuned
 from vcn_plugin.runs import load_run, save_run
@@ -51,7 +52,7 @@ class ClusterSummary:
 
 
 def track_features(
-    track_set: TrackSet, method: str, model: SSLModel | None, backbone_name: str
+    track_set: TrackSet, method: str, model: SSLModel | None, backbone: str | Backbone
 ) -> dict[str, np.ndarray]:
     """What ``method`` clusters on, per face: ``probs``/``log_probs`` (loss) or ``embeddings``."""
     chips = track_set.chips
@@ -62,7 +63,7 @@ def track_features(
         return {"probs": probs, "log_probs": log_probs}
     if model is not None:
         return {"embeddings": model.embeddings(chips)}
-    backbone = get_backbone(backbone_name)
+    backbone = resolve_backbone(backbone)
     backbone.eval()
     import torch
 
@@ -75,7 +76,7 @@ def cluster_track_set(
     track_set: TrackSet,
     method: str = "loss",
     model: SSLModel | None = None,
-    backbone: str = "dlib-resnet",
+    backbone: str | Backbone = "dlib-resnet",
     guard: bool = True,
     threshold: float | None = None,
     must_link: list[list[int]] | None = None,
@@ -147,7 +148,7 @@ def cluster_identities(
         if models and model is None and method == "loss":
             raise ValueError(f"the finetuning run '{finetune_run}' has no model for video {key}; rerun finetuning")
         must, cannot, excluded, placed = _constraint_indices(subset, constraints)
-        features = track_features(subset, method, model, backbone)
+        features = track_features(subset, method, model, backbone_model)
         result = cluster_track_set(
             subset, method, model, backbone, guard, threshold, must, cannot, excluded, features, keep=placed
         )

@@ -19,7 +19,7 @@ _DLIB_MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
 
 def available_backbones() -> list[str]:
-    """Names :func:`get_backbone` accepts (``<path>`` is a placeholder for an ONNX file)."""
+    """Names :func:`get_backbone` accepts; ``arcface-onnx:<path>`` takes the path of an ONNX file."""
     return [DEFAULT_BACKBONE, f"{_ARCFACE_PREFIX}<path>"]
 
 
@@ -66,3 +66,11 @@ def _reject_unknown_options(name: str, options: dict) -> None:
 
 
 __all__ = ["Backbone", "DEFAULT_BACKBONE", "available_backbones", "dlib_model_path", "get_backbone"]
+
+
+def resolve_backbone(backbone: "str | Backbone") -> "Backbone":
+    """``backbone`` itself when it is already built, else :func:`get_backbone` of that name.
+
+    Lets a caller load a backbone once and pass it to every per-video step.
+    """
+    return backbone if isinstance(backbone, Backbone) else get_backbone(backbone)

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from vcn_plugin import schema
+from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.metrics import ClusteringMetrics, evaluate_clustering
 from vcn_plugin.ssl import FinetuneConfig, SSLModel
 from vcn_plugin.stage1 import Progress, Stage1Config
@@ -292,7 +293,7 @@ def _match_episode(sample, video: str, track_set) -> _Episode:
     return _Episode(video, matching, gt_identity, gt_distractor, track_set, index_of)
 
 
-def _embed(episode: _Episode, model: SSLModel | None, backbone: str) -> tuple[dict[str, np.ndarray], float]:
+def _embed(episode: _Episode, model: SSLModel | None, backbone: Backbone) -> tuple[dict[str, np.ndarray], float]:
     from vcn_plugin.identify import track_features
 
     start = time.perf_counter()
@@ -300,7 +301,7 @@ def _embed(episode: _Episode, model: SSLModel | None, backbone: str) -> tuple[di
     return features, time.perf_counter() - start
 
 
-def _prepare_features(episode: _Episode, backbone: str, finetune_config: FinetuneConfig, progress: Progress | None) -> None:
+def _prepare_features(episode: _Episode, backbone: Backbone, finetune_config: FinetuneConfig, progress: Progress | None) -> None:
     """Pretrained embeddings; finetune once; finetuned embeddings and head outputs."""
     from vcn_plugin.finetuning import finetune_track_set
     from vcn_plugin.identify import track_features
@@ -520,6 +521,7 @@ def run_benchmark(
     bench_dir = Path(bench_dir)
     finetune_config = finetune_config or FinetuneConfig()
     stage1_config = stage1_config or BENCHMARK_STAGE1
+    backbone_model = get_backbone(backbone)  # loaded once, shared by every episode
     dataset = fo.Dataset(f"vcn-benchmark-{uuid.uuid4().hex[:10]}")
     try:
         if progress:
@@ -528,14 +530,14 @@ def run_benchmark(
         report = detect_faces(dataset, stage1_config, _phase(progress, 0.02, 0.4))
         if report.failed:
             raise RuntimeError(f"stage 1 failed on {report.failed}")
-        track_set = load_track_set(dataset, get_backbone(backbone), max_faces_per_track, progress=_phase(progress, 0.4, 0.45))
+        track_set = load_track_set(dataset, backbone_model, max_faces_per_track, progress=_phase(progress, 0.4, 0.45))
         manifest = _manifest_records(bench_dir)
         episodes, summaries_in = [], []
         samples = list(dataset.select_fields([schema.frame_path(schema.FACES), schema.frame_path(schema.GT_FACES)]))
         for i, sample in enumerate(samples):
             video = Path(sample.filepath).name
             ep = _match_episode(sample, video, track_set.subset({sample.id}))
-            _prepare_features(ep, backbone, finetune_config,
+            _prepare_features(ep, backbone_model, finetune_config,
                               _phase(progress, 0.45 + 0.5 * i / len(samples), 0.45 + 0.5 * (i + 1) / len(samples)))
             episodes.append(ep)
             summaries_in.append((report.processed.get(sample.filepath, {}), manifest.get(video, {})))
