@@ -140,3 +140,26 @@ def test_arcface_backbone_rates_tracks_with_serfiq(processed, shared_models):
     assert not np.allclose(serfiq.quality, cheap.quality)
     with pytest.raises(ValueError, match="quality must be one of"):
         load_track_set(processed, backbone, quality="best")
+
+
+def test_serfiq_is_written_to_the_sampled_faces(processed, shared_models):
+    """Clustering with an ArcFace-style backbone writes each sampled face's SER-FIQ quality to its
+    detection (``serfiq``) and the track records carry the track's SER-FIQ quality."""
+    from vcn_plugin.backbones import get_backbone
+    from vcn_plugin.quality import aggregate_track_quality
+    from vcn_plugin.track_sets import load_track_set
+
+    name = f"arcface-onnx:{shared_models / 'mobilefacenet' / 'mobilefacenet_128d.onnx'}"
+    cluster_identities(processed, method="cosine", backbone=name, finetuned=False, max_faces_per_track=4)
+    expected = load_track_set(processed, get_backbone(name), max_faces=4)
+    path = schema.frame_path(f"{schema.FACES}.detections")
+    ids, values = processed.values([f"{path}.id", f"{path}.{schema.ATTR_SERFIQ}"], unwind=True)
+    written = {det_id: value for det_id, value in zip(ids, values) if value is not None}
+    sampled = {d: q for t in expected.tracks for d, q in zip(t.detection_ids, t.qualities)}
+    assert written.keys() == sampled.keys() and len(sampled) >= len(expected)
+    assert all(abs(written[d] - q) < 1e-6 for d, q in sampled.items())
+    records = {(v, int(t)): q for v, t, q in zip(*get_tracks_dataset(processed).values(["video_id", "track", "quality"]))}
+    for t in expected.tracks:
+        assert records[t.key] == pytest.approx(aggregate_track_quality(t.qualities))
+    cluster_identities(processed, method="cosine")  # dlib backbone: cheap quality, nothing new written
+    assert processed.count(f"{path}.{schema.ATTR_SERFIQ}") == len(sampled)

@@ -24,7 +24,7 @@ from vcn_plugin.runs import load_run, save_run
 from vcn_plugin.ssl import SSLModel
 from vcn_plugin.stage1 import Progress
 from vcn_plugin.track_sets import TrackKey, TrackSet, load_track_set
-from vcn_plugin.tracks import TrackRecord, set_identities, write_track_records
+from vcn_plugin.tracks import TrackRecord, set_identities, write_face_serfiq, write_track_records
 
 DEFAULT_RUN_KEY = "vcn_cluster"
 #: default HAC distance thresholds per metric (dlib's same-person cut-off for Euclidean)
@@ -165,6 +165,8 @@ def cluster_identities(
         }
         records.extend(_records(dataset, subset, labels, features, result))
     set_identities(dataset, summary.identities)
+    if track_set.quality_source == "serfiq":
+        write_face_serfiq(dataset, track_set.tracks)
     write_track_records(dataset, records)
     _colour_by_identity(dataset)
     save_run(

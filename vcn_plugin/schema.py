@@ -10,7 +10,9 @@ Frames
                      the identity ("person_01", a user's name, or "Unknown"); ``index`` is the track
                      id (unique within the video); ``confidence`` is the detector score; attributes
                      ``quality`` (float in [0, 1]), ``shot`` (int, 0-based), ``landmarks`` (5 [x, y]
-                     pairs, relative coordinates), ``interpolated`` (bool, filled by the tracker).
+                     pairs, relative coordinates), ``interpolated`` (bool, filled by the tracker);
+                     ``serfiq`` (float in [0, 1], SER-FIQ quality of the faces sampled for
+                     clustering, written when the backbone's quality is SER-FIQ).
     ``gt_faces``     fo.Detections: ground truth; ``label`` = identity, ``index`` = ground-truth track id
 
 Track records live in a linked image dataset (see :mod:`vcn_plugin.tracks`).
@@ -35,6 +37,8 @@ ATTR_QUALITY = "quality"
 ATTR_SHOT = "shot"
 ATTR_LANDMARKS = "landmarks"
 ATTR_INTERPOLATED = "interpolated"
+#: SER-FIQ quality of the sampled faces (only written for backbones whose quality is SER-FIQ)
+ATTR_SERFIQ = "serfiq"
 
 #: dynamic attributes of ``frames.faces.detections`` and their FiftyOne field types
 FACE_ATTRIBUTES: dict[str, type[fo.Field]] = {

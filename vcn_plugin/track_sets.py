@@ -33,6 +33,8 @@ class TrackSet:
     low_quality: np.ndarray  # (n_tracks,) bool
     #: (m, 2) indices of tracks seen in the same frame of the same video
     cooccurring: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    #: where ``quality`` and each track's ``qualities`` come from: "cheap" (stage 1) or "serfiq"
+    quality_source: str = "cheap"
 
     def __len__(self) -> int:
         return len(self.tracks)
@@ -64,6 +66,7 @@ def _subset(ts: TrackSet, keep: list[int]) -> TrackSet:
         quality=ts.quality[keep],
         low_quality=ts.low_quality[keep],
         cooccurring=np.array(pairs, np.int64).reshape(-1, 2),
+        quality_source=ts.quality_source,
     )
 
 
@@ -142,4 +145,4 @@ def load_track_set(
     quality = np.array(qualities, dtype=float)
     low = track_quality_flags(quality) if len(quality) >= 3 else np.zeros(len(quality), bool)
     pairs = cooccurring_pairs(track_frames, videos) if tracks else np.zeros((0, 2), np.int64)
-    return TrackSet(tracks, track_frames, shots, quality, low, pairs)
+    return TrackSet(tracks, track_frames, shots, quality, low, pairs, "serfiq" if serfiq else "cheap")

@@ -10,7 +10,7 @@ both sides equal; :func:`check_consistency` verifies it.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import fiftyone as fo
 import numpy as np
 
 from vcn_plugin import schema
+from vcn_plugin.chips import TrackFaces
 
 TRACKS_SUFFIX = "-vcn-tracks"
 TrackKey = tuple[str, int]  # (video sample id, track index)
@@ -141,6 +142,20 @@ def set_identities(
         if values:
             records.set_values("identity", values, key_field="id")
     return len(updates)
+
+
+def write_face_serfiq(dataset: fo.Dataset, tracks: Sequence[TrackFaces], field: str = schema.FACES) -> int:
+    """Write each sampled face's SER-FIQ quality (``TrackFaces.qualities`` of a track set whose
+    ``quality_source`` is "serfiq") to its detection's ``serfiq`` attribute, by label id.
+    Returns the number of detections written."""
+    values = {det_id: float(q) for t in tracks for det_id, q in zip(t.detection_ids, t.qualities)}
+    if not values:
+        return 0
+    path = f"{field}.detections.{schema.ATTR_SERFIQ}"
+    if not dataset.has_frame_field(path):
+        dataset.add_frame_field(path, fo.FloatField)
+    dataset.set_label_values(schema.frame_path(path), values)
+    return len(values)
 
 
 def frame_identities(dataset: fo.Dataset, field: str = schema.FACES) -> dict[TrackKey, str]:

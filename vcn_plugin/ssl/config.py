@@ -51,9 +51,9 @@ class FinetuneConfig:
         head_epochs, head_min_steps, head_max_steps: stage 1 (backbone frozen).
             Cheap: the frozen backbone embeds ``cache_views`` views of every
             chip once and the steps only run the heads.
-        cache_views: views per chip precomputed for stage 1: the chip itself
-            (which also serves the first matching round) and ``cache_views - 1``
-            augmentations.
+        cache_views: views per chip: the chip itself and ``cache_views - 1``
+            augmentations. Stage 1 trains on them (embedded once by the frozen
+            backbone) and every coarse-matching round fits its Gaussians on them.
         rounds: coarse-matching + joint-training rounds of stage 2.
         joint_epochs_per_round, joint_min_steps_per_round, joint_max_steps_per_round:
             stage 2 (backbone and head), per round.

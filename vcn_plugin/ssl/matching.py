@@ -33,6 +33,16 @@ converges faster at small n (the regime here). With n << d both end close to
 isotropic, i.e. the rule becomes a per-track adaptive radius around the mean,
 which is the intended behaviour for a coarse, high-precision matcher.
 
+Augmented views. A track of one photo (or of near-identical frames) gives a
+Gaussian so tight that no other track's mean falls inside it. Each track may
+therefore be given several views of every face, ``(V, n, D)``: the chip and
+augmentations of it (the finetuning already embeds them for the head stage).
+The views are fitted together, the cross-validation holds out all views of a
+face at once (a view scored by a Gaussian fitted on its own siblings would be
+in-sample again), and the candidate's mean is the mean over its views. On
+benchmark episode ep001 this took the first matching round from 5 pairs (2
+right, 3 wrong) to 10 pairs (all right) with the chip plus 4 augmentations.
+
 Tracks known to be different people (visible in one frame, or in one shot) can
 be excluded through ``cannot_link``.
 
@@ -98,11 +108,18 @@ def fit_gaussian(embeddings: np.ndarray) -> TrackGaussian:
 
 
 def cross_validated_logpdf(embeddings: np.ndarray) -> np.ndarray:
-    """Log-pdf of each face under the Gaussian fitted to the other folds (n >= 3)."""
-    x = _as_matrix(embeddings, "embeddings")
-    if x.shape[0] < 3:
-        raise ValueError(f"cross-validated scores need at least 3 faces, got {x.shape[0]}")
-    folds = np.arange(x.shape[0]) % min(MAX_FOLDS, x.shape[0])
+    """Log-pdf of each face under the Gaussian fitted to the other folds (n >= 3 faces).
+
+    ``embeddings``: (n, D), or (V, n, D) for V views of each face; all views of a face are
+    held out together. Returns one score per row of the flattened (V * n, D) matrix.
+    """
+    views = _as_views(embeddings, "embeddings")
+    n = views.shape[1]
+    if n < 3:
+        raise ValueError(f"cross-validated scores need at least 3 faces, got {n}")
+    x = views.reshape(-1, views.shape[2])
+    face = np.tile(np.arange(n), views.shape[0])
+    folds = face % min(MAX_FOLDS, n)
     scores = np.empty(x.shape[0])
     for fold in np.unique(folds):
         held_out = folds == fold
@@ -111,11 +128,13 @@ def cross_validated_logpdf(embeddings: np.ndarray) -> np.ndarray:
 
 
 def fit_track_gaussian(embeddings: np.ndarray, quantile: float = DEFAULT_THRESHOLD_QUANTILE) -> TrackGaussian:
-    """Fit one track's Gaussian (all faces) and threshold (cross-validated own faces; n >= 3)."""
+    """Fit one track's Gaussian (all faces, all views) and threshold (cross-validated own
+    faces; n >= 3 faces). ``embeddings``: (n, D) or (V, n, D)."""
     if not 0.0 < quantile <= 1.0:
         raise ValueError(f"quantile must be in (0, 1], got {quantile}")
-    gaussian = fit_gaussian(embeddings)
-    own = np.sort(cross_validated_logpdf(embeddings))
+    views = _as_views(embeddings, "embeddings")
+    gaussian = fit_gaussian(views.reshape(-1, views.shape[2]))
+    own = np.sort(cross_validated_logpdf(views))
     gaussian.threshold = float(own[: max(1, int(np.ceil(quantile * len(own))))].mean())
     return gaussian
 
@@ -129,7 +148,8 @@ def match_tracks(
     """Match tracks whose mean embedding falls inside another track's Gaussian.
 
     Args:
-        track_embeddings: track key -> face embeddings (n, D), D equal for all.
+        track_embeddings: track key -> face embeddings (n, D), or (V, n, D) with V
+            views (the chip, augmentations) of each face; D equal for all, V too.
             Tracks with fewer than ``min_faces`` faces are not fitted; they
             still match as the candidate ``b`` of other tracks.
         cannot_link: pairs of track keys never to match (order ignored).
@@ -143,18 +163,18 @@ def match_tracks(
     if min_faces < 3:
         raise ValueError(f"min_faces must be >= 3 (fit on 2, hold 1 out), got {min_faces}")
     keys = list(track_embeddings)
-    matrices = [_as_matrix(track_embeddings[k], f"embeddings of track {k!r}") for k in keys]
-    dims = {m.shape[1] for m in matrices}
-    if len(dims) > 1:
-        raise ValueError(f"all tracks need embeddings of one dimension, got {sorted(dims)}")
+    tracks = [_as_views(track_embeddings[k], f"embeddings of track {k!r}") for k in keys]
+    shapes = {(v.shape[0], v.shape[2]) for v in tracks}
+    if len(shapes) > 1:
+        raise ValueError(f"all tracks need embeddings of one dimension and one view count, got (views, D) {sorted(shapes)}")
     forbidden = _normalise_cannot_link(cannot_link, set(keys))
-    means = np.stack([m.mean(axis=0) for m in matrices]) if keys else np.zeros((0, 0))
+    means = np.stack([v.mean(axis=(0, 1)) for v in tracks]) if keys else np.zeros((0, 0))
     matched = np.zeros((len(keys), len(keys)), dtype=bool)
     fitted = np.zeros(len(keys), dtype=bool)
     result = MatchResult(num_tracks=len(keys))
     with threadpool_limits(limits=1, user_api="blas"):
-        for i, x in enumerate(matrices):
-            if x.shape[0] < min_faces:
+        for i, x in enumerate(tracks):
+            if x.shape[1] < min_faces:
                 continue
             gaussian = fit_track_gaussian(x, quantile)
             result.num_fitted += 1
@@ -190,6 +210,17 @@ def _as_matrix(x: np.ndarray, what: str) -> np.ndarray:
         raise ValueError(f"{what} must be a non-empty (n, D) array, got shape {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError(f"{what} contain NaN or inf")
+    return x
+
+
+def _as_views(x: np.ndarray, what: str) -> np.ndarray:
+    """(n, D) or (V, n, D) -> (V, n, D) float64, validated."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or 0 in x.shape:
+        raise ValueError(f"{what} must be a non-empty (n, D) or (views, n, D) array, got shape {x.shape}")
+    _as_matrix(x.reshape(-1, x.shape[2]), what)
     return x
 
 

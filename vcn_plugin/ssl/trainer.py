@@ -206,9 +206,9 @@ class _Trainer:
         views = self._timed("cache", self._cache_views)
         self._timed("head", lambda: self._train_head(views))
         for round_index in range(self.config.rounds):
-            # until the joint stage moves it, the teacher backbone is the frozen one that made views[0]
-            clean = views[0].cpu().numpy() if round_index == 0 else None
-            self._timed("match", lambda: self._match(round_index, clean))
+            # until the joint stage moves it, the teacher backbone is the frozen one that made the views
+            current = views.cpu().numpy() if round_index == 0 else None
+            self._timed("match", lambda: self._match(round_index, current))
             self._timed("joint", lambda: self._train_joint(round_index))
         self.model.center.copy_(self.loss.center)
         logger.info("finetuning done: %s", self.result.to_dict())
@@ -323,12 +323,14 @@ class _Trainer:
             self._report("joint", stage_step, self.joint_steps, loss, round=round_index + 1)
         self.result.stage_steps["joint"] = self.result.stage_steps.get("joint", 0) + self.joint_steps
 
-    def _match(self, round_index: int, embeddings: np.ndarray | None) -> None:
+    def _match(self, round_index: int, views: np.ndarray | None) -> None:
+        """Coarse matching on (V, N, D) teacher-backbone embeddings of the chips and their
+        augmentations (see :mod:`vcn_plugin.ssl.matching` for why views)."""
         total = len(self.data.keys)
         self.progress("match", 0, total, {"round": round_index + 1})
-        if embeddings is None:
-            embeddings = self.model.embeddings(self.data.chips, self.config.inference_batch_size)
-        per_track = {key: embeddings[idx] for key, idx in zip(self.data.keys, self.data.chips_of_track)}
+        if views is None:
+            views = self._embed_views(self.model.teacher_backbone).cpu().numpy()
+        per_track = {key: views[:, idx] for key, idx in zip(self.data.keys, self.data.chips_of_track)}
         result = match_tracks(per_track, self.cannot_link, min_faces=self.config.min_faces_to_fit)
         index = {key: i for i, key in enumerate(self.data.keys)}
         self.matches = [[] for _ in self.data.keys]
@@ -367,9 +369,13 @@ class _Trainer:
             chips = augment_chips(torch.from_numpy(chips), self.augment_rng, self.config.augment).numpy()
         return self.model.student_backbone.preprocess(chips).to(self.device)
 
-    @torch.no_grad()
     def _cache_views(self) -> torch.Tensor:
         """(views, N, D) frozen-backbone embeddings: view 0 the chips as they are, then augmentations."""
+        return self._embed_views(self.model.student_backbone, "cache")
+
+    @torch.no_grad()
+    def _embed_views(self, backbone: nn.Module, stage: str = "match") -> torch.Tensor:
+        """(cache_views, N, D) embeddings by ``backbone``: the chips, then augmentations of them."""
         n, batch = len(self.data.chips), self.config.inference_batch_size
         total = self.config.cache_views * math.ceil(n / batch)
         views, done = [], 0
@@ -377,9 +383,10 @@ class _Trainer:
             parts = []
             for i in range(0, n, batch):
                 x = self._augmented_batch(np.arange(i, min(i + batch, n)), augment=view > 0)
-                parts.append(self.model.student_backbone(x).float())
+                parts.append(backbone(x).float())
                 done += 1
-                self.progress("cache", done, total, {"view": view})
+                if stage == "cache":
+                    self.progress(stage, done, total, {"view": view})
             views.append(torch.cat(parts))
         return torch.stack(views)
 
