@@ -641,7 +641,8 @@ def _same_build(manifest_path: Path, faces_dir: Path, n_episodes: int, config_di
     return same_config and files_there and len(manifest.episodes) == n_episodes and manifest.faces_dir == str(faces_dir)
 
 
-def ensure_benchmark(faces_dir: str | Path, out_dir: str | Path, n_episodes: int, config, progress=None) -> bool:
+def ensure_benchmark(faces_dir: str | Path, out_dir: str | Path, n_episodes: int, config, progress=None,
+                     cache_dir: str | Path | None = None) -> bool:
     """Build the benchmark unless ``out_dir`` already holds one built the same way (same faces
     folder, config and episode count); returns True when it was built. A stale benchmark there
     (its ``videos/`` and ``annotations/``) is replaced; the detector cache is kept."""
@@ -658,7 +659,7 @@ def ensure_benchmark(faces_dir: str | Path, out_dir: str | Path, n_episodes: int
                          "Choose an empty or sweep-owned --out folder")
     for stale in ("videos", "annotations"):
         shutil.rmtree(out / stale, ignore_errors=True)
-    build_benchmark(faces, out, n_episodes, config, progress)
+    build_benchmark(faces, out, n_episodes, config, progress, cache_dir)
     return True
 
 
@@ -706,7 +707,8 @@ def sweep(
         if cell_progress:
             cell_progress(0.0, f"{label}: building")
         ensure_benchmark(faces_dir, bench_dir, episodes, config,
-                         (lambda d, t, msg: cell_progress(0.0, f"{label}: built {d}/{t}")) if cell_progress else None)
+                         (lambda d, t, msg: cell_progress(0.0, f"{label}: built {d}/{t}")) if cell_progress else None,
+                         cache_dir=out / ".cache")
         result = run_benchmark(bench_dir, None, methods, finetune_config, stage1_config,
                                progress=(lambda f, msg: cell_progress(f, f"{label}: {msg}")) if cell_progress else None)
         cells.append(SweepCell(look, severity, str(bench_dir), result))
