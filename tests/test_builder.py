@@ -196,3 +196,29 @@ def test_lookalike_casts_are_closer_than_random_casts(shared_data: Path, tmp_pat
     print(f"mean inter-identity distance of 6-person casts: look-alike {lookalike:.3f}, random {random:.3f}")
     assert lookalike < random - 0.03
     assert lookalike_cast(embeddings, 6, np.random.default_rng(5)) == lookalike_cast(embeddings, 6, np.random.default_rng(5))
+
+
+def test_scenes_keep_location_and_photo_per_character(faces_dir, tmp_path, built):
+    """Within a scene every shot has one location and each character one photo; photos change
+    between scenes; the default (one shot per scene) shows a new photo in every shot."""
+    config = replace(TINY, n_shots=(6, 6), shots_per_scene=(3, 3), photos_per_identity=3)
+    record = build_benchmark(faces_dir, tmp_path / "scenes", 1, config).episodes[0]
+    assert record.scenes == [0, 0, 0, 1, 1, 1]
+    for scene in (0, 1):
+        shots = [s for s, sc in enumerate(record.scenes) if sc == scene]
+        assert len({record.backgrounds[s] for s in shots}) == 1
+        photo_of: dict[str, set[str]] = {}
+        for s in shots:
+            for photo in record.photos[s]:
+                photo_of.setdefault(photo.split("/")[0], set()).add(photo)
+        assert all(len(p) == 1 for p in photo_of.values())
+    across = {}
+    for s, shot in enumerate(record.photos):
+        for photo in shot:
+            across.setdefault(photo.split("/")[0], set()).add((record.scenes[s], photo))
+    changed = [name for name, seen in across.items() if len({sc for sc, _ in seen}) == 2]
+    assert changed and all(len({p for _, p in across[name]}) == 2 for name in changed)
+    default = built[2].episodes[0]
+    assert default.scenes == list(range(default.n_shots))
+    with pytest.raises(ValueError, match="shots_per_scene"):
+        replace(TINY, shots_per_scene=(3, 2))

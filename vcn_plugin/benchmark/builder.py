@@ -8,8 +8,9 @@
     out_dir/.cache/                   detected face boxes and identity embeddings
 
 An episode is a cast of identities filmed in shots separated by hard cuts. Each shot shows 1-3
-characters, each through one of their photos (photos rotate across shots), cut out (head on a
-synthetic torso) and composited onto a background "location", with a camera pan/zoom, small
+characters, each through one of their photos (photos rotate across scenes; by default every shot
+is its own scene, see ``EpisodeConfig.shots_per_scene``), cut out (head on a synthetic torso) and
+composited onto the background "location" of its scene, with a camera pan/zoom, small
 in-plane rotation, optional head turn, colour temperature and brightness drift, and in some shots
 blur/motion blur, an occluder, a character leaving (and maybe re-entering) the frame, and an
 unlabelled extra in the background. See :mod:`vcn_plugin.benchmark.render` for how ground-truth
@@ -80,12 +81,16 @@ class EpisodeConfig:
     min_visible: float = 0.5  #: faces less visible than this (off-screen or occluded) get no box
     photos_per_identity: int = 8  #: photos considered per identity (evenly spread over its folder)
     n_locations: int = 4  #: background locations per episode
+    #: consecutive shots per scene: one location, and each character keeps one photo through the
+    #: scene (one session, as a film keeps make-up and light within a scene); photos change
+    #: between scenes. (1, 1): every shot its own scene, so a new photo in every shot.
+    shots_per_scene: tuple[int, int] = (1, 1)
     backgrounds_dir: str | None = None  #: face-free background photos; None = generated textures
     embedding_photos: int = 3  #: photos per identity averaged for look-alike casting
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("n_identities", "n_shots", "shot_seconds", "brightness"):
+        for name in ("n_identities", "n_shots", "shot_seconds", "brightness", "shots_per_scene"):
             lo, hi = getattr(self, name)
             if lo > hi or lo <= 0:
                 raise ValueError(f"{name} must be a (low, high) range with 0 < low <= high, got {(lo, hi)}")
@@ -155,6 +160,8 @@ class EpisodeRecord:
     knobs: dict
     backgrounds: list[str]
     seconds: float
+    scenes: list[int] = field(default_factory=list)  #: scene index of each shot
+    photos: list[list[str]] = field(default_factory=list)  #: per shot, the photo file shown for each character
 
 
 @dataclass
@@ -376,7 +383,11 @@ def build_episode(pool: _Pool, config: EpisodeConfig, index: int, out_dir: Path)
     characters = _assign_characters(cast, n_shots, config, rng)
     photo_cycle = {n: [pool.usable(n, config.photos_per_identity)[i] for i in rng.permutation(len(pool.usable(n, config.photos_per_identity)))] for n in cast}
     used = {n: 0 for n in cast}
-    locations = [int(rng.integers(config.n_locations)) for _ in range(n_shots)]
+    scene_of_shot = _scenes(n_shots, config.shots_per_scene, np.random.default_rng(seed + [0, 3]))
+    scene_locations = [int(rng.integers(config.n_locations)) for _ in range(scene_of_shot[-1] + 1)]
+    locations = [scene_locations[scene] for scene in scene_of_shot]
+    scene_photo: dict[tuple[str, int], SourcePhoto] = {}
+    shot_photos: list[list[str]] = []
 
     extra_flags = rng.random(n_shots) < config.extra_prob
     extra_sources = _pick_extras(pool, config, extras_pool, int(extra_flags.sum()), rng)
@@ -392,9 +403,12 @@ def build_episode(pool: _Pool, config: EpisodeConfig, index: int, out_dir: Path)
         for s in range(n_shots):
             cutouts = []
             for name in characters[s]:
-                photos = photo_cycle[name]
-                cutouts.append((name, normalise_cutout(make_cutout(photos[used[name] % len(photos)]), style)))
-                used[name] += 1
+                if (name, scene_of_shot[s]) not in scene_photo:
+                    photos = photo_cycle[name]
+                    scene_photo[name, scene_of_shot[s]] = photos[used[name] % len(photos)]
+                    used[name] += 1
+                cutouts.append((name, normalise_cutout(make_cutout(scene_photo[name, scene_of_shot[s]]), style)))
+            shot_photos.append([f"{name}/{scene_photo[name, scene_of_shot[s]].path.name}" for name in characters[s]])
             extra = normalise_cutout(make_cutout(extra_sources.pop()), style) if extra_flags[s] and extra_sources else None
             loc = locations[s]
             if loc not in backgrounds:
@@ -434,7 +448,19 @@ def build_episode(pool: _Pool, config: EpisodeConfig, index: int, out_dir: Path)
         knobs=_summarise_knobs(knob_log),
         backgrounds=[backgrounds[loc][1] for loc in locations],
         seconds=round(time.perf_counter() - started, 2),
+        scenes=scene_of_shot,
+        photos=shot_photos,
     )
+
+
+def _scenes(n_shots: int, shots_per_scene: tuple[int, int], rng: np.random.Generator) -> list[int]:
+    """Scene index of each shot: consecutive runs of ``shots_per_scene`` (inclusive range) shots."""
+    lo, hi = shots_per_scene
+    scenes: list[int] = []
+    while len(scenes) < n_shots:
+        length = lo if lo == hi else int(rng.integers(lo, hi + 1))
+        scenes += [len(set(scenes))] * length
+    return scenes[:n_shots]
 
 
 def _pick_extras(pool: _Pool, config: EpisodeConfig, candidates: list[str], n: int, rng) -> list[SourcePhoto]:
