@@ -420,3 +420,32 @@ def test_real_faces_tracks_of_one_identity_cluster_together(dlib_tracks, metric)
     # the co-occurrence guard keeps two tracks of one person apart when told they co-occur
     guarded = cluster_tracks(metric, face_track, embeddings=embeddings, cannot_link=[[0, 1]])
     assert guarded.labels[0] != guarded.labels[1]
+
+
+def test_centring_the_student_equals_centring_its_logits():
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(12, 16))
+    from vcn_plugin.clustering.loss_metric import center_student_log_probs
+
+    centred = center_student_log_probs(_log_softmax(s / 0.1))
+    assert np.allclose(centred, _log_softmax((s - s.mean(axis=0)) / 0.1), atol=1e-10)
+
+
+def test_a_student_mode_shared_by_all_faces_does_not_merge_everything():
+    """Four people, two tracks each; every face's student keeps a mode on prototypes 0-2 and the
+    first person's teacher favours them too. Raw, that track pulls every track into one cluster;
+    with the student centred (``make_stats``' default) the other people stay apart."""
+    rng = np.random.default_rng(0)
+    k, people, faces = 64, 4, 4
+    centres = rng.normal(scale=0.5, size=(people, k))
+    person = np.repeat(np.arange(people * 2) // 2, faces)
+    face_track = np.repeat(np.arange(people * 2), faces)
+    t = centres[person] + 0.1 * rng.normal(size=(len(person), k))
+    s = centres[person] + 0.1 * rng.normal(size=(len(person), k))
+    s[:, :3] += 4.0
+    t[person == 0, :3] += 2.0
+    probs, log_probs = _softmax((t - t.mean(axis=0)) / 0.04), _log_softmax(s / 0.1)
+    raw = aggregate(make_stats("loss", face_track, probs=probs, log_probs=log_probs, center_student=False))
+    centred = aggregate(make_stats("loss", face_track, probs=probs, log_probs=log_probs))
+    assert raw.n_clusters == 1
+    assert centred.n_clusters == 4 and len(set(centred.labels[4:])) == 3 and centred.labels[4] == centred.labels[5]
