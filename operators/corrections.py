@@ -105,6 +105,15 @@ def _require_context(ctx, inputs: types.Object) -> fo.Dataset | None:
         return None
 
 
+def _video_and_selection(ctx) -> tuple[fo.Dataset, list[TrackKey]]:
+    """The video dataset and the selected tracks; a clear error when nothing is selected."""
+    video = video_dataset(ctx)
+    keys = selected_tracks(ctx)
+    if not keys:
+        raise ValueError(NO_SELECTION.format(tracks=_tracks_name(video)))
+    return video, keys
+
+
 def _require_selection(ctx, inputs: types.Object, video: fo.Dataset) -> list[TrackKey]:
     keys = selected_tracks(ctx)
     if keys:
@@ -236,10 +245,7 @@ class MoveToIdentity(foo.Operator):
         return types.Property(inputs, view=types.View(label="Move tracks to identity"))
 
     def execute(self, ctx):
-        video = video_dataset(ctx)
-        keys = selected_tracks(ctx)
-        if not keys:
-            raise ValueError(NO_SELECTION.format(tracks=_tracks_name(video)))
+        video, keys = _video_and_selection(ctx)
         entry = corr.move_tracks(video, keys, ctx.params["identity"])
         _done(ctx, f"Moved {len(entry.after)} track(s) to '{entry.names['identity']}'")
         return {"identity": entry.names["identity"], "tracks": len(entry.after)}
@@ -262,10 +268,7 @@ class SplitIdentity(foo.Operator):
         return types.Property(inputs, view=types.View(label="Split tracks off"))
 
     def execute(self, ctx):
-        video = video_dataset(ctx)
-        keys = selected_tracks(ctx)
-        if not keys:
-            raise ValueError(NO_SELECTION.format(tracks=_tracks_name(video)))
+        video, keys = _video_and_selection(ctx)
         name = corr.split_tracks(video, keys, ctx.params.get("name") or None)
         _done(ctx, f"Split {len(keys)} track(s) off into '{name}'")
         return {"identity": name, "tracks": len(keys)}
@@ -291,10 +294,7 @@ class _MarkOperator(foo.Operator):
         return types.Property(inputs, view=types.View(label=self._label))
 
     def execute(self, ctx):
-        video = video_dataset(ctx)
-        keys = selected_tracks(ctx)
-        if not keys:
-            raise ValueError(NO_SELECTION.format(tracks=_tracks_name(video)))
+        video, keys = _video_and_selection(ctx)
         entry = self._mark(video, keys)
         label = entry.names["label"]
         _done(ctx, f"Marked {len(entry.after)} track(s) {label}")

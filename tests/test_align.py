@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.faces import arcface5_from_68, first_photo_face
 from vcn_plugin.align import ARCFACE_TEMPLATE_112, align_face, align_faces, alignment_matrix
 from vcn_plugin.backbones import get_backbone
 
@@ -20,19 +21,11 @@ IDENTITIES = ("lfw_Ariel_Sharon", "lfw_Arnold_Schwarzenegger", "lfw_Donald_Rumsf
 @pytest.fixture(scope="module")
 def faces(shared_data: Path) -> list[dict]:
     """One image per identity with dlib's detection, 5-point shape and arcface5 points from the 68-point model."""
-    import cv2
-    from PIL import Image
-
-    detector = dlib.get_frontal_face_detector()
     predictor5 = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
     predictor68 = dlib.shape_predictor(frm.pose_predictor_model_location())
     out = []
     for identity in IDENTITIES:
-        image = np.asarray(Image.open(sorted((shared_data / "faces" / identity).iterdir())[0]).convert("RGB"))
-        scale = 480 / max(image.shape[:2])
-        if scale < 1:
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        rect = max(detector(image, 1), key=lambda r: r.area())
+        image, rect = first_photo_face(shared_data / "faces" / identity)
         shape5 = predictor5(image, rect)
         p68 = np.array([[p.x, p.y] for p in predictor68(image, rect).parts()], float)
         out.append(
@@ -41,7 +34,7 @@ def faces(shared_data: Path) -> list[dict]:
                 "shape5": shape5,
                 "box": np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], float),
                 "dlib5": np.array([[p.x, p.y] for p in shape5.parts()], float),
-                "arcface5": np.stack([p68[36:42].mean(0), p68[42:48].mean(0), p68[30], p68[48], p68[54]]),
+                "arcface5": arcface5_from_68(p68),
             }
         )
     return out

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.faces import dlib_chips
 from vcn_plugin.backbones import get_backbone
 from vcn_plugin.clustering import cluster_tracks
 from vcn_plugin.clustering.baselines import DLIB_EUCLIDEAN_THRESHOLD
@@ -26,23 +27,6 @@ IDENTITIES = (
     "deepface_id01", "dlib_John_Salley", "dlib_John_Schneider",
     "dlib_John_Shimkus", "lfw_Ariel_Sharon", "lfw_Arnold_Schwarzenegger",
 )  # fmt: skip
-
-
-def dlib_chips(folder: Path) -> np.ndarray:
-    """150x150 dlib-aligned chips (HOG detector, 5-point landmarks, padding 0.25) of every photo."""
-    cv2 = pytest.importorskip("cv2")
-    dlib = pytest.importorskip("dlib")
-    models = pytest.importorskip("face_recognition_models")
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
-    chips = []
-    for path in sorted(folder.glob("*.jpg")):
-        image = np.ascontiguousarray(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
-        boxes = detector(image, 1)
-        if boxes:
-            shape = predictor(image, max(boxes, key=lambda r: r.area()))
-            chips.append(dlib.get_face_chip(image, shape, size=150, padding=0.25))
-    return np.stack(chips)
 
 
 @pytest.fixture(scope="module")

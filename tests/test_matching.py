@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.faces import dlib_chips
 from vcn_plugin.ssl.matching import cross_validated_logpdf, fit_track_gaussian, match_tracks
 
 IDENTITIES = ("lfw_George_W_Bush", "lfw_Vladimir_Putin", "lfw_Donald_Rumsfeld")
@@ -14,21 +15,9 @@ IDENTITIES = ("lfw_George_W_Bush", "lfw_Vladimir_Putin", "lfw_Donald_Rumsfeld")
 def dlib_embeddings(folder: Path) -> np.ndarray:
     """dlib's 128-d face descriptors (HOG detector, 5-point alignment, ResNet) of every photo in ``folder``."""
     dlib = pytest.importorskip("dlib")
-    cv2 = pytest.importorskip("cv2")
     models = pytest.importorskip("face_recognition_models")
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
     recogniser = dlib.face_recognition_model_v1(models.face_recognition_model_location())
-    out = []
-    for path in sorted(folder.glob("*.jpg")):
-        image = np.ascontiguousarray(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
-        boxes = detector(image, 1)
-        if not boxes:
-            continue
-        shape = predictor(image, max(boxes, key=lambda r: r.area()))
-        chip = dlib.get_face_chip(image, shape, size=150, padding=0.25)
-        out.append(np.array(recogniser.compute_face_descriptor(chip)))
-    return np.stack(out)
+    return np.stack([np.array(recogniser.compute_face_descriptor(chip)) for chip in dlib_chips(folder)])
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.faces import arcface5_from_68, first_photo_face
 from vcn_plugin.align import align_face
 from vcn_plugin.backbones import get_backbone
 from vcn_plugin.serfiq import SerFiqConfig, serfiq_quality
@@ -34,19 +35,11 @@ def degrade(chip: np.ndarray) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def arcface_chips(shared_data: Path) -> np.ndarray:
     """112x112 ArcFace chips of one image per identity (arcface5 points from dlib's 68-point model)."""
-    from PIL import Image
-
-    detector = dlib.get_frontal_face_detector()
     predictor68 = dlib.shape_predictor(frm.pose_predictor_model_location())
     chips = []
     for identity in IDENTITIES:
-        image = np.asarray(Image.open(sorted((shared_data / "faces" / identity).iterdir())[0]).convert("RGB"))
-        scale = 480 / max(image.shape[:2])
-        if scale < 1:
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        rect = max(detector(image, 1), key=lambda r: r.area())
-        p68 = np.array([[p.x, p.y] for p in predictor68(image, rect).parts()], float)
-        arcface5 = np.stack([p68[36:42].mean(0), p68[42:48].mean(0), p68[30], p68[48], p68[54]])
+        image, rect = first_photo_face(shared_data / "faces" / identity)
+        arcface5 = arcface5_from_68(np.array([[p.x, p.y] for p in predictor68(image, rect).parts()], float))
         chips.append(align_face(image, arcface5, "arcface5", "arcface", 112))
     return np.stack(chips)
 
