@@ -457,9 +457,10 @@ def _scenes(n_shots: int, shots_per_scene: tuple[int, int], rng: np.random.Gener
     """Scene index of each shot: consecutive runs of ``shots_per_scene`` (inclusive range) shots."""
     lo, hi = shots_per_scene
     scenes: list[int] = []
+    scene = 0
     while len(scenes) < n_shots:
-        length = lo if lo == hi else int(rng.integers(lo, hi + 1))
-        scenes += [len(set(scenes))] * length
+        scenes += [scene] * (lo if lo == hi else int(rng.integers(lo, hi + 1)))
+        scene += 1
     return scenes[:n_shots]
 
 
