@@ -34,23 +34,10 @@ def dlib_chips(faces: Path = FACES, cache: Path = CACHE) -> dict[str, np.ndarray
     if cache.is_file():
         with np.load(cache) as data:
             return {k: data[k] for k in data.files}
-    import cv2
-    import dlib
-    import face_recognition_models as models
+    from tests.faces import dlib_chips as folder_chips  # the same extraction the tests use
 
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
-    out: dict[str, np.ndarray] = {}
-    for folder in sorted(p for p in faces.iterdir() if p.is_dir()):
-        chips = []
-        for path in sorted(folder.glob("*.jpg")):
-            image = np.ascontiguousarray(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
-            boxes = detector(image, 1)
-            if boxes:
-                shape = predictor(image, max(boxes, key=lambda r: r.area()))
-                chips.append(dlib.get_face_chip(image, shape, size=150, padding=0.25))
-        if chips:
-            out[folder.name] = np.stack(chips)
+    out = {folder.name: chips for folder in sorted(p for p in faces.iterdir() if p.is_dir())
+           if len(chips := folder_chips(folder))}
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(cache, **out)
     return out

@@ -41,7 +41,8 @@ The views are fitted together, the cross-validation holds out all views of a
 face at once (a view scored by a Gaussian fitted on its own siblings would be
 in-sample again), and the candidate's mean is the mean over its views. On
 benchmark episode ep001 this took the first matching round from 5 pairs (2
-right, 3 wrong) to 10 pairs (all right) with the chip plus 4 augmentations.
+right, 3 wrong) to 7 pairs (all right) with the default 3 views (the chip and
+2 augmentations), and to 10 pairs (all right) with the chip and 4.
 
 Tracks known to be different people (visible in one frame, or in one shot) can
 be excluded through ``cannot_link``.
