@@ -12,7 +12,9 @@ from vcn_plugin.clustering import (
     AggregationConfig,
     CosineStats,
     EuclideanStats,
+    FactoredLossStats,
     LossMetricStats,
+    StudentFactors,
     aggregate,
     best_threshold_hac,
     cluster_names,
@@ -23,7 +25,7 @@ from vcn_plugin.clustering import (
     make_stats,
     track_means,
 )
-from vcn_plugin.clustering.loss_metric import best_two_distances, candidate_edges
+from vcn_plugin.clustering.loss_metric import best_two_distances, candidate_edges, center_student_log_probs
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -79,6 +81,71 @@ def test_loss_metric_gemm_equals_double_loop():
     np.testing.assert_allclose(thr_rev, thr, rtol=1e-10)
     pairs_i, pairs_j = rng.integers(0, 9, 20), rng.integers(0, 9, 20)
     np.testing.assert_allclose(stats.pair_distances(pairs_i, stats, pairs_j), ((directed + directed.T) / 2)[pairs_i, pairs_j], rtol=1e-10)
+
+
+def _factored_head(rng, n_faces: int, k: int, dim: int, ident=None, centres=None, noise: float = 1.0):
+    """Teacher probabilities and a factored student (unit bottleneck, unit prototypes) like the DINO head's."""
+    z = noise * rng.normal(size=(n_faces, dim))
+    if ident is not None:
+        z += centres[ident]
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    w = rng.normal(size=(k, dim))
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    t = z @ w.T + 0.1 * rng.normal(size=(n_faces, k))
+    return _softmax((t - t.mean(axis=0)) / 0.04), StudentFactors(z, w, 0.1)
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_factored_loss_metric_equals_double_loop(center):
+    rng = np.random.default_rng(3)
+    face_track = _random_tracks(rng, 9)
+    p, student = _factored_head(rng, face_track.size, 64, 8)
+    stats = FactoredLossStats.from_faces(p, student, face_track, center_student=center)
+    logq = student.log_probs()
+    if center:
+        logq = center_student_log_probs(logq)
+    sym, thr = _naive(face_track, 9, lambda i, j: -(p[i] @ logq[j] + p[j] @ logq[i]) / 2)
+    idx = np.arange(9)
+    np.testing.assert_allclose(stats.distances(idx, stats, idx), sym, rtol=1e-9)
+    np.testing.assert_allclose(stats.pair_thresholds(), thr, rtol=1e-9)
+    pairs_i, pairs_j = rng.integers(0, 9, 20), rng.integers(0, 9, 20)
+    np.testing.assert_allclose(stats.pair_distances(pairs_i, stats, pairs_j), sym[pairs_i, pairs_j], rtol=1e-9)
+
+
+def test_factored_and_dense_loss_cluster_identically():
+    """Same faces, student factored or dense: same clusters, thresholds and margins (float32 inputs)."""
+    rng = np.random.default_rng(4)
+    ident = rng.integers(0, 12, 80)
+    face_track = np.repeat(np.arange(80), rng.integers(1, 6, 80))
+    centres = 3.0 * rng.normal(size=(12, 16))
+    p, student = _factored_head(rng, face_track.size, 256, 16, ident=ident[face_track], centres=centres)
+    p = p.astype(np.float32)
+    student = StudentFactors(student.bottleneck.astype(np.float32), student.prototypes.astype(np.float32), 0.1)
+    cannot = np.array([[0, 1], [2, 3]])
+    factored = cluster_tracks("loss", face_track, probs=p, student=student, cannot_link=cannot)
+    dense = cluster_tracks("loss", face_track, probs=p, log_probs=student.log_probs(), cannot_link=cannot)
+    assert factored.n_clusters >= 12 and adjusted_rand_score(ident, factored.labels) > 0.9
+    assert np.array_equal(factored.labels, dense.labels)
+    assert factored.merges_per_iteration == dense.merges_per_iteration
+    np.testing.assert_allclose(factored.margins, dense.margins, rtol=1e-4, atol=1e-4)
+
+
+def test_factored_loss_rejects_bad_inputs():
+    rng = np.random.default_rng(5)
+    p, student = _factored_head(rng, 6, 32, 8)
+    face_track = np.array([0, 0, 1, 1, 2, 2])
+    with pytest.raises(ValueError, match="bottleneck width"):
+        StudentFactors(student.bottleneck, student.prototypes[:, :4], 0.1)
+    with pytest.raises(ValueError, match="temperature"):
+        StudentFactors(student.bottleneck, student.prototypes, 0.0)
+    with pytest.raises(ValueError, match="not both"):
+        make_stats("loss", face_track, probs=p, log_probs=student.log_probs(), student=student)
+    with pytest.raises(ValueError, match="one row per face"):
+        FactoredLossStats.from_faces(p, student, face_track[:5])
+    with pytest.raises(ValueError, match="prototypes"):
+        FactoredLossStats.from_faces(p[:, :16], student, face_track)
+    with pytest.raises(ValueError, match="probabilities"):
+        FactoredLossStats.from_faces(p * 2, student, face_track)
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])

@@ -258,3 +258,23 @@ def test_interrupted_save_keeps_the_previous_checkpoint(trained: tuple, tmp_path
         model.save(path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ssl.pt"]
+
+
+def test_loss_features_factor_the_student_exactly(trained: tuple, tracks: list) -> None:
+    """The factored student (bottleneck, prototypes, temperature) gives the same log-probabilities
+    and the clustering statistics built from it the same distances and thresholds."""
+    from vcn_plugin.clustering import FactoredLossStats, LossMetricStats
+
+    model = trained[0]
+    chips = np.concatenate([c for _, c in tracks])
+    face_track = np.repeat(np.arange(len(tracks)), [len(c) for _, c in tracks])
+    p, log_q = model.head_outputs(chips)
+    p2, student = model.loss_features(chips)
+    assert np.array_equal(p, p2)
+    assert student.prototypes.shape == (model.config.num_prototypes, student.bottleneck.shape[1])
+    assert np.allclose(student.log_probs(), log_q, atol=1e-4)
+    dense = LossMetricStats.from_faces(p, log_q, face_track, center_student=True)
+    factored = FactoredLossStats.from_faces(p, student, face_track, center_student=True)
+    rows = np.arange(len(tracks))
+    assert np.allclose(factored.distances(rows, factored, rows), dense.distances(rows, dense, rows), rtol=1e-4, atol=1e-3)
+    assert np.allclose(factored.thresholds(), dense.thresholds(), rtol=1e-4, atol=1e-3)

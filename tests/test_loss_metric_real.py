@@ -53,8 +53,8 @@ def test_loss_metric_finds_each_person_after_finetuning(tracks) -> None:
     face_track = np.repeat(np.arange(len(tracks)), [len(c) for _, c in tracks])
     truth = [key[0] for key, _ in tracks]
 
-    probs, log_probs = model.head_outputs(chips)
-    loss = cluster_tracks("loss", face_track, probs=probs, log_probs=log_probs)
+    probs, student = model.loss_features(chips)
+    loss = cluster_tracks("loss", face_track, probs=probs, student=student)
     assert _purity_and_count(loss.labels, truth) == (1.0, len(IDENTITIES))
 
     with torch.no_grad():

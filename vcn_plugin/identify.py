@@ -59,8 +59,8 @@ def track_features(
     if method == "loss":
         if model is None:
             raise ValueError("the loss metric needs a finetuned model; run finetuning first or choose 'cosine'")
-        probs, log_probs = model.head_outputs(chips)
-        return {"probs": probs, "log_probs": log_probs}
+        probs, student = model.loss_features(chips)
+        return {"probs": probs, "student": student}
     if model is not None:
         return {"embeddings": model.embeddings(chips)}
     backbone = resolve_backbone(backbone)

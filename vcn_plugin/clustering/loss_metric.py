@@ -35,6 +35,7 @@ Tracks (clusters) with a single face have no pair of different faces; see
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -415,6 +416,156 @@ class LossMetricStats(TrackStats):
         return ab, False
 
 
+@dataclass(frozen=True)
+class StudentFactors:
+    """The student's log-probabilities in the factored form the DINO head gives them.
+
+    The head's logits are ``s = W z`` (``z``: the L2-normalised bottleneck, (N, D);
+    ``W``: the prototypes, (K, D)), so ``log q = W z / temp - lse(W z / temp)``:
+    every face's ``-log q`` lies in a (D + 1)-dimensional subspace of R^K. With
+    D = 256 and K = 4096 the loss metric is then a 512-wide GEMM instead of a
+    8192-wide one (see :class:`FactoredLossStats`), with the same values.
+
+    Attributes:
+        bottleneck: (N, D) the student head's ``z`` per face.
+        prototypes: (K, D) the student head's effective last-layer weight ``W``.
+        temperature: the student temperature ``temp_s``.
+    """
+
+    bottleneck: np.ndarray
+    prototypes: np.ndarray
+    temperature: float
+
+    def __post_init__(self) -> None:
+        z = _as_float_matrix("bottleneck", self.bottleneck)
+        w = _as_float_matrix("prototypes", self.prototypes)
+        if z.shape[1] != w.shape[1]:
+            raise ValueError(f"bottleneck is (N, {z.shape[1]}) but prototypes are (K, {w.shape[1]}); both need the head's bottleneck width")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        object.__setattr__(self, "bottleneck", z)
+        object.__setattr__(self, "prototypes", w)
+
+    def __len__(self) -> int:
+        return int(self.bottleneck.shape[0])
+
+    def centered(self) -> "StudentFactors":
+        """Logits centred over these faces: ``W (z - mean z)`` = ``s - mean s`` (see :func:`center_student_log_probs`)."""
+        z = self.bottleneck
+        return StudentFactors(z - z.mean(axis=0, keepdims=True) if len(z) else z, self.prototypes, self.temperature)
+
+    def scaled_logits(self, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+        """``W z / temp`` for the given faces, (n, K)."""
+        return self.bottleneck[rows] @ (self.prototypes.T / np.asarray(self.temperature, self.prototypes.dtype))
+
+    def log_normalizers(self, block: int = 4096) -> np.ndarray:
+        """``lse(W z / temp)`` per face (float64), blockwise so no (N, K) array exists at once."""
+        out = np.empty(len(self), np.float64)
+        for s in range(0, len(self), block):
+            out[s : s + block] = logsumexp(self.scaled_logits(slice(s, s + block)).astype(np.float64), axis=1)
+        return out
+
+    def log_probs(self) -> np.ndarray:
+        """The dense ``log_softmax(W z / temp)``, (N, K) (for checks and small inputs)."""
+        logits = self.scaled_logits()
+        return logits - logsumexp(logits, axis=1, keepdims=True)
+
+
+class FactoredLossStats(TrackStats):
+    """The SSL-loss metric on :class:`StudentFactors`; same distances as :class:`LossMetricStats`.
+
+    With ``a_i = p_i W / temp`` (D-dim) and ``l_j = lse(W z_j / temp)``, and ``sum_k p_ik = 1``::
+
+        -p_i . log q_j = -a_i . z_j + l_j
+        sum_{i in A, j in B} -p_i . log q_j = left_A . right_B + n_A L_B
+
+    with ``left = -sum a_i``, ``right = sum z_j`` and ``L = sum l_j``: all
+    per-track sums, so everything :class:`TrackStats` needs stays additive and
+    the pairwise search is a dense GEMM of width 2D (both directions at once).
+    At D = 256, K = 4096 that is 16x fewer operations than the K-wide form
+    and per-track state of 2 KiB instead of 32 KiB, which is what lets 50k
+    tracks cluster in under a minute.
+    """
+
+    metric = "loss"
+    _fields = ("left", "right", "sum_lse", "diag")
+
+    def __init__(self, left: np.ndarray, right: np.ndarray, sum_lse: np.ndarray, diag: np.ndarray, counts: np.ndarray) -> None:
+        self.left = left
+        self.right = right
+        self.sum_lse = np.asarray(sum_lse, dtype=np.float64)
+        self.diag = np.asarray(diag, dtype=np.float64)
+        self.counts = np.asarray(counts, dtype=np.int64)
+        if not (left.shape == right.shape and left.shape[0] == self.sum_lse.shape[0] == self.diag.shape[0] == self.counts.shape[0]):
+            raise ValueError(f"inconsistent shapes: left {left.shape}, right {right.shape}, sum_lse {self.sum_lse.shape}, "
+                             f"diag {self.diag.shape}, counts {self.counts.shape}")
+        self._invalidate()
+
+    @classmethod
+    def from_faces(
+        cls,
+        probs: np.ndarray,
+        student: StudentFactors,
+        face_track: np.ndarray,
+        n_tracks: int | None = None,
+        center_student: bool = False,
+    ) -> "FactoredLossStats":
+        """Per-track sums from teacher probabilities (n_faces, K) and the student's factors.
+
+        ``center_student``: centre the student's logits over these faces first
+        (:meth:`StudentFactors.centered`; :func:`make_stats` does by default).
+        """
+        face_track, n_tracks = _validate_face_track(face_track, n_tracks)
+        probs = _as_float_matrix("probs", probs, face_track.shape[0])
+        if len(student) != face_track.shape[0]:
+            raise ValueError(f"student has {len(student)} faces but face_track has {face_track.shape[0]}; give one row per face")
+        if probs.shape[1] != student.prototypes.shape[0]:
+            raise ValueError(f"probs have K={probs.shape[1]} but the student has {student.prototypes.shape[0]} prototypes")
+        if probs.size and (probs.min() < 0 or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)):
+            raise ValueError("probs must be probabilities (non-negative, rows sum to 1): pass softmax((t - c) / temp_t)")
+        if center_student and len(student):
+            student = student.centered()
+        dtype = np.result_type(probs.dtype, student.bottleneck.dtype)
+        z = student.bottleneck.astype(dtype, copy=False)
+        a = probs.astype(dtype, copy=False) @ (student.prototypes.astype(dtype) / np.asarray(student.temperature, dtype))
+        lse = student.log_normalizers()
+        member = _membership(face_track, n_tracks, dtype)
+        member64 = member.astype(np.float64)
+        return cls(
+            left=-np.asarray(member @ a),
+            right=np.asarray(member @ z),
+            sum_lse=member64 @ lse,
+            diag=member64 @ (lse - _rowdot(a, z)),
+            counts=np.bincount(face_track, minlength=n_tracks),
+        )
+
+    def _means(self, rows: np.ndarray, swapped: bool) -> np.ndarray:
+        """``[left, right] / n`` (or ``[right, left] / n``) for ``rows``, (len(rows), 2D)."""
+        first, second = (self.right, self.left) if swapped else (self.left, self.right)
+        scale = (1.0 / self.counts[rows]).astype(first.dtype)[:, None]
+        return np.concatenate([first[rows], second[rows]], axis=1) * scale
+
+    def distances(self, rows: np.ndarray, other: "FactoredLossStats", cols: np.ndarray) -> np.ndarray:
+        # one GEMM for both directions: [left_a, right_a] . [right_b, left_b] / (n_a n_b)
+        out = self._means(rows, swapped=False) @ other._means(cols, swapped=True).T
+        out *= 0.5
+        out += (0.5 * self.sum_lse[rows] / self.counts[rows]).astype(out.dtype)[:, None]
+        out += (0.5 * other.sum_lse[cols] / other.counts[cols]).astype(out.dtype)[None, :]
+        return out
+
+    def pair_distances(self, i: np.ndarray, other: "FactoredLossStats", j: np.ndarray) -> np.ndarray:
+        na, nb = self.counts[i].astype(np.float64), other.counts[j].astype(np.float64)
+        cross = _rowdot(self.left[i], other.right[j]) + _rowdot(self.right[i], other.left[j])
+        return 0.5 * cross / (na * nb) + 0.5 * (self.sum_lse[i] / na + other.sum_lse[j] / nb)
+
+    def _pair_sums(self) -> np.ndarray:
+        return _rowdot(self.left, self.right) + self.counts * self.sum_lse - self.diag
+
+    def self_distance(self) -> np.ndarray:
+        n = self.counts.astype(np.float64)
+        return (_rowdot(self.left, self.right) + n * self.sum_lse) / (n * n)
+
+
 class CosineStats(TrackStats):
     """Sums of L2-normalised embeddings; distance = mean over pairs of ``1 - cos``."""
 
@@ -519,14 +670,21 @@ def make_stats(
     probs: np.ndarray | None = None,
     log_probs: np.ndarray | None = None,
     embeddings: np.ndarray | None = None,
+    student: StudentFactors | None = None,
     n_tracks: int | None = None,
     center_student: bool = True,
 ) -> TrackStats:
-    """Per-track statistics for ``metric`` ("loss" needs probs and log_probs, the others
-    embeddings). ``center_student``: see :func:`center_student_log_probs`."""
+    """Per-track statistics for ``metric``: "loss" needs ``probs`` and the student, either
+    factored (``student``: :class:`FactoredLossStats`, what the pipeline uses) or dense
+    (``log_probs``: :class:`LossMetricStats`); the others need ``embeddings``.
+    ``center_student``: see :func:`center_student_log_probs`."""
     if metric == "loss":
-        if probs is None or log_probs is None:
+        if probs is None or (log_probs is None and student is None):
             raise ValueError("the loss metric needs the teacher probabilities and student log-probabilities (run finetuning first)")
+        if log_probs is not None and student is not None:
+            raise ValueError("give the student either as log_probs or as factors (student), not both")
+        if student is not None:
+            return FactoredLossStats.from_faces(probs, student, face_track, n_tracks, center_student=center_student)
         return LossMetricStats.from_faces(probs, log_probs, face_track, n_tracks, center_student=center_student)
     if metric in ("cosine", "euclidean"):
         if embeddings is None:
@@ -539,6 +697,12 @@ def make_stats(
 def tile_size(n_cols: int, tile_entries: int = DEFAULT_TILE_ENTRIES) -> int:
     """Rows per tile so that a (rows, n_cols) tile holds about ``tile_entries`` entries."""
     return max(1, min(8192, tile_entries // max(n_cols, 1)))
+
+
+def _round_up(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``x`` in ``dtype``, never below its float64 value."""
+    y = x.astype(dtype)
+    return np.where(y < x, np.nextafter(y, np.asarray(np.inf, dtype)), y)
 
 
 def candidate_edges(
@@ -567,8 +731,11 @@ def candidate_edges(
                 continue  # lower triangle: covered by its mirror tile
             c = all_idx[cs : cs + side]
             bound, exact = stats.lower_bounds(r, stats, c)
-            limit = np.maximum(thresholds[r][:, None], thresholds[c][None, :])
-            ii, jj = np.nonzero(bound < limit)
+            # below either threshold; two comparisons avoid a float64 (rows, cols) max matrix, and the
+            # thresholds are rounded up to the bound's precision so no candidate is lost (``ok`` decides)
+            below = bound < _round_up(thresholds[r], bound.dtype)[:, None]
+            below |= bound < _round_up(thresholds[c], bound.dtype)[None, :]
+            ii, jj = np.nonzero(below)
             gi, gj = r[ii], c[jj]
             keep = gi != gj
             gi, gj, ii, jj = gi[keep], gj[keep], ii[keep], jj[keep]

@@ -74,10 +74,17 @@ class DINOHead(nn.Module):
         magnitude.requires_grad = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last_layer(self.bottleneck(x))
+
+    def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
+        """The L2-normalised bottleneck ``z``; the logits are ``prototypes() @ z``."""
         if x.ndim != 2 or x.shape[1] != self.in_dim:
             raise ValueError(f"head input must be (B, {self.in_dim}), got {tuple(x.shape)}")
-        z = F.normalize(self.mlp(x), dim=-1, p=2)
-        return self.last_layer(z)
+        return F.normalize(self.mlp(x), dim=-1, p=2)
+
+    def prototypes(self) -> torch.Tensor:
+        """The effective (weight-normalised) last-layer weight, (K, bottleneck_dim)."""
+        return self.last_layer.weight
 
     def last_layer_parameters(self) -> list[nn.Parameter]:
         """The trainable prototype parameters (frozen during the first epoch)."""

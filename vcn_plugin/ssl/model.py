@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from vcn_plugin.backbones.base import Backbone
+from vcn_plugin.clustering.loss_metric import StudentFactors
 from vcn_plugin.ssl.config import FinetuneConfig
 from vcn_plugin.ssl.head import DINOHead
 from vcn_plugin.ssl.loss import student_log_probabilities, teacher_probabilities
@@ -89,6 +90,24 @@ class SSLModel(nn.Module):
 
         out = self._batched(chips, both, batch_size, 2 * k)
         return np.ascontiguousarray(out[:, :k]), np.ascontiguousarray(out[:, k:])
+
+    @torch.no_grad()
+    def loss_features(self, chips: np.ndarray, batch_size: int | None = None) -> tuple[np.ndarray, StudentFactors]:
+        """``(P, student)``: the teacher's ``P`` as in :meth:`head_outputs` and the student's
+        log-probabilities in factored form (its bottleneck per face, its prototypes and
+        temperature), which the clustering uses to compute the same loss in 2 x 256
+        dimensions instead of 2 x K (see :class:`~vcn_plugin.clustering.FactoredLossStats`)."""
+        k = self.config.num_prototypes
+
+        def both(x: torch.Tensor) -> torch.Tensor:
+            p = teacher_probabilities(self.teacher_head(self.teacher_backbone(x)), self.center, self.config.teacher_temp)
+            return torch.cat([p, self.student_head.bottleneck(self.student_backbone(x)).float()], dim=1)
+
+        width = k + self.student_head.prototypes().shape[1]
+        out = self._batched(chips, both, batch_size, width)
+        prototypes = self.student_head.prototypes().float().cpu().numpy()
+        student = StudentFactors(np.ascontiguousarray(out[:, k:]), prototypes, self.config.student_temp)
+        return np.ascontiguousarray(out[:, :k]), student
 
     def _batched(
         self, chips: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], batch_size: int | None, width: int
