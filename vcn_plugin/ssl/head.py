@@ -9,13 +9,13 @@ cosine similarities between the bottleneck and the prototypes.
 Choice of K (:data:`DEFAULT_NUM_PROTOTYPES` = 4096). DINO's 65536 prototypes
 serve ImageNet-scale data; one video has tens to a few thousand tracks and
 VideoClusterNet only needs K comfortably above the number of identities. The
-last layer is ``256 x K`` parameters updated by AdamW every step, and the
-clustering keeps P and logQ, 2 x K float32 per face, so K drives both cost
-and memory. Measured with ``benchmarks/finetune.py`` on this project's shared,
+last layer is ``256 x K`` parameters updated by AdamW every step, so K drives
+the training cost (clustering reads the teacher's P, K floats per face, but
+keeps the student factored as its 256-d bottleneck, see
+:meth:`DINOHead.bottleneck`, and per track only 2 x 256 sums). Measured with ``benchmarks/finetune.py`` on this project's shared,
 loaded 2-core CPU (head alone, batch 64, forward + backward + AdamW, 1 thread):
 K=1024 114 ms, 4096 149 ms, 8192 204 ms, 16384 378 ms, 65536 1426 ms per step,
-i.e. 65536 is ~10x the cost of 4096 (which is close to the MLP-only floor),
-and P + logQ need 32 KiB per face at K=4096 against 512 KiB at 65536.
+i.e. 65536 is ~10x the cost of 4096 (which is close to the MLP-only floor).
 4096 is ~100x the number of identities in a video. Pass ``num_prototypes``
 to change it.
 """
