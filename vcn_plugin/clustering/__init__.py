@@ -3,8 +3,10 @@
 Pure numpy/scipy/sklearn; no FiftyOne. Entry points:
 
 - :func:`cluster_tracks` (in :mod:`.baselines`): one interface for every method.
-- :func:`aggregate` with :class:`LossMetricStats` / :class:`CosineStats` /
-  :class:`EuclideanStats`: the parameter-free algorithm on per-track sums.
+- :func:`aggregate` with :class:`FactoredLossStats` (the loss metric on the DINO
+  head's factored student, what the pipeline uses) / :class:`LossMetricStats` (the
+  same on dense log-probabilities) / :class:`CosineStats` / :class:`EuclideanStats`:
+  the parameter-free algorithm on per-track sums.
 """
 from vcn_plugin.clustering.aggregation import (
     UNKNOWN,
