@@ -90,11 +90,7 @@ def synthetic_stats(n_tracks: int, k: int, dim: int, faces_per_track: int, track
         else:
             parts.append(LossMetricStats.from_faces(t, student.log_probs(), face_track, tracks.size))
         del t, base, z_t, z_s
-    if form == "factored":
-        stats = FactoredLossStats(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("left", "right", "sum_lse", "diag", "counts")))
-    else:
-        stats = LossMetricStats.concatenate(parts)
-    return stats, identity
+    return type(parts[0]).concatenate(parts), identity
 
 
 def run_one(args: argparse.Namespace) -> dict:

@@ -516,3 +516,19 @@ def test_a_student_mode_shared_by_all_faces_does_not_merge_everything():
     centred = aggregate(make_stats("loss", face_track, probs=probs, log_probs=log_probs))
     assert raw.n_clusters == 1
     assert centred.n_clusters == 4 and len(set(centred.labels[4:])) == 3 and centred.labels[4] == centred.labels[5]
+
+
+def test_concatenated_chunks_equal_one_pass():
+    """Stats built chunk by chunk and stacked equal the stats of all faces at once (any stats class)."""
+    rng = np.random.default_rng(6)
+    face_track = np.repeat(np.arange(10), 3)
+    p, student = _factored_head(rng, face_track.size, 32, 8)
+    whole = FactoredLossStats.from_faces(p, student, face_track)
+    half = face_track < 5
+    first = FactoredLossStats.from_faces(p[half], StudentFactors(student.bottleneck[half], student.prototypes, 0.1), face_track[half])
+    second = FactoredLossStats.from_faces(p[~half], StudentFactors(student.bottleneck[~half], student.prototypes, 0.1), face_track[~half] - 5)
+    stacked = FactoredLossStats.concatenate([first, second])
+    for name in ("counts",) + FactoredLossStats._fields:
+        np.testing.assert_allclose(getattr(stacked, name), getattr(whole, name), rtol=1e-12)
+    with pytest.raises(ValueError, match="FactoredLossStats"):
+        FactoredLossStats.concatenate([first, make_stats("cosine", face_track[:3], embeddings=rng.normal(size=(3, 4)))])

@@ -153,6 +153,15 @@ class TrackStats(abc.ABC):
             arrays[name] = np.rint(summed).astype(np.int64) if name == "counts" else np.asarray(summed, dtype=arr.dtype)
         return self._replace(**arrays)
 
+    @classmethod
+    def concatenate(cls, parts: list["TrackStats"]) -> "TrackStats":
+        """Stack the rows of several statistics of this class (e.g. computed chunk by chunk)."""
+        if not parts:
+            raise ValueError("concatenate needs at least one part")
+        if any(type(p) is not cls for p in parts):
+            raise ValueError(f"every part must be a {cls.__name__}")
+        return parts[0]._replace(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in ("counts",) + cls._fields})
+
     def subset(self, rows: np.ndarray) -> "TrackStats":
         """Statistics of the given rows only (a copy)."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -318,19 +327,6 @@ class LossMetricStats(TrackStats):
             diag=member.astype(np.float64) @ _rowdot(probs, nlogq),
             counts=np.bincount(face_track, minlength=n_tracks),
             prune=prune,
-        )
-
-    @classmethod
-    def concatenate(cls, parts: list["LossMetricStats"]) -> "LossMetricStats":
-        """Stack the tracks of several statistics (e.g. computed chunk by chunk)."""
-        if not parts:
-            raise ValueError("concatenate needs at least one part")
-        return cls(
-            np.concatenate([p.sum_p for p in parts]),
-            np.concatenate([p.sum_nlogq for p in parts]),
-            np.concatenate([p.diag for p in parts]),
-            np.concatenate([p.counts for p in parts]),
-            prune=parts[0].prune,
         )
 
     def _invalidate(self) -> None:

@@ -84,7 +84,7 @@ class SSLModel(nn.Module):
         k = self.config.num_prototypes
 
         def both(x: torch.Tensor) -> torch.Tensor:
-            p = teacher_probabilities(self.teacher_head(self.teacher_backbone(x)), self.center, self.config.teacher_temp)
+            p = self._teacher_probabilities(x)
             log_q = student_log_probabilities(self.student_head(self.student_backbone(x)), self.config.student_temp)
             return torch.cat([p, log_q], dim=1)
 
@@ -100,7 +100,7 @@ class SSLModel(nn.Module):
         k = self.config.num_prototypes
 
         def both(x: torch.Tensor) -> torch.Tensor:
-            p = teacher_probabilities(self.teacher_head(self.teacher_backbone(x)), self.center, self.config.teacher_temp)
+            p = self._teacher_probabilities(x)
             return torch.cat([p, self.student_head.bottleneck(self.student_backbone(x)).float()], dim=1)
 
         width = k + self.student_head.prototypes().shape[1]
@@ -108,6 +108,9 @@ class SSLModel(nn.Module):
         prototypes = self.student_head.prototypes().float().cpu().numpy()
         student = StudentFactors(np.ascontiguousarray(out[:, k:]), prototypes, self.config.student_temp)
         return np.ascontiguousarray(out[:, :k]), student
+
+    def _teacher_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        return teacher_probabilities(self.teacher_head(self.teacher_backbone(x)), self.center, self.config.teacher_temp)
 
     def _batched(
         self, chips: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], batch_size: int | None, width: int
