@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml scripts/setup_env.sh scripts/check_env.py
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m vcn_plugin.demo
+	$(PY) -m vcn_plugin.cli.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

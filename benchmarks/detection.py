@@ -35,7 +35,7 @@ from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vcn_plugin.detect import FaceDetector, get_detector  # noqa: E402
+from vcn_plugin.stage1.detectors import FaceDetector, get_detector  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CRITERIA = ("IoU 0.5", "IoU 0.3", "centre")

@@ -20,9 +20,9 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from vcn_plugin import corrections as corr
-from vcn_plugin import schema
-from vcn_plugin.tracks import TRACKS_SUFFIX, TrackKey, get_tracks_dataset
+import vcn_plugin.corrections as corr
+from vcn_plugin.fo import schema
+from vcn_plugin.fo.track_records import TRACKS_SUFFIX, TrackKey, get_tracks_dataset
 
 from .common import finish
 
@@ -131,7 +131,7 @@ def _name_input(inputs: types.Object, ctx, name: str, label: str, description: s
     error = None
     if value:
         try:
-            corr._check_name(value)
+            corr.check_name(value)
         except ValueError as err:
             error = str(err)
     inputs.str(name, required=required, label=label, description=description, default=default,

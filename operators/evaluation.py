@@ -5,8 +5,8 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from vcn_plugin.evaluation import DEFAULT_EVAL_KEY, evaluate_identities, format_report
-from vcn_plugin.gt_io import import_benchmark
+from vcn_plugin.evaluation.evaluate import DEFAULT_EVAL_KEY, evaluate_identities, format_report
+from vcn_plugin.evaluation.ground_truth import import_benchmark
 
 from .common import finish, require_video_dataset
 

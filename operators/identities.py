@@ -6,10 +6,10 @@ import fiftyone.operators.types as types
 
 from vcn_plugin.backbones import available_backbones
 from vcn_plugin.clustering import METHODS
-from vcn_plugin.finetuning import DEFAULT_RUN_KEY as FINETUNE_RUN, SCOPES, finetune_dataset
-from vcn_plugin.identify import DEFAULT_RUN_KEY as CLUSTER_RUN, cluster_identities, visualize_identities
-from vcn_plugin.runs import list_runs
-from vcn_plugin import schema
+from vcn_plugin.steps.finetune import DEFAULT_RUN_KEY as FINETUNE_RUN, SCOPES, finetune_dataset
+from vcn_plugin.steps.cluster import DEFAULT_RUN_KEY as CLUSTER_RUN, cluster_identities, visualize_identities
+from vcn_plugin.fo.runs import list_runs
+from vcn_plugin.fo import schema
 
 from .common import finish, heavy_config, progress_reporter, require_video_dataset, summary_output
 

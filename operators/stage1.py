@@ -4,9 +4,10 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from vcn_plugin.api import detect_faces, import_videos
-from vcn_plugin.detect import DEFAULT_DETECTOR, available_detectors
-from vcn_plugin.stage1 import Stage1Config
+from vcn_plugin.steps.detect import detect_faces
+from vcn_plugin.fo.datasets import import_videos
+from vcn_plugin.stage1.detectors import DEFAULT_DETECTOR, available_detectors
+from vcn_plugin.stage1.pipeline import Stage1Config
 
 from .common import finish, heavy_config, progress_reporter, require_video_dataset, summary_output
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from vcn_plugin.align import align_face
+from vcn_plugin.stage1.align import align_face
 from vcn_plugin.backbones import available_backbones, dlib_model_path, get_backbone
 from vcn_plugin.backbones.arcface_onnx import UnsupportedOnnxOpError, load_arcface_onnx
 from vcn_plugin.backbones.dlib_resnet import DlibResnet, add_zero_extended

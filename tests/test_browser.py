@@ -94,10 +94,11 @@ def processed(app_server, video, work_dir):
     """:func:`video` holding the sample clip after stage 1 and clustering, and its track dataset."""
     import fiftyone as fo
 
-    from vcn_plugin.api import detect_faces, import_videos
-    from vcn_plugin.identify import cluster_identities
-    from vcn_plugin.sample_clip import make_sample_clip
-    from vcn_plugin.tracks import get_tracks_dataset
+    from vcn_plugin.steps.detect import detect_faces
+    from vcn_plugin.fo.datasets import import_videos
+    from vcn_plugin.steps.cluster import cluster_identities
+    from vcn_plugin.benchmark.sample_clip import make_sample_clip
+    from vcn_plugin.fo.track_records import get_tracks_dataset
 
     old_dir = fo.config.default_dataset_dir
     fo.config.default_dataset_dir = str(work_dir / "fiftyone")  # track thumbnails land here
@@ -180,7 +181,7 @@ def test_rename_identity_from_the_track_grid(page, app, processed, work_dir):
     from playwright.sync_api import expect
 
     from vcn_plugin.corrections import RESERVED_LABELS, correction_log
-    from vcn_plugin.tracks import check_consistency, frame_identities
+    from vcn_plugin.fo.track_records import check_consistency, frame_identities
 
     video, tracks = processed
     names = [name for name, _ in repo_operators()]

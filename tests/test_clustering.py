@@ -25,7 +25,8 @@ from vcn_plugin.clustering import (
     make_stats,
     track_means,
 )
-from vcn_plugin.clustering.loss_metric import best_two_distances, candidate_edges, center_student_log_probs
+from vcn_plugin.clustering.search import best_two_distances, candidate_edges
+from vcn_plugin.clustering.stats import center_student_log_probs
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -492,7 +493,7 @@ def test_real_faces_tracks_of_one_identity_cluster_together(dlib_tracks, metric)
 def test_centring_the_student_equals_centring_its_logits():
     rng = np.random.default_rng(0)
     s = rng.normal(size=(12, 16))
-    from vcn_plugin.clustering.loss_metric import center_student_log_probs
+    from vcn_plugin.clustering.stats import center_student_log_probs
 
     centred = center_student_log_probs(_log_softmax(s / 0.1))
     assert np.allclose(centred, _log_softmax((s - s.mean(axis=0)) / 0.1), atol=1e-10)

@@ -25,10 +25,11 @@ def processed(tmp_path_factory):
     import cv2
     import fiftyone as fo
 
-    from vcn_plugin.api import detect_faces, import_videos
-    from vcn_plugin.sample_clip import make_sample_clip
-    from vcn_plugin.stage1 import Stage1Config
-    from vcn_plugin.video import iter_frames
+    from vcn_plugin.steps.detect import detect_faces
+    from vcn_plugin.fo.datasets import import_videos
+    from vcn_plugin.benchmark.sample_clip import make_sample_clip
+    from vcn_plugin.stage1.pipeline import Stage1Config
+    from vcn_plugin.core.video import iter_frames
 
     root = tmp_path_factory.mktemp("corrections")
     old_dir = fo.config.default_dataset_dir
@@ -55,7 +56,7 @@ def processed(tmp_path_factory):
                     x, y, bw, bh = det.bounding_box
                     crop = image[int(y * h):int((y + bh) * h) + 1, int(x * w):int((x + bw) * w) + 1]
                     crops.setdefault(track, []).append(cv2.resize(crop, (48, 48), interpolation=cv2.INTER_AREA))
-    from vcn_plugin import tracks
+    from vcn_plugin.fo import track_records as tracks
 
     tracks.write_track_records(dataset, track_records(dataset, faces, crops))
     tracks.set_identities(dataset, {(sample.id, t): initial_identity(t) for t in faces})
@@ -64,7 +65,7 @@ def processed(tmp_path_factory):
 
 
 def track_records(dataset, faces, crops):
-    from vcn_plugin.tracks import TrackRecord
+    from vcn_plugin.fo.track_records import TrackRecord
 
     sample = dataset.first()
     return [
@@ -81,7 +82,7 @@ def track_records(dataset, faces, crops):
 @pytest.fixture
 def dataset(processed):
     """A private copy (video dataset and its track records) with the initial identities."""
-    from vcn_plugin import tracks
+    from vcn_plugin.fo import track_records as tracks
 
     base = processed[0]
     ds = base.clone(new_name())
@@ -117,13 +118,13 @@ def all_frame_labels(ds) -> list:
 
 
 def consistent(ds) -> bool:
-    from vcn_plugin.tracks import check_consistency
+    from vcn_plugin.fo.track_records import check_consistency
 
     return check_consistency(ds) == []
 
 
 def record_labels(ds) -> dict[int, str]:
-    from vcn_plugin.tracks import get_tracks_dataset
+    from vcn_plugin.fo.track_records import get_tracks_dataset
 
     tracks, labels = get_tracks_dataset(ds).values(["track", "identity.label"])
     return dict(zip(tracks, labels))
@@ -208,8 +209,8 @@ def test_mark_unknown_and_not_face(dataset):
 
 
 def test_undo_walks_back_through_every_step_exactly(dataset):
-    from vcn_plugin import corrections as corr
-    from vcn_plugin.tracks import frame_identities
+    import vcn_plugin.corrections as corr
+    from vcn_plugin.fo.track_records import frame_identities
 
     p1, p2 = of(dataset, "person_01"), of(dataset, "person_02")
     initial = frame_identities(dataset)
@@ -254,7 +255,7 @@ def test_undo_restores_a_track_whose_frames_disagreed(dataset):
 
 def test_undo_refuses_to_overwrite_newer_labels(dataset):
     from vcn_plugin.corrections import rename_identity, undo_last
-    from vcn_plugin.tracks import set_identities
+    from vcn_plugin.fo.track_records import set_identities
 
     rename_identity(dataset, "person_01", "Alice")
     set_identities(dataset, {k: "person_07" for k in keys(dataset, *of(dataset, "Alice"))})  # a re-cluster
@@ -266,7 +267,7 @@ def test_undo_refuses_to_overwrite_newer_labels(dataset):
 
 
 def test_constraints_follow_the_corrections(dataset):
-    from vcn_plugin import corrections as corr
+    import vcn_plugin.corrections as corr
 
     p1, p2, p3 = of(dataset, "person_01"), of(dataset, "person_02"), of(dataset, "person_03")
     corr.rename_identity(dataset, "person_01", "Alice")
@@ -285,7 +286,7 @@ def test_constraints_follow_the_corrections(dataset):
 
 
 def test_a_later_correction_overrides_an_earlier_separation(dataset):
-    from vcn_plugin import corrections as corr
+    import vcn_plugin.corrections as corr
 
     p2 = of(dataset, "person_02")
     corr.move_tracks(dataset, keys(dataset, p2[0]), "person_01")
@@ -325,9 +326,9 @@ def test_names_carried_onto_new_clusters():
 
 def test_constraints_and_names_survive_a_real_recluster(dataset, processed):
     """Re-cluster with the adaptive aggregation (cosine on pixel features of the face crops)."""
-    from vcn_plugin import corrections as corr
+    import vcn_plugin.corrections as corr
     from vcn_plugin.clustering import CosineStats, aggregate, cluster_names
-    from vcn_plugin.tracks import check_consistency, frame_identities, set_identities
+    from vcn_plugin.fo.track_records import check_consistency, frame_identities, set_identities
 
     _, faces, crops = processed
     p1, p2 = of(dataset, "person_01"), of(dataset, "person_02")
@@ -374,7 +375,7 @@ def test_identity_view_is_the_face_grid_of_one_identity(dataset):
 
 def test_least_certain_view_needs_margins_and_sorts_by_them(dataset):
     from vcn_plugin.corrections import least_certain_view, move_tracks
-    from vcn_plugin.tracks import get_tracks_dataset
+    from vcn_plugin.fo.track_records import get_tracks_dataset
 
     with pytest.raises(ValueError, match="run clustering first"):
         least_certain_view(dataset)
@@ -394,7 +395,7 @@ def test_least_certain_view_needs_margins_and_sorts_by_them(dataset):
 def test_move_and_undo_operators_on_selected_track_samples(dataset, run_operator):
     import fiftyone as fo
 
-    from vcn_plugin.tracks import get_tracks_dataset
+    from vcn_plugin.fo.track_records import get_tracks_dataset
 
     tracks = get_tracks_dataset(dataset)
     p1 = of(dataset, "person_01")
@@ -434,7 +435,7 @@ def test_operators_refuse_bad_input_with_what_to_do(dataset, run_operator):
 
 
 def test_view_operators_open_their_views(dataset, run_operator):
-    from vcn_plugin.tracks import get_tracks_dataset
+    from vcn_plugin.fo.track_records import get_tracks_dataset
 
     out = run_operator("show_identity", dataset, {"identity": "person_03"})
     assert out == {"identity": "person_03", "tracks": len(of(dataset, "person_03"))}
@@ -450,7 +451,7 @@ def test_cli_corrections_with_video_track_names(dataset):
 
     from click.testing import CliRunner
 
-    from vcn_plugin.cli import main
+    from vcn_plugin.cli.main import main
 
     run = CliRunner().invoke
     video = Path(dataset.first().filepath).name

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vcn_plugin.detect import (
+from vcn_plugin.stage1.detectors import (
     DEFAULT_DETECTOR,
     DlibHogConfig,
     DlibHogDetector,
@@ -21,7 +21,7 @@ from vcn_plugin.detect import (
     resolve_scrfd_model,
     validate_frame,
 )
-from vcn_plugin.types import LANDMARK_FORMATS, FaceDetection
+from vcn_plugin.core.types import LANDMARK_FORMATS, FaceDetection
 
 YUNET = "yunet/face_detection_yunet_2026may.onnx"
 DET_500M = "scrfd/det_500m.onnx"
@@ -326,7 +326,7 @@ def test_scrfd_providers_are_checked(shared_models):
 
 
 def test_centerface_finds_the_six_people_with_arcface_landmarks():
-    from vcn_plugin.sample_clip import insightface_photo
+    from vcn_plugin.benchmark.sample_clip import insightface_photo
 
     detector = get_detector("centerface")
     faces = detector.detect(insightface_photo())

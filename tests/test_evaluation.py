@@ -60,7 +60,7 @@ def write_predictions(dataset, predictions=PREDICTIONS, field: str = "faces") ->
 @pytest.fixture(scope="module")
 def scored(bench):
     """The benchmark with :data:`PREDICTIONS`, shared by tests that only add evaluation runs."""
-    from vcn_plugin.gt_io import import_benchmark
+    from vcn_plugin.evaluation.ground_truth import import_benchmark
 
     ds = import_benchmark(bench, new_name())
     write_predictions(ds)
@@ -92,7 +92,7 @@ def _nmi(gt: list[str], pred: list[str]) -> float:
 
 
 def test_metrics_match_hand_computed_values(scored):
-    from vcn_plugin.evaluation import evaluate_identities
+    from vcn_plugin.evaluation.evaluate import evaluate_identities
 
     report = evaluate_identities(scored)
     ex, single = report.clustering["exclude"], report.clustering["singleton"]
@@ -133,7 +133,7 @@ def test_metrics_match_hand_computed_values(scored):
 
 
 def test_assignments_list_every_predicted_track(scored):
-    from vcn_plugin.evaluation import evaluate_identities
+    from vcn_plugin.evaluation.evaluate import evaluate_identities
 
     report = evaluate_identities(scored)
     got = {(a["video"], a["track"]): (a["gt"], a["pred"], a["distractor"]) for a in report.assignments}
@@ -151,7 +151,7 @@ def test_assignments_list_every_predicted_track(scored):
 
 
 def test_run_is_stored_listed_reloaded_and_replaced(dataset):
-    from vcn_plugin.evaluation import delete_evaluation, evaluate_identities, list_evaluations, load_evaluation
+    from vcn_plugin.evaluation.evaluate import delete_evaluation, evaluate_identities, list_evaluations, load_evaluation
 
     report = evaluate_identities(dataset)
     assert list_evaluations(dataset) == ["vcn_eval"]
@@ -174,7 +174,7 @@ def test_run_is_stored_listed_reloaded_and_replaced(dataset):
 
 
 def test_unclustered_predictions_need_the_flag(dataset):
-    from vcn_plugin.evaluation import evaluate_identities
+    from vcn_plugin.evaluation.evaluate import evaluate_identities
 
     unclustered = {k: ("face", *v[1:]) for k, v in PREDICTIONS.items()}
     write_predictions(dataset, unclustered)
@@ -187,7 +187,7 @@ def test_unclustered_predictions_need_the_flag(dataset):
 
 
 def test_bad_inputs_give_clear_errors(dataset):
-    from vcn_plugin.evaluation import evaluate_identities
+    from vcn_plugin.evaluation.evaluate import evaluate_identities
 
     assert dataset.list_runs() == []
     with pytest.raises(ValueError, match="no frame field 'nope'"):
@@ -200,7 +200,7 @@ def test_bad_inputs_give_clear_errors(dataset):
 
 
 def test_format_report_has_summary_and_identity_table(scored):
-    from vcn_plugin.evaluation import evaluate_identities, format_report
+    from vcn_plugin.evaluation.evaluate import evaluate_identities, format_report
 
     report = evaluate_identities(scored)
     md = format_report(report, markdown=True)
@@ -213,7 +213,7 @@ def test_format_report_has_summary_and_identity_table(scored):
 def test_cli_evaluate_and_benchmark_commands(dataset, tmp_path):
     from click.testing import CliRunner
 
-    from vcn_plugin.cli_eval import evaluate_cmd, export_benchmark_cmd, import_benchmark_cmd
+    from vcn_plugin.cli.evaluate import evaluate_cmd, export_benchmark_cmd, import_benchmark_cmd
 
     runner = CliRunner()
     out = tmp_path / "report.json"
@@ -238,7 +238,7 @@ def test_cli_evaluate_and_benchmark_commands(dataset, tmp_path):
 
 
 def test_evaluate_identities_operator(scored, run_operator):
-    from vcn_plugin.evaluation import load_evaluation
+    from vcn_plugin.evaluation.evaluate import load_evaluation
 
     out = run_operator("evaluate_identities", scored,
                        {"pred_field": "faces", "gt_field": "gt_faces", "eval_key": "app_eval"})

@@ -72,7 +72,7 @@ def bench(bench_template, tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def imported(bench_template):
     """A dataset holding the benchmark, shared by tests that must leave it unchanged."""
-    from vcn_plugin.gt_io import import_benchmark
+    from vcn_plugin.evaluation.ground_truth import import_benchmark
 
     return import_benchmark(bench_template, new_name())
 
@@ -127,7 +127,7 @@ def test_import_fills_gt_faces_and_shots(imported):
 
 
 def test_reimport_replaces_gt(bench):
-    from vcn_plugin.gt_io import import_benchmark
+    from vcn_plugin.evaluation.ground_truth import import_benchmark
 
     name = new_name()
     dataset = import_benchmark(bench, name)
@@ -158,7 +158,7 @@ def test_reimport_replaces_gt(bench):
     ],
 )
 def test_bad_annotation_is_refused_and_dataset_unchanged(bench, imported, edit, message):
-    from vcn_plugin.gt_io import import_benchmark
+    from vcn_plugin.evaluation.ground_truth import import_benchmark
 
     before = gt_tracks(imported)
     path = bench / "annotations" / "ep_a.json"
@@ -175,7 +175,7 @@ def test_bad_annotation_is_refused_and_dataset_unchanged(bench, imported, edit, 
 def test_missing_annotation_and_new_dataset_not_created(bench):
     import fiftyone as fo
 
-    from vcn_plugin.gt_io import import_benchmark
+    from vcn_plugin.evaluation.ground_truth import import_benchmark
 
     (bench / "annotations" / "ep_b.json").unlink()
     name = new_name()
@@ -187,8 +187,8 @@ def test_missing_annotation_and_new_dataset_not_created(bench):
 
 
 def test_round_trip_is_lossless(bench, imported, tmp_path):
-    from vcn_plugin.annotations import load_annotation
-    from vcn_plugin.gt_io import export_benchmark, import_benchmark
+    from vcn_plugin.evaluation.annotations import load_annotation
+    from vcn_plugin.evaluation.ground_truth import export_benchmark, import_benchmark
 
     first = imported
     written = export_benchmark(first, tmp_path / "exported")
@@ -210,9 +210,9 @@ def test_round_trip_is_lossless(bench, imported, tmp_path):
 def test_export_from_faces_uses_majority_label_and_shots(bench, tmp_path):
     import fiftyone as fo
 
-    from vcn_plugin.annotations import load_annotation
-    from vcn_plugin.gt_io import export_benchmark, import_benchmark
-    from vcn_plugin.labels import shots_to_temporal
+    from vcn_plugin.evaluation.annotations import load_annotation
+    from vcn_plugin.evaluation.ground_truth import export_benchmark, import_benchmark
+    from vcn_plugin.fo.labels import shots_to_temporal
 
     dataset = import_benchmark(bench, new_name())
     dataset.add_frame_field("faces", fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)

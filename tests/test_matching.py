@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.faces import dlib_chips
-from vcn_plugin.ssl.matching import cross_validated_logpdf, fit_track_gaussian, match_tracks
+from vcn_plugin.ssl.track_gaussians import cross_validated_logpdf, fit_track_gaussian, match_tracks
 
 IDENTITIES = ("lfw_George_W_Bush", "lfw_Vladimir_Putin", "lfw_Donald_Rumsfeld")
 

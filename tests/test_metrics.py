@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
-from vcn_plugin.metrics import ClusteringMetrics, evaluate_clustering
+from vcn_plugin.evaluation.metrics import ClusteringMetrics, evaluate_clustering
 
 SCORES = ("wcp", "accuracy", "pairwise_precision", "pairwise_recall", "pairwise_f",
           "bcubed_precision", "bcubed_recall", "bcubed_f", "nmi", "cluster_ratio")

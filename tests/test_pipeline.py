@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 from tests.videos import noise_frames, write_video
-from vcn_plugin import schema
-from vcn_plugin.api import detect_faces, import_videos
-from vcn_plugin.finetuning import finetune_dataset, load_finetuned
-from vcn_plugin.identify import cluster_identities
-from vcn_plugin.runs import list_runs, load_run
-from vcn_plugin.sample_clip import make_sample_clip
+from vcn_plugin.fo import schema
+from vcn_plugin.steps.detect import detect_faces
+from vcn_plugin.fo.datasets import import_videos
+from vcn_plugin.steps.finetune import finetune_dataset, load_finetuned
+from vcn_plugin.steps.cluster import cluster_identities
+from vcn_plugin.fo.runs import list_runs, load_run
+from vcn_plugin.benchmark.sample_clip import make_sample_clip
 from vcn_plugin.ssl import FinetuneConfig
-from vcn_plugin.tracks import check_consistency, frame_identities, get_tracks_dataset
+from vcn_plugin.fo.track_records import check_consistency, frame_identities, get_tracks_dataset
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def test_cluster_writes_identities_to_frames_and_track_records(processed, method
 def test_guard_keeps_people_seen_together_apart(processed):
     summary = cluster_identities(processed, method="loss", guard=True)
     from vcn_plugin.backbones import get_backbone
-    from vcn_plugin.track_sets import load_track_set
+    from vcn_plugin.fo.track_sets import load_track_set
 
     ts = load_track_set(processed, get_backbone("dlib-resnet"))
     for a, b in ts.cooccurring:
@@ -117,7 +118,7 @@ def test_operators_detect_immediately_and_cluster_delegated(clip, run_operator):
 def test_cli_cluster_prints_identities(processed):
     from click.testing import CliRunner
 
-    from vcn_plugin.cli import main
+    from vcn_plugin.cli.main import main
 
     result = CliRunner().invoke(main, ["cluster", "--dataset", processed.name, "--method", "cosine"])
     assert result.exit_code == 0, result.output
@@ -129,7 +130,7 @@ def test_cli_cluster_prints_identities(processed):
 def test_arcface_backbone_rates_tracks_with_serfiq(processed, shared_models):
     """With an ArcFace-style backbone, track quality comes from SER-FIQ on the sampled chips."""
     from vcn_plugin.backbones import get_backbone
-    from vcn_plugin.track_sets import load_track_set, uses_serfiq
+    from vcn_plugin.fo.track_sets import load_track_set, uses_serfiq
 
     backbone = get_backbone(f"arcface-onnx:{shared_models / 'mobilefacenet' / 'mobilefacenet_128d.onnx'}")
     assert uses_serfiq(backbone, "auto") and not uses_serfiq(get_backbone("dlib-resnet"), "auto")
@@ -146,8 +147,8 @@ def test_serfiq_is_written_to_the_sampled_faces(processed, shared_models):
     """Clustering with an ArcFace-style backbone writes each sampled face's SER-FIQ quality to its
     detection (``serfiq``) and the track records carry the track's SER-FIQ quality."""
     from vcn_plugin.backbones import get_backbone
-    from vcn_plugin.quality import aggregate_track_quality
-    from vcn_plugin.track_sets import load_track_set
+    from vcn_plugin.stage1.quality import aggregate_track_quality
+    from vcn_plugin.fo.track_sets import load_track_set
 
     name = f"arcface-onnx:{shared_models / 'mobilefacenet' / 'mobilefacenet_128d.onnx'}"
     cluster_identities(processed, method="cosine", backbone=name, finetuned=False, max_faces_per_track=4)

@@ -1,4 +1,4 @@
-"""Tests of vcn_plugin.quality on real face photos from ../shared/data/faces."""
+"""Tests of vcn_plugin.stage1.quality on real face photos from ../shared/data/faces."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vcn_plugin.quality import (
+from vcn_plugin.stage1.quality import (
     QualityConfig,
     aggregate_track_quality,
     face_qualities,
@@ -18,7 +18,7 @@ from vcn_plugin.quality import (
     quality_terms,
     track_quality_flags,
 )
-from vcn_plugin.types import FaceDetection
+from vcn_plugin.core.types import FaceDetection
 
 #: LFW photos are 250x250 with the face centred: this box holds the face
 _LFW_BOX = np.array([70.0, 65.0, 180.0, 185.0])

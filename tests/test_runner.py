@@ -22,7 +22,7 @@ from vcn_plugin.benchmark.runner import (
     plot_sweep,
     run_benchmark,
 )
-from vcn_plugin.metrics import evaluate_clustering
+from vcn_plugin.evaluation.metrics import evaluate_clustering
 from vcn_plugin.ssl import FinetuneConfig
 
 QUICK = EpisodeConfig.preset("quick", seed=0)
@@ -36,7 +36,7 @@ EXTRA_ROWS = (
 @pytest.fixture(scope="module")
 def bench(shared_data: Path, tmp_path_factory) -> Path:
     """One quick episode, built through the CLI (the same config as ``QUICK``)."""
-    from vcn_plugin.cli_benchmark import benchmark
+    from vcn_plugin.cli.benchmark import benchmark
 
     out = tmp_path_factory.mktemp("bench")
     args = ["build", "--faces", str(shared_data / "faces"), "--out", str(out), "--episodes", "1", "--preset", "quick"]
@@ -176,7 +176,7 @@ def test_plot_sweep_writes_a_png(run, tmp_path):
 
 def test_cli_run_reproduces_the_api_numbers(run, bench, tmp_path):
     """Same benchmark, same seeds: the CLI's JSON equals the API's rows (determinism)."""
-    from vcn_plugin.cli_benchmark import benchmark
+    from vcn_plugin.cli.benchmark import benchmark
 
     _, data, _ = run
     out = tmp_path / "cli.json"
@@ -191,7 +191,7 @@ def test_cli_run_reproduces_the_api_numbers(run, bench, tmp_path):
 
 
 def test_cli_sweep_rejects_an_unknown_look_before_building(tmp_path, shared_data):
-    from vcn_plugin.cli_benchmark import benchmark
+    from vcn_plugin.cli.benchmark import benchmark
 
     args = ["sweep", "--faces", str(shared_data / "faces"), "--out", str(tmp_path), "--looks", "sepia,teal_orange"]
     res = CliRunner().invoke(benchmark, args)

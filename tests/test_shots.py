@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vcn_plugin.shots import ShotDetector, cuts_to_shots
+from vcn_plugin.stage1.shots import ShotDetector, cuts_to_shots
 
 
 def _texture(seed: int) -> np.ndarray:

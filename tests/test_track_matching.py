@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from vcn_plugin.metrics import evaluate_clustering
-from vcn_plugin.track_matching import MatchingConfig, identity_assignments, iou_xywh, match_tracks
+from vcn_plugin.evaluation.metrics import evaluate_clustering
+from vcn_plugin.evaluation.track_matching import MatchingConfig, identity_assignments, iou_xywh, match_tracks
 
 
 def track(frames, x0: float, dx: float = 10.0, y: float = 50.0, size: float = 40.0, shift: float = 0.0):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vcn_plugin.benchmark.video import H264Writer
+from vcn_plugin.core.video import H264Writer
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:

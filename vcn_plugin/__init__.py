@@ -1,8 +1,8 @@
 """vcn: VideoClusterNet (ECCV 2024) for FiftyOne.
 
-Stages: :mod:`vcn_plugin.stage1` (shots, faces, tracks), :mod:`vcn_plugin.ssl` (self-supervised
+Stages: :mod:`vcn_plugin.stage1.pipeline` (shots, faces, tracks), :mod:`vcn_plugin.ssl` (self-supervised
 finetuning), :mod:`vcn_plugin.clustering` (parameter-free clustering). Field names live in
-:mod:`vcn_plugin.schema`.
+:mod:`vcn_plugin.fo.schema`.
 """
 __version__ = "0.1.0"
 

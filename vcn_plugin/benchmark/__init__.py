@@ -1,5 +1,5 @@
 """Benchmark episodes built from identity-labelled face photos (see :mod:`.builder`)."""
-from .builder import PRESETS, EpisodeConfig, EpisodeRecord, Manifest, build_benchmark
-from .looks import LOOKS, apply_look
+from vcn_plugin.benchmark.builder import PRESETS, EpisodeConfig, EpisodeRecord, Manifest, build_benchmark
+from vcn_plugin.benchmark.looks import LOOKS, apply_look
 
 __all__ = ["PRESETS", "EpisodeConfig", "EpisodeRecord", "Manifest", "build_benchmark", "LOOKS", "apply_look"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .sources import IMAGE_SUFFIXES, detect_largest_face, load_rgb
+from vcn_plugin.benchmark.sources import IMAGE_SUFFIXES, detect_largest_face, load_rgb
 
 
 def smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:

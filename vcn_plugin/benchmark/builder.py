@@ -3,7 +3,7 @@
 ``build_benchmark(faces_dir, out_dir, n_episodes, config)`` writes::
 
     out_dir/videos/ep000.mp4          H.264 yuv420p, browser playable
-    out_dir/annotations/ep000.json    vcn_plugin.annotations.VideoAnnotation
+    out_dir/annotations/ep000.json    vcn_plugin.evaluation.annotations.VideoAnnotation
     out_dir/manifest.json             per-episode statistics, config, skipped photos
     out_dir/.cache/                   detected face boxes and identity embeddings
 
@@ -33,14 +33,14 @@ from typing import Callable
 
 import numpy as np
 
-from ..annotations import BoxAnnotation, TrackAnnotation, VideoAnnotation, save_annotation
-from .backgrounds import generated_background, list_background_photos, photo_background
-from .casting import CAST_MODES, identity_embeddings, lookalike_cast, mean_pairwise_distance
-from .looks import validate_look
-from .render import Appearance, Keyframes, Occluder, ShotPlan, render_shot
-from .sources import FaceBoxCache, SourcePhoto, find_sources, list_identities, make_cutout
-from .style import STYLE_MODES, normalise_cutout, resolve_style
-from .video import H264Writer
+from vcn_plugin.evaluation.annotations import BoxAnnotation, TrackAnnotation, VideoAnnotation, save_annotation
+from vcn_plugin.benchmark.backgrounds import generated_background, list_background_photos, photo_background
+from vcn_plugin.benchmark.casting import CAST_MODES, identity_embeddings, lookalike_cast, mean_pairwise_distance
+from vcn_plugin.benchmark.looks import validate_look
+from vcn_plugin.benchmark.render import Appearance, Keyframes, Occluder, ShotPlan, render_shot
+from vcn_plugin.benchmark.sources import FaceBoxCache, SourcePhoto, find_sources, list_identities, make_cutout
+from vcn_plugin.benchmark.style import STYLE_MODES, normalise_cutout, resolve_style
+from vcn_plugin.core.video import H264Writer
 
 Progress = Callable[[int, int, str], None]
 

@@ -19,7 +19,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .sources import detect_largest_face, load_rgb
+from vcn_plugin.benchmark.sources import detect_largest_face, load_rgb
 
 CAST_MODES = ("random", "lookalike")
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..annotations import load_annotation
-from .sources import hog_detector
+from vcn_plugin.evaluation.annotations import load_annotation
+from vcn_plugin.benchmark.sources import hog_detector
+from vcn_plugin.core.geometry import iou_xywh
+from vcn_plugin.core.video import read_frames
 
 
 @dataclass
@@ -28,33 +29,6 @@ class Agreement:
     recall: float
     mean_iou: float
     n_overlapping: int  # pairs used for mean_iou
-
-
-def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix between boxes ``a`` (n, 4) and ``b`` (m, 4), both x, y, w, h."""
-    ax2, ay2, bx2, by2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return inter / np.maximum(union, 1e-9)
-
-
-def read_frames(video: str | Path, wanted: set[int]) -> dict[int, np.ndarray]:
-    """RGB frames with the given 1-based numbers, decoded sequentially."""
-    cap = cv2.VideoCapture(str(video))
-    if not cap.isOpened():
-        raise ValueError(f"cannot open video {video}")
-    frames, number = {}, 0
-    while len(frames) < len(wanted):
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        number += 1
-        if number in wanted:
-            frames[number] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    cap.release()
-    return frames
 
 
 def detector_agreement(video: str | Path, annotation: str | Path, every: int = 10, upsample: int = 1, min_face: float = 0.0) -> Agreement:
@@ -103,7 +77,7 @@ def look_agreement_table(
     from dataclasses import replace
     import shutil
 
-    from .builder import build_benchmark
+    from vcn_plugin.benchmark.builder import build_benchmark
 
     out = Path(out_dir)
     rows = []

@@ -22,8 +22,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .looks import LookContext, apply_look
-from .sources import Cutout
+from vcn_plugin.benchmark.looks import LookContext, apply_look
+from vcn_plugin.benchmark.sources import Cutout
 
 
 @dataclass

@@ -1,14 +1,14 @@
 """The ablation benchmark: every clustering method on the same detected tracks of a benchmark.
 
-:func:`run_benchmark` imports a benchmark directory (see :mod:`vcn_plugin.gt_io`) into a fresh,
+:func:`run_benchmark` imports a benchmark directory (see :mod:`vcn_plugin.evaluation.ground_truth`) into a fresh,
 non-persistent FiftyOne dataset and, per episode (one video):
 
 1. runs stage 1 (shots, faces, tracks) once;
 2. matches the predicted tracks to the ground-truth tracks once
-   (:func:`vcn_plugin.track_matching.match_tracks`: frame-wise IoU >= 0.5, majority over the
+   (:func:`vcn_plugin.evaluation.track_matching.match_tracks`: frame-wise IoU >= 0.5, majority over the
    track's frames), so every row is scored on exactly the same tracks; this also gives the
    stage-wise numbers (detection recall/precision, ID switches, fragmentation) of the episode;
-3. reads the chips of every track once (:func:`vcn_plugin.track_sets.load_track_set`);
+3. reads the chips of every track once (:func:`vcn_plugin.fo.track_sets.load_track_set`);
 4. embeds the chips with the pretrained backbone, finetunes the backbone to the video once
    (scope "video", as the paper), and embeds them again with the finetuned model;
 5. computes every row of :data:`DEFAULT_ROWS` from those features, without rerunning anything.
@@ -17,7 +17,7 @@ Scoring. Only predicted tracks matched to a labelled ground-truth track are scor
 detections have no identity; tracks on unlabelled extras are not identities to recover); they
 all appear in the row's ``assignments`` anyway, with ``gt`` None or ``distractor`` True.
 Clusters are per video, so each episode is scored on its own with
-:func:`vcn_plugin.metrics.evaluate_clustering` (``unknown_mode="exclude"`` by default: every
+:func:`vcn_plugin.evaluation.metrics.evaluate_clustering` (``unknown_mode="exclude"`` by default: every
 method sees the same low-quality tracks as Unknown, so the modes rank methods alike). The row's
 numbers aggregate the episodes as follows:
 
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,17 +49,19 @@ from typing import Any
 
 import numpy as np
 
-from vcn_plugin import schema
+from vcn_plugin.fo import schema
+from vcn_plugin.fo.frames import majority_label, read_tracks
+from vcn_plugin.backbones import DEFAULT_BACKBONE
 from vcn_plugin.backbones.base import Backbone
-from vcn_plugin.metrics import ClusteringMetrics, evaluate_clustering
+from vcn_plugin.evaluation.metrics import ClusteringMetrics, evaluate_clustering
 from vcn_plugin.ssl import FinetuneConfig, SSLModel
-from vcn_plugin.stage1 import Progress, Stage1Config
-from vcn_plugin.track_matching import TrackMatchingResult, match_tracks
+from vcn_plugin.core.progress import Progress, sub_progress
+from vcn_plugin.stage1 import Stage1Config
+from vcn_plugin.evaluation.track_matching import TrackMatchingResult, match_tracks
 
 #: stage 1 for benchmarks: dlib's HOG detector (its box convention is the one the builder's
 #: ground truth uses) upsampled once, so it finds the 40-50 px faces the presets render
 BENCHMARK_STAGE1 = Stage1Config(detector="dlib-hog", detector_options={"upsample": 1}, detect_every=2)
-DEFAULT_BACKBONE = "dlib-resnet"
 #: the scores aggregated as track-weighted means (see the module docstring)
 FRACTION_KEYS = ("wcp", "accuracy", "pairwise_f", "bcubed_f", "nmi")
 #: every key of a JSON row besides ``assignments``
@@ -264,37 +265,18 @@ class _Episode:
         return out
 
 
-def _read_boxes(sample, field_name: str) -> tuple[dict[int, dict[int, list[float]]], dict[int, Counter], dict[int, bool]]:
-    """``{track: {frame: relative box}}``, label counts and distractor flag per track of one field."""
-    from vcn_plugin.gt_io import ATTR_DISTRACTOR
-
-    boxes: dict[int, dict[int, list[float]]] = {}
-    labels: dict[int, Counter] = {}
-    distractor: dict[int, bool] = {}
-    for number, frame in sample.frames.items():
-        detections = frame[field_name] if frame.has_field(field_name) else None
-        for det in detections.detections if detections is not None else []:
-            track = int(det.index)
-            boxes.setdefault(track, {})[number] = list(det.bounding_box)
-            labels.setdefault(track, Counter())[det.label] += 1
-            flag = bool(det.get_field(ATTR_DISTRACTOR)) if det.has_field(ATTR_DISTRACTOR) else False
-            distractor[track] = distractor.get(track, False) or flag
-    return boxes, labels, distractor
-
-
 def _match_episode(sample, video: str, track_set) -> _Episode:
-    from vcn_plugin.gt_io import majority_label
-
-    pred, _, _ = _read_boxes(sample, schema.FACES)
-    gt, gt_labels, gt_distractor = _read_boxes(sample, schema.GT_FACES)
-    matching = match_tracks(pred, gt)
-    gt_identity = {t: majority_label(c) for t, c in gt_labels.items()}
+    pred = read_tracks(sample, schema.FACES, video)
+    gt = read_tracks(sample, schema.GT_FACES, video)
+    matching = match_tracks({t: tr.boxes for t, tr in pred.items()}, {t: tr.boxes for t, tr in gt.items()})
+    gt_identity = {t: majority_label(tr.labels) for t, tr in gt.items()}
+    gt_distractor = {t: tr.is_distractor for t, tr in gt.items()}
     index_of = {tf.track: i for i, tf in enumerate(track_set.tracks)}
     return _Episode(video, matching, gt_identity, gt_distractor, track_set, index_of)
 
 
 def _embed(episode: _Episode, model: SSLModel | None, backbone: Backbone) -> tuple[dict[str, np.ndarray], float]:
-    from vcn_plugin.identify import track_features
+    from vcn_plugin.steps.cluster import track_features
 
     start = time.perf_counter()
     features = track_features(episode.track_set, "cosine", model, backbone)
@@ -303,8 +285,8 @@ def _embed(episode: _Episode, model: SSLModel | None, backbone: Backbone) -> tup
 
 def _prepare_features(episode: _Episode, backbone: Backbone, finetune_config: FinetuneConfig, progress: Progress | None) -> None:
     """Pretrained embeddings; finetune once; finetuned embeddings and head outputs."""
-    from vcn_plugin.finetuning import finetune_track_set
-    from vcn_plugin.identify import track_features
+    from vcn_plugin.steps.finetune import finetune_track_set
+    from vcn_plugin.steps.cluster import track_features
 
     if len(episode.track_set) == 0:
         episode.finetune_error = "no face tracks"
@@ -336,7 +318,7 @@ def _feature_key(spec: RowSpec) -> str:
 
 def _cluster_episode(episode: _Episode, spec: RowSpec, threshold: float | None, backbone: str) -> tuple[dict[int, str], float]:
     """Predicted track id -> cluster name (Unknown when excluded or not clusterable), and seconds."""
-    from vcn_plugin.identify import cluster_track_set
+    from vcn_plugin.steps.cluster import cluster_track_set
 
     key = _feature_key(spec)
     if key not in episode.features:  # no tracks, or finetuning impossible on this video
@@ -480,12 +462,6 @@ def _episode_summary(ep: _Episode, stage1_stats: dict[str, Any], manifest: dict[
     }
 
 
-def _phase(progress: Progress | None, lo: float, hi: float) -> Progress | None:
-    if progress is None:
-        return None
-    return lambda fraction, message: progress(lo + (hi - lo) * min(max(fraction, 0.0), 1.0), message)
-
-
 def run_benchmark(
     bench_dir: str | Path,
     json_out: str | Path | None = None,
@@ -508,11 +484,11 @@ def run_benchmark(
     """
     import fiftyone as fo
 
-    from vcn_plugin.api import detect_faces
+    from vcn_plugin.steps.detect import detect_faces
     from vcn_plugin.backbones import get_backbone
-    from vcn_plugin.gt_io import import_benchmark
-    from vcn_plugin.metrics import UNKNOWN_MODES
-    from vcn_plugin.track_sets import load_track_set
+    from vcn_plugin.evaluation.ground_truth import import_benchmark
+    from vcn_plugin.evaluation.metrics import UNKNOWN_MODES
+    from vcn_plugin.fo.track_sets import load_track_set
 
     if unknown_mode not in UNKNOWN_MODES:
         raise ValueError(f"unknown_mode must be one of {UNKNOWN_MODES}, got {unknown_mode!r}")
@@ -527,10 +503,10 @@ def run_benchmark(
         if progress:
             progress(0.0, f"importing {bench_dir}")
         import_benchmark(bench_dir, dataset)
-        report = detect_faces(dataset, stage1_config, _phase(progress, 0.02, 0.4))
+        report = detect_faces(dataset, stage1_config, sub_progress(progress, 0.02, 0.4))
         if report.failed:
             raise RuntimeError(f"stage 1 failed on {report.failed}")
-        track_set = load_track_set(dataset, backbone_model, max_faces_per_track, progress=_phase(progress, 0.4, 0.45))
+        track_set = load_track_set(dataset, backbone_model, max_faces_per_track, progress=sub_progress(progress, 0.4, 0.45))
         manifest = _manifest_records(bench_dir)
         episodes, summaries_in = [], []
         samples = list(dataset.select_fields([schema.frame_path(schema.FACES), schema.frame_path(schema.GT_FACES)]))
@@ -538,7 +514,7 @@ def run_benchmark(
             video = Path(sample.filepath).name
             ep = _match_episode(sample, video, track_set.subset({sample.id}))
             _prepare_features(ep, backbone_model, finetune_config,
-                              _phase(progress, 0.45 + 0.5 * i / len(samples), 0.45 + 0.5 * (i + 1) / len(samples)))
+                              sub_progress(progress, 0.45 + 0.5 * i / len(samples), 0.45 + 0.5 * (i + 1) / len(samples)))
             episodes.append(ep)
             summaries_in.append((report.processed.get(sample.filepath, {}), manifest.get(video, {})))
         rows = []
@@ -702,7 +678,7 @@ def sweep(
     for k, (look, severity) in enumerate(cells_todo):
         config = EpisodeConfig.preset(preset, seed=seed, look=look, look_severity=severity, **(config_overrides or {}))
         bench_dir = out / f"{look}-s{severity}"
-        cell_progress = _phase(progress, k / len(cells_todo), (k + 1) / len(cells_todo))
+        cell_progress = sub_progress(progress, k / len(cells_todo), (k + 1) / len(cells_todo))
         label = f"{look} s{severity}"
         if cell_progress:
             cell_progress(0.0, f"{label}: building")

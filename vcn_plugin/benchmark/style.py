@@ -20,8 +20,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from .looks import luminance
-from .sources import Cutout
+from vcn_plugin.benchmark.looks import luminance
+from vcn_plugin.benchmark.sources import Cutout
 
 STYLE_MODES = ("auto", "gray", "colour", "none")
 TARGET_FACE_MEAN = 0.48

@@ -8,8 +8,8 @@ Pure numpy/scipy/sklearn; no FiftyOne. Entry points:
   same on dense log-probabilities) / :class:`CosineStats` / :class:`EuclideanStats`:
   the parameter-free algorithm on per-track sums.
 """
+from vcn_plugin.core.types import UNKNOWN
 from vcn_plugin.clustering.aggregation import (
-    UNKNOWN,
     AggregationConfig,
     ClusteringResult,
     aggregate,
@@ -27,7 +27,7 @@ from vcn_plugin.clustering.baselines import (
     track_means,
 )
 from vcn_plugin.clustering.finch import FinchResult, finch, finch_tracks
-from vcn_plugin.clustering.loss_metric import (
+from vcn_plugin.clustering.stats import (
     SINGLETON_POLICIES,
     CosineStats,
     EuclideanStats,

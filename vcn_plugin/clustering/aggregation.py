@@ -35,17 +35,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from vcn_plugin.clustering.loss_metric import (
-    DEFAULT_TILE_ENTRIES,
-    SINGLETON_POLICIES,
-    SingletonPolicy,
-    TrackStats,
-    best_two_distances,
-    candidate_edges,
-    canonical_groups,
-)
-
-UNKNOWN = "Unknown"
+from vcn_plugin.clustering.search import DEFAULT_TILE_ENTRIES, best_two_distances, candidate_edges
+from vcn_plugin.clustering.stats import SINGLETON_POLICIES, SingletonPolicy, TrackStats
+from vcn_plugin.core.types import UNKNOWN
 
 
 @dataclass
@@ -110,6 +102,17 @@ class AggregationConfig:
             raise ValueError(f"max_iterations must be >= 1, got {self.max_iterations}")
         if self.tile_entries < 1:
             raise ValueError(f"tile_entries must be >= 1, got {self.tile_entries}")
+
+
+def canonical_groups(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Renumber arbitrary group labels so that groups are ordered by their first (smallest) row."""
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return np.zeros(0, np.int64), 0
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[inverse.ravel()], int(first.size)
 
 
 def cluster_names(labels: np.ndarray) -> list[str]:

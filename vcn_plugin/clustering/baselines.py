@@ -28,7 +28,9 @@ from sklearn.cluster import HDBSCAN
 
 from vcn_plugin.clustering.aggregation import AggregationConfig, ClusteringResult, aggregate, relabel_by_size
 from vcn_plugin.clustering.finch import finch_tracks
-from vcn_plugin.clustering.loss_metric import StudentFactors, _validate_face_track, make_stats
+from vcn_plugin.clustering.stats import make_stats
+from vcn_plugin.clustering.stats.base import validate_face_track
+from vcn_plugin.core.student_factors import StudentFactors
 
 METHODS = ("loss", "cosine", "euclidean", "hac-cosine", "hac-euclidean", "finch", "hdbscan")
 HDBSCAN_NOISE = ("singleton", "unknown")
@@ -41,7 +43,7 @@ def track_means(
     embeddings: np.ndarray, face_track: np.ndarray, n_tracks: int | None = None, normalize: bool = True
 ) -> np.ndarray:
     """(n_tracks, D) mean face embedding of each track (faces L2-normalised first when ``normalize``)."""
-    face_track, n_tracks = _validate_face_track(face_track, n_tracks)
+    face_track, n_tracks = validate_face_track(face_track, n_tracks)
     emb = np.asarray(embeddings, dtype=np.float64)
     if emb.ndim != 2 or emb.shape[0] != face_track.shape[0]:
         raise ValueError(f"embeddings must be (n_faces={face_track.shape[0]}, D), got shape {emb.shape}")
@@ -164,7 +166,7 @@ def cluster_tracks(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    face_track, n_tracks = _validate_face_track(face_track, n_tracks)
+    face_track, n_tracks = validate_face_track(face_track, n_tracks)
     if method in ("loss", "cosine", "euclidean"):
         stats = make_stats(method, face_track, probs=probs, log_probs=log_probs, student=student, embeddings=embeddings,
                            n_tracks=n_tracks)

@@ -31,8 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from vcn_plugin.clustering.aggregation import ClusteringResult, relabel_by_size
-from vcn_plugin.clustering.loss_metric import canonical_groups
+from vcn_plugin.clustering.aggregation import ClusteringResult, canonical_groups, relabel_by_size
 
 
 @dataclass

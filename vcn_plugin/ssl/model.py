@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from vcn_plugin.backbones.base import Backbone
-from vcn_plugin.clustering.loss_metric import StudentFactors
+from vcn_plugin.core.student_factors import StudentFactors
 from vcn_plugin.ssl.config import FinetuneConfig
 from vcn_plugin.ssl.head import DINOHead
 from vcn_plugin.ssl.loss import student_log_probabilities, teacher_probabilities

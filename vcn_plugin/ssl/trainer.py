@@ -9,7 +9,7 @@ Schedule (VideoClusterNet, arXiv 2407.12214, with DINO's optimisation defaults):
    The teacher backbone is not touched (it would be an EMA of identical weights).
 2. ``rounds`` times: stage ``"match"`` fits a Gaussian per track on the current
    teacher backbone's embeddings and matches tracks
-   (:mod:`vcn_plugin.ssl.matching`); stage ``"joint"`` then trains backbone and
+   (:mod:`vcn_plugin.ssl.track_gaussians`); stage ``"joint"`` then trains backbone and
    head together (backbone at a 10x lower learning rate) on pairs from one
    track or from two matched tracks, with fresh augmentations every step.
 
@@ -39,7 +39,7 @@ from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.ssl.augment import augment_chips
 from vcn_plugin.ssl.config import FinetuneConfig, resolve_device
 from vcn_plugin.ssl.loss import DINOLoss
-from vcn_plugin.ssl.matching import match_tracks
+from vcn_plugin.ssl.track_gaussians import match_tracks
 from vcn_plugin.ssl.model import SSLModel, validate_chips
 
 logger = logging.getLogger(__name__)
@@ -325,7 +325,7 @@ class _Trainer:
 
     def _match(self, round_index: int, views: np.ndarray | None) -> None:
         """Coarse matching on (V, N, D) teacher-backbone embeddings of the chips and their
-        augmentations (see :mod:`vcn_plugin.ssl.matching` for why views)."""
+        augmentations (see :mod:`vcn_plugin.ssl.track_gaussians` for why views)."""
         total = len(self.data.keys)
         self.progress("match", 0, total, {"round": round_index + 1})
         if views is None:

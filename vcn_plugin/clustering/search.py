@@ -1,0 +1,126 @@
+"""The tiled pairwise search over track statistics: merge candidates and best-two distances.
+
+Never materialises the full (n, n) distance matrix: it walks tiles and prunes with each
+metric's lower bound where it has one (see :meth:`TrackStats.lower_bounds`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from vcn_plugin.clustering.stats.base import TrackStats
+
+#: Target number of float32 entries of one distance tile (64 Mi entries = 256 MiB).
+DEFAULT_TILE_ENTRIES = 1 << 24
+
+
+def tile_size(n_cols: int, tile_entries: int = DEFAULT_TILE_ENTRIES) -> int:
+    """Rows per tile so that a (rows, n_cols) tile holds about ``tile_entries`` entries."""
+    return max(1, min(8192, tile_entries // max(n_cols, 1)))
+
+
+def _round_up(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``x`` in ``dtype``, never below its float64 value."""
+    y = x.astype(dtype)
+    return np.where(y < x, np.nextafter(y, np.asarray(np.inf, dtype)), y)
+
+
+def candidate_edges(
+    stats: TrackStats,
+    thresholds: np.ndarray,
+    rows: np.ndarray | None = None,
+    tile_entries: int = DEFAULT_TILE_ENTRIES,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs ``(i, j)``, ``i < j``, with ``d(i, j) < max(thr_i, thr_j)``, and their distances.
+
+    Never materialises the full matrix: it walks square tiles (only the upper
+    triangle when ``rows`` is None), keeps the entries whose lower bound is under
+    the larger of the two thresholds, then computes those exactly. ``rows``
+    restricts the search to pairs with at least one end in ``rows``.
+    """
+    n = len(stats)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    edges_i, edges_j, edges_d = [], [], []
+    side = max(1, int(np.sqrt(tile_entries)))
+    all_idx = np.arange(n)
+    row_idx = all_idx if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
+    for rs in range(0, row_idx.size, side):
+        r = row_idx[rs : rs + side]
+        for cs in range(0, n, side):
+            if rows is None and cs + side <= rs:
+                continue  # lower triangle: covered by its mirror tile
+            c = all_idx[cs : cs + side]
+            bound, exact = stats.lower_bounds(r, stats, c)
+            # below either threshold; two comparisons avoid a float64 (rows, cols) max matrix, and the
+            # thresholds are rounded up to the bound's precision so no candidate is lost (``ok`` decides)
+            below = bound < _round_up(thresholds[r], bound.dtype)[:, None]
+            below |= bound < _round_up(thresholds[c], bound.dtype)[None, :]
+            ii, jj = np.nonzero(below)
+            gi, gj = r[ii], c[jj]
+            keep = gi != gj
+            gi, gj, ii, jj = gi[keep], gj[keep], ii[keep], jj[keep]
+            d = bound[ii, jj].astype(np.float64) if exact else stats.pair_distances(gi, stats, gj)
+            ok = d < np.maximum(thresholds[gi], thresholds[gj])
+            edges_i.append(np.minimum(gi, gj)[ok])
+            edges_j.append(np.maximum(gi, gj)[ok])
+            edges_d.append(d[ok])
+    if not edges_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    i, j, d = np.concatenate(edges_i), np.concatenate(edges_j), np.concatenate(edges_d)
+    _, first = np.unique(i * max(n, 1) + j, return_index=True)  # a pair seen from both of its ends
+    return i[first], j[first], d[first]
+
+
+def _two_smallest(top2: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Fold extra (row, value) entries into each row's two smallest values (top2: (n, 2), sorted)."""
+    all_rows = np.concatenate([np.repeat(np.arange(top2.shape[0]), 2), rows])
+    all_vals = np.concatenate([top2.ravel(), values])
+    order = np.lexsort((all_vals, all_rows))
+    all_rows, all_vals = all_rows[order], all_vals[order]
+    starts = np.searchsorted(all_rows, np.arange(top2.shape[0]))
+    return np.stack([all_vals[starts], all_vals[starts + 1]], axis=1)
+
+
+def best_two_distances(
+    stats: TrackStats,
+    clusters: TrackStats,
+    tile_entries: int = DEFAULT_TILE_ENTRIES,
+    n_exact: int = 2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every row of ``stats``, the smallest and second-smallest distance to a row of ``clusters``.
+
+    With a lower bound, the ``n_exact`` smallest bounds of a row are computed
+    exactly, then every further cluster whose bound is under the row's current
+    second-best exact distance, until none is left (so the result is exact).
+    Second-best is inf when there is one cluster.
+    """
+    n, c = len(stats), len(clusters)
+    best = np.full(n, np.inf)
+    second = np.full(n, np.inf)
+    if n == 0 or c == 0:
+        return best, second
+    rows_per = tile_size(c, tile_entries)
+    cols = np.arange(c)
+    for rs in range(0, n, rows_per):
+        r = np.arange(rs, min(n, rs + rows_per))
+        bound, exact = stats.lower_bounds(r, clusters, cols)
+        bound = bound.astype(np.float64, copy=False)
+        k = min(n_exact, c)
+        cand = np.argpartition(bound, k - 1, axis=1)[:, :k] if k < c else np.tile(cols, (r.size, 1))
+        if exact:
+            vals = np.take_along_axis(bound, cand, axis=1)
+        else:
+            vals = stats.pair_distances(np.repeat(r, k), clusters, cand.ravel()).reshape(r.size, k)
+        vals = np.sort(vals, axis=1)
+        top2 = np.full((r.size, 2), np.inf)
+        top2[:, : min(2, k)] = vals[:, :2]
+        if not exact and k < c:
+            np.put_along_axis(bound, cand, np.inf, axis=1)
+            while True:
+                ii, jj = np.nonzero(bound < top2[:, 1:2])
+                if ii.size == 0:
+                    break
+                d = stats.pair_distances(r[ii], clusters, jj)
+                bound[ii, jj] = np.inf
+                top2 = _two_smallest(top2, ii, d)
+        best[r], second[r] = top2[:, 0], top2[:, 1]
+    return best, second

@@ -1,0 +1,46 @@
+"""Mean cosine distance between tracks, from per-track sums (ablation baseline)."""
+from __future__ import annotations
+
+import numpy as np
+
+from vcn_plugin.core.arrays import as_float_matrix
+from vcn_plugin.clustering.stats.base import TrackStats, membership, rowdot, validate_face_track
+
+
+class CosineStats(TrackStats):
+    """Sums of L2-normalised embeddings; distance = mean over pairs of ``1 - cos``."""
+
+    metric = "cosine"
+    _fields = ("sum_u", "sumsq")
+
+    def __init__(self, sum_u: np.ndarray, sumsq: np.ndarray, counts: np.ndarray) -> None:
+        self.sum_u = sum_u
+        self.sumsq = np.asarray(sumsq, dtype=np.float64)
+        self.counts = np.asarray(counts, dtype=np.int64)
+
+    @classmethod
+    def from_faces(cls, embeddings: np.ndarray, face_track: np.ndarray, n_tracks: int | None = None) -> "CosineStats":
+        """Per-track sums of the L2-normalised face embeddings (n_faces, D)."""
+        face_track, n_tracks = validate_face_track(face_track, n_tracks)
+        emb = as_float_matrix("embeddings", embeddings, face_track.shape[0])
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        if np.any(norms == 0):
+            raise ValueError("an embedding is all zeros; cosine distance is undefined for it (drop or exclude that face)")
+        unit = emb / norms
+        member = membership(face_track, n_tracks, unit.dtype)
+        return cls(np.asarray(member @ unit), member.astype(np.float64) @ rowdot(unit, unit), np.bincount(face_track, minlength=n_tracks))
+
+    def distances(self, rows: np.ndarray, other: "CosineStats", cols: np.ndarray) -> np.ndarray:
+        dots = self.sum_u[rows] @ other.sum_u[cols].T
+        return 1.0 - dots / (self.counts[rows, None] * other.counts[None, cols])
+
+    def pair_distances(self, i: np.ndarray, other: "CosineStats", j: np.ndarray) -> np.ndarray:
+        return 1.0 - rowdot(self.sum_u[i], other.sum_u[j]) / (self.counts[i] * other.counts[j])
+
+    def _pair_sums(self) -> np.ndarray:
+        n = self.counts.astype(np.float64)
+        return n * (n - 1) - (rowdot(self.sum_u, self.sum_u) - self.sumsq)
+
+    def self_distance(self) -> np.ndarray:
+        n = self.counts.astype(np.float64)
+        return 1.0 - rowdot(self.sum_u, self.sum_u) / (n * n)

@@ -1,0 +1,119 @@
+"""The FiftyOne schema of vcn: every field name and type, defined once.
+
+Video samples
+    ``shots``        fo.TemporalDetections, one ``"shot"`` per shot (support = [first, last] frame)
+    ``gt_shots``     fo.TemporalDetections, ground-truth shots of a benchmark
+    ``vcn_video``    fo.DynamicEmbeddedDocument with stage-1 statistics of the video
+
+Frames
+    ``faces``        fo.Detections: one per face. ``label`` is "face" until identities exist, then
+                     the identity ("person_01", a user's name, or "Unknown"); ``index`` is the track
+                     id (unique within the video); ``confidence`` is the detector score; attributes
+                     ``quality`` (float in [0, 1]), ``shot`` (int, 0-based), ``landmarks`` (5 [x, y]
+                     pairs, relative coordinates), ``interpolated`` (bool, filled by the tracker);
+                     ``serfiq`` (float in [0, 1], SER-FIQ quality of the faces sampled for
+                     clustering, written when the backbone's quality is SER-FIQ).
+    ``gt_faces``     fo.Detections: ground truth; ``label`` = identity, ``index`` = ground-truth track id
+
+Track records live in a linked image dataset (see :mod:`vcn_plugin.fo.track_records`).
+"""
+from __future__ import annotations
+
+import fiftyone as fo
+
+from vcn_plugin.core.types import UNKNOWN  # noqa: F401  (re-exported: the label of Unknown tracks)
+
+SHOTS = "shots"
+GT_SHOTS = "gt_shots"
+VIDEO_STATS = "vcn_video"
+FACES = "faces"
+GT_FACES = "gt_faces"
+
+SHOT_LABEL = "shot"
+FACE_LABEL = "face"
+#: a user's mark for a detection that is not a face: left out of clustering, scored as Unknown
+NOT_FACE = "not_face"
+
+ATTR_QUALITY = "quality"
+ATTR_SHOT = "shot"
+ATTR_LANDMARKS = "landmarks"
+ATTR_INTERPOLATED = "interpolated"
+#: SER-FIQ quality of the sampled faces (only written for backbones whose quality is SER-FIQ)
+ATTR_SERFIQ = "serfiq"
+
+#: dynamic attributes of ``frames.faces.detections`` and their FiftyOne field types
+FACE_ATTRIBUTES: dict[str, type[fo.Field]] = {
+    ATTR_QUALITY: fo.FloatField,
+    ATTR_SHOT: fo.IntField,
+    ATTR_INTERPOLATED: fo.BooleanField,
+}
+
+#: attribute of ``frames.gt_faces.detections``: True for unlabelled extras (annotation ``distractors``)
+ATTR_DISTRACTOR = "distractor"
+#: identity given to distractor tracks by the benchmark builder
+DISTRACTOR_IDENTITY = "extra"
+
+# --- the track-record dataset
+TRACKS_SUFFIX = "-vcn-tracks"
+#: ``info`` key of the track dataset naming its video dataset
+INFO_VIDEO_DATASET = "vcn_video_dataset"
+TRACK_VIDEO_ID = "video_id"
+TRACK_VIDEO_PATH = "video_path"
+TRACK_INDEX = "track"
+TRACK_SHOT = "shot"
+TRACK_FIRST_FRAME = "first_frame"
+TRACK_LAST_FRAME = "last_frame"
+TRACK_NUM_FACES = "num_faces"
+TRACK_QUALITY = "quality"
+TRACK_LOW_QUALITY = "low_quality"
+TRACK_IDENTITY = "identity"
+TRACK_GT_IDENTITY = "gt_identity"
+TRACK_EMBEDDING = "embedding"
+#: second-best minus best cluster distance of a track (small = the clustering was unsure)
+TRACK_MARGIN = "margin"
+
+
+def label_path(field: str) -> str:
+    """The label value of a Classification field, e.g. ``identity.label``."""
+    return f"{field}.label"
+
+
+# --- runs, info keys and brain keys (on the video dataset)
+#: FiftyOne run keys written by each stage (defaults; finetune/cluster/eval keys may be chosen)
+STAGE1_RUN = "vcn_stage1"
+FINETUNE_RUN = "vcn_finetune"
+CLUSTER_RUN = "vcn_cluster"
+EVAL_KEY = "vcn_eval"
+#: brain key of the UMAP of track embeddings, on the track dataset
+UMAP_BRAIN_KEY = "vcn_tracks_umap"
+#: ``info`` key of the video dataset holding the correction log
+INFO_CORRECTIONS = "vcn_corrections"
+
+
+def frame_path(field: str) -> str:
+    return f"frames.{field}"
+
+
+def declare_face_field(dataset: fo.Dataset, field: str = FACES) -> None:
+    """Declare ``frames.<field>`` and its attributes so the App sidebar can filter on them."""
+    if not dataset.has_frame_field(field):
+        dataset.add_frame_field(field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+    for name, ftype in FACE_ATTRIBUTES.items():
+        path = f"{field}.detections.{name}"
+        if not dataset.has_frame_field(path):
+            dataset.add_frame_field(path, ftype)
+    lm_path = f"{field}.detections.{ATTR_LANDMARKS}"
+    if not dataset.has_frame_field(lm_path):
+        dataset.add_frame_field(lm_path, fo.ListField, subfield=fo.ListField)
+
+
+def declare_shot_field(dataset: fo.Dataset, field: str = SHOTS) -> None:
+    if not dataset.has_sample_field(field):
+        dataset.add_sample_field(field, fo.EmbeddedDocumentField, embedded_doc_type=fo.TemporalDetections)
+
+
+def require_video_dataset(dataset: fo.Dataset) -> None:
+    if dataset.media_type != "video":
+        raise ValueError(
+            f"dataset '{dataset.name}' holds {dataset.media_type} samples; vcn works on video datasets"
+        )
