@@ -4,7 +4,7 @@ ground truth, per look and severity.
 One small episode per (look, severity), with the geometry knobs off (no blur, occlusion, turns,
 exits or extras) so that only the look changes between cells; the same seed everywhere, so the
 same people, photos and shots. Faces are 50-70 px at 320x180, HOG with one upsampling (the
-benchmark's stage-1 detector), every 4th frame. ``tests/test_looks.py`` asserts the severity-2
+benchmark's stage-1 detector), every 4th frame. ``tests/benchmark/test_looks.py`` asserts the severity-2
 column (recall >= 0.8, mean IoU >= 0.6).
 
     .venv/bin/python benchmarks/looks.py [--faces ../shared/data/faces] [--out /tmp/vcn-looks]
@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from vcn_plugin.benchmark import LOOKS, EpisodeConfig  # noqa: E402
 from vcn_plugin.benchmark.checks import look_agreement_table  # noqa: E402
 
-#: the people of tests/test_looks.py: LFW colour, BBT grayscale and a dlib example photo
+#: the people of tests/benchmark/test_looks.py: LFW colour, BBT grayscale and a dlib example photo
 PEOPLE = ["lfw_George_W_Bush", "lfw_Jacques_Chirac", "bbt_amy", "dlib_John_Salley"]
 CONFIG = EpisodeConfig(
     n_identities=(3, 3), n_shots=(3, 3), shot_seconds=(1.0, 1.0), width=320, height=180, min_face_px=50.0,

@@ -13,10 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from vcn_plugin.stage1.detectors import get_detector
 from vcn_plugin.benchmark.sample_clip import make_sample_clip
-from vcn_plugin.stage1.pipeline import Stage1Config, process_video
 from vcn_plugin.core.video import probe_video
+from vcn_plugin.stage1.detectors import get_detector
+from vcn_plugin.stage1.pipeline import Stage1Config, process_video
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 

@@ -1,6 +1,6 @@
 """Severity sweep: the ablation table per film look and severity, with wall time per cell.
 
-A thin wrapper over :func:`vcn_plugin.benchmark.runner.sweep` (the same as
+A thin wrapper over :func:`vcn_plugin.benchmark.sweep.sweep` (the same as
 ``vcn benchmark sweep``) that also prints how long each cell took, so the defaults can be
 sized to the 40-minute budget of a full sweep on 2 CPU cores.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vcn_plugin.benchmark.runner import DEFAULT_SWEEP_LOOKS, sweep  # noqa: E402
+from vcn_plugin.benchmark.sweep import DEFAULT_SWEEP_LOOKS, sweep  # noqa: E402
 from vcn_plugin.ssl import FinetuneConfig  # noqa: E402
 
 

@@ -41,18 +41,27 @@ def finish(ctx, message: str) -> None:
         ctx.ops.notify(message, variant="success")
 
 
-def heavy_config(name: str, label: str, description: str, icon: str) -> foo.OperatorConfig:
+ICON = "/assets/icon.svg"
+
+
+def light_config(name: str, label: str, description: str, **options) -> foo.OperatorConfig:
+    """Config of an operator that runs in the App (``options``: further OperatorConfig fields)."""
+    return foo.OperatorConfig(name=name, label=f"vcn: {label}", description=description, icon=ICON, dynamic=True,
+                              **options)
+
+
+def heavy_config(name: str, label: str, description: str) -> foo.OperatorConfig:
     """Config of an operator worth delegating (runs on a worker, on a GPU when there is one)."""
-    return foo.OperatorConfig(
-        name=name,
-        label=label,
-        description=description,
-        icon=icon,
-        dynamic=True,
-        allow_immediate_execution=True,
-        allow_delegated_execution=True,
-        default_choice_to_delegated=True,
-    )
+    return light_config(name, label, description, allow_immediate_execution=True, allow_delegated_execution=True,
+                        default_choice_to_delegated=True)
+
+
+def refuse_non_video(ctx, inputs: types.Object) -> bool:
+    """An error on the form when the current dataset holds samples other than videos."""
+    if ctx.dataset is not None and len(ctx.dataset) and ctx.dataset.media_type != "video":
+        inputs.view("bad", types.Error(label=f"'{ctx.dataset.name}' is not a video dataset"))
+        return True
+    return False
 
 
 def summary_output() -> types.Property:

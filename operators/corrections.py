@@ -16,21 +16,24 @@ in the App's saved-views menu.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 import vcn_plugin.corrections as corr
+from vcn_plugin.core.types import TrackKey
 from vcn_plugin.fo import schema
-from vcn_plugin.fo.track_records import TRACKS_SUFFIX, TrackKey, get_tracks_dataset
+from vcn_plugin.fo.track_records import TRACKS_SUFFIX, get_tracks_dataset
 
-from .common import finish
+from .common import finish, light_config
 
-ICON = "/assets/icon.svg"
 NO_SELECTION = ("Select one or more tracks first: faces in the track grid ('{tracks}'), "
                 "or face boxes on video frames")
 IDENTITY_VIEW_NAME = "vcn identity"
 REVIEW_VIEW_NAME = "vcn review"
+IDENTITY_LABEL = schema.label_path(schema.TRACK_IDENTITY)
 
 
 # --------------------------------------------------------------------------- context helpers
@@ -40,7 +43,7 @@ def video_dataset(ctx) -> fo.Dataset:
     """The video dataset the App is on, directly or through its track dataset."""
     if ctx.dataset is None:
         raise ValueError("Open a dataset first")
-    source = (ctx.dataset.info or {}).get("vcn_video_dataset")
+    source = (ctx.dataset.info or {}).get(schema.INFO_VIDEO_DATASET)
     if source:
         return fo.load_dataset(source)
     schema.require_video_dataset(ctx.dataset)
@@ -55,11 +58,11 @@ def selected_tracks(ctx) -> list[TrackKey]:
     """Track keys of the App selection (see the module docstring)."""
     if ctx.dataset is None:
         return []
-    if (ctx.dataset.info or {}).get("vcn_video_dataset"):
+    if (ctx.dataset.info or {}).get(schema.INFO_VIDEO_DATASET):
         ids = set(ctx.selected) | {lab["sample_id"] for lab in ctx.selected_labels}
         if not ids:
             return []
-        videos, tracks = ctx.dataset.select(list(ids)).values(["video_id", "track"])
+        videos, tracks = ctx.dataset.select(list(ids)).values([schema.TRACK_VIDEO_ID, schema.TRACK_INDEX])
         return sorted({(v, int(t)) for v, t in zip(videos, tracks)})
     label_ids = [lab["label_id"] for lab in ctx.selected_labels
                  if lab.get("field") in (schema.FACES, schema.frame_path(schema.FACES))]
@@ -67,14 +70,14 @@ def selected_tracks(ctx) -> list[TrackKey]:
         return []
     view = ctx.dataset.select_labels(ids=label_ids, fields=schema.frame_path(schema.FACES))
     keys = set()
-    for video_id, frames in zip(*view.values(["id", f"frames.{schema.FACES}.detections.index"])):
+    for video_id, frames in zip(*view.values(["id", f"{schema.frame_path(schema.FACES)}.detections.index"])):
         for indices in frames:
             keys.update((video_id, int(i)) for i in indices or [] if i is not None)
     return sorted(keys)
 
 
 def _identities(video: fo.Dataset) -> list[str]:
-    labels = video.distinct(f"frames.{schema.FACES}.detections.label") if video.has_frame_field(schema.FACES) else []
+    labels = video.distinct(f"{schema.frame_path(schema.FACES)}.detections.label") if video.has_frame_field(schema.FACES) else []
     return [n for n in labels if n not in corr.RESERVED_LABELS]
 
 
@@ -85,7 +88,7 @@ def _current_identities(video: fo.Dataset, keys: list[TrackKey]) -> list[str]:
     except ValueError:
         return []
     wanted = set(keys)
-    found = {lab for v, t, lab in zip(*tracks.values(["video_id", "track", "identity.label"])) if (v, int(t)) in wanted}
+    found = {lab for v, t, lab in zip(*tracks.values([schema.TRACK_VIDEO_ID, schema.TRACK_INDEX, IDENTITY_LABEL])) if (v, int(t)) in wanted}
     return sorted(found - set(corr.RESERVED_LABELS))
 
 
@@ -138,11 +141,6 @@ def _name_input(inputs: types.Object, ctx, name: str, label: str, description: s
                view=_dropdown(choices), invalid=error is not None, error_message=error or "")
 
 
-def _operator_config(name: str, label: str, description: str) -> foo.OperatorConfig:
-    return foo.OperatorConfig(name=name, label=f"vcn: {label}", description=description, icon=ICON,
-                              dynamic=True, view_target=False)
-
-
 def _done(ctx, message: str) -> None:
     if not ctx.delegated:
         ctx.ops.clear_selected_samples()
@@ -160,55 +158,104 @@ def _show(ctx, view: fo.DatasetView, saved_name: str) -> None:
     ctx.ops.set_view(name=saved_name)
 
 
-# --------------------------------------------------------------------------- corrections
+# --------------------------------------------------------------------------- the base class
 
 
-class RenameIdentity(foo.Operator):
+class CorrectionOperator(foo.Operator):
+    """An operator on the identities of the App's video dataset, opened directly or through its
+    track dataset. Subclasses name themselves (``op_name``, ``op_label``, ``op_description``),
+    say whether tracks must be selected (``needs_selection``), add their inputs in :meth:`form`
+    and act in :meth:`apply`. ``feedback``: after a correction, ``"clear"`` clears the
+    selection then reloads and notifies, ``"reload"`` only reloads and notifies, ``"none"``
+    does neither (the operator changed the view itself)."""
+
+    op_name: ClassVar[str] = ""
+    op_label: ClassVar[str] = ""
+    op_description: ClassVar[str] = ""
+    needs_selection: ClassVar[bool] = False
+    feedback: ClassVar[str] = "clear"
+
     @property
     def config(self):
-        return _operator_config("rename_identity", "Rename identity",
-                                "Give an identity a name (renaming onto an existing name merges the two)")
+        return light_config(self.op_name, self.op_label, self.op_description, view_target=False)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
         video = _require_context(ctx, inputs)
         if video is None:
             return types.Property(inputs)
+        if self.needs_selection:
+            keys = _require_selection(ctx, inputs, video)
+            if keys:
+                self.form(ctx, inputs, video, keys)
+        elif not self.form(ctx, inputs, video, selected_tracks(ctx)):
+            return types.Property(inputs)
+        return types.Property(inputs, view=types.View(label=self.op_label))
+
+    def form(self, ctx, inputs: types.Object, video: fo.Dataset, keys: list[TrackKey]) -> bool:
+        """Add the operator's inputs; False when the form cannot be completed (an error is shown)."""
+        return True
+
+    def apply(self, ctx, video: fo.Dataset, keys: list[TrackKey]) -> tuple[str, dict]:
+        """Carry the operation out: the message to show and the operator's result."""
+        raise TypeError(f"{type(self).__name__} defines no apply()")
+
+    def execute(self, ctx):
+        if self.needs_selection:
+            video, keys = _video_and_selection(ctx)
+        else:
+            video, keys = video_dataset(ctx), []
+        message, result = self.apply(ctx, video, keys)
+        if self.feedback == "clear":
+            _done(ctx, message)
+        elif self.feedback == "reload":
+            finish(ctx, message)
+        return result
+
+
+def _identity_dropdown(inputs: types.Object, names: list[str], default: str | None, key: str = "identity",
+                       description: str | None = None) -> None:
+    """A required choice among the existing identities ``names``."""
+    dropdown = types.Dropdown()
+    for name in names:
+        dropdown.add_choice(name, label=name)
+    inputs.enum(key, names, required=True, view=dropdown, label="Identity", default=default, description=description)
+
+
+# --------------------------------------------------------------------------- corrections
+
+
+class RenameIdentity(CorrectionOperator):
+    op_name = "rename_identity"
+    op_label = "Rename identity"
+    op_description = "Give an identity a name (renaming onto an existing name merges the two)"
+
+    def form(self, ctx, inputs, video, keys):
         names = _identities(video)
         if not names:
             msg = "No identities yet: run clustering first"
             inputs.view("none", types.Warning(label=msg), invalid=True, error_message=msg)
-            return types.Property(inputs)
-        selected = _current_identities(video, selected_tracks(ctx))
-        dropdown = types.Dropdown()
-        for name in names:
-            dropdown.add_choice(name, label=name)
-        inputs.enum("old", names, required=True, view=dropdown, label="Identity",
-                    default=selected[0] if len(selected) == 1 else None,
-                    description="Defaults to the identity of the selected tracks")
+            return False
+        selected = _current_identities(video, keys)
+        _identity_dropdown(inputs, names, selected[0] if len(selected) == 1 else None, key="old",
+                           description="Defaults to the identity of the selected tracks")
         _name_input(inputs, ctx, "new", "New name", "A character's name; an existing name merges both", names)
-        return types.Property(inputs, view=types.View(label="Rename identity"))
+        return True
 
-    def execute(self, ctx):
-        video = video_dataset(ctx)
+    def apply(self, ctx, video, keys):
         entry = corr.rename_identity(video, ctx.params["old"], ctx.params["new"])
-        _done(ctx, f"Renamed '{entry.names['old']}' to '{entry.names['new']}' ({len(entry.after)} tracks)")
-        return {"identity": entry.names["new"], "tracks": len(entry.after)}
+        message = f"Renamed '{entry.names['old']}' to '{entry.names['new']}' ({len(entry.after)} tracks)"
+        return message, {"identity": entry.names["new"], "tracks": len(entry.after)}
 
 
-class MergeIdentities(foo.Operator):
-    @property
-    def config(self):
-        return _operator_config("merge_identities", "Merge identities",
-                                "Merge identities into one (select their tracks, or list them)")
+class MergeIdentities(CorrectionOperator):
+    op_name = "merge_identities"
+    op_label = "Merge identities"
+    op_description = "Merge identities into one (select their tracks, or list them)"
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        video = _require_context(ctx, inputs)
-        if video is None:
-            return types.Property(inputs)
+    def form(self, ctx, inputs, video, keys):
         names = _identities(video)
-        selected = _current_identities(video, selected_tracks(ctx))
+        selected = _current_identities(video, keys)
         inputs.list("names", types.String(), required=True, label="Identities to merge",
                     default=selected or None, view=types.AutocompleteView(choices=[types.Choice(n) for n in names]),
                     description="Defaults to the identities of the selected tracks")
@@ -219,180 +266,132 @@ class MergeIdentities(foo.Operator):
             inputs.view("too_few", types.Warning(label=msg), invalid=True, error_message=msg)
         _name_input(inputs, ctx, "into", "Merge into", "An identity from the list, or a new name",
                     names, default=chosen[0] if chosen else None)
-        return types.Property(inputs, view=types.View(label="Merge identities"))
+        return True
 
-    def execute(self, ctx):
-        video = video_dataset(ctx)
+    def apply(self, ctx, video, keys):
         entry = corr.merge_identities(video, list(ctx.params["names"]), ctx.params["into"])
-        _done(ctx, f"Merged {', '.join(entry.names['names'])} into '{entry.names['into']}'")
-        return {"identity": entry.names["into"], "tracks": len(entry.after)}
+        message = f"Merged {', '.join(entry.names['names'])} into '{entry.names['into']}'"
+        return message, {"identity": entry.names["into"], "tracks": len(entry.after)}
 
 
-class MoveToIdentity(foo.Operator):
-    @property
-    def config(self):
-        return _operator_config("move_to_identity", "Move tracks to identity",
-                                "Move the selected tracks to an existing identity or a new one")
+class MoveToIdentity(CorrectionOperator):
+    op_name = "move_to_identity"
+    op_label = "Move tracks to identity"
+    op_description = "Move the selected tracks to an existing identity or a new one"
+    needs_selection = True
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        video = _require_context(ctx, inputs)
-        if video is None:
-            return types.Property(inputs)
-        if _require_selection(ctx, inputs, video):
-            _name_input(inputs, ctx, "identity", "Identity", "An existing identity, or type a new name",
-                        _identities(video))
-        return types.Property(inputs, view=types.View(label="Move tracks to identity"))
+    def form(self, ctx, inputs, video, keys):
+        _name_input(inputs, ctx, "identity", "Identity", "An existing identity, or type a new name", _identities(video))
+        return True
 
-    def execute(self, ctx):
-        video, keys = _video_and_selection(ctx)
+    def apply(self, ctx, video, keys):
         entry = corr.move_tracks(video, keys, ctx.params["identity"])
-        _done(ctx, f"Moved {len(entry.after)} track(s) to '{entry.names['identity']}'")
-        return {"identity": entry.names["identity"], "tracks": len(entry.after)}
+        message = f"Moved {len(entry.after)} track(s) to '{entry.names['identity']}'"
+        return message, {"identity": entry.names["identity"], "tracks": len(entry.after)}
 
 
-class SplitIdentity(foo.Operator):
-    @property
-    def config(self):
-        return _operator_config("split_identity", "Split tracks off",
-                                "Split the selected tracks off into a new identity")
+class SplitIdentity(CorrectionOperator):
+    op_name = "split_identity"
+    op_label = "Split tracks off"
+    op_description = "Split the selected tracks off into a new identity"
+    needs_selection = True
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        video = _require_context(ctx, inputs)
-        if video is None:
-            return types.Property(inputs)
-        if _require_selection(ctx, inputs, video):
-            _name_input(inputs, ctx, "name", "New identity name",
-                        "Optional; defaults to the next free person_NN", [], required=False)
-        return types.Property(inputs, view=types.View(label="Split tracks off"))
+    def form(self, ctx, inputs, video, keys):
+        _name_input(inputs, ctx, "name", "New identity name", "Optional; defaults to the next free person_NN", [],
+                    required=False)
+        return True
 
-    def execute(self, ctx):
-        video, keys = _video_and_selection(ctx)
+    def apply(self, ctx, video, keys):
         name = corr.split_tracks(video, keys, ctx.params.get("name") or None)
-        _done(ctx, f"Split {len(keys)} track(s) off into '{name}'")
-        return {"identity": name, "tracks": len(keys)}
+        return f"Split {len(keys)} track(s) off into '{name}'", {"identity": name, "tracks": len(keys)}
 
 
-class _MarkOperator(foo.Operator):
-    """Marks the selected tracks with ``_mark(video_dataset, track_keys)`` (set by subclasses)."""
+class _MarkOperator(CorrectionOperator):
+    """Marks the selected tracks with ``mark(video_dataset, track_keys)`` (set by subclasses)."""
 
-    _name = ""
-    _label = ""
-    _description = ""
-    _mark = staticmethod(corr.mark_unknown)
+    needs_selection = True
+    mark = staticmethod(corr.mark_unknown)
 
-    @property
-    def config(self):
-        return _operator_config(self._name, self._label, self._description)
-
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        video = _require_context(ctx, inputs)
-        if video is not None:
-            _require_selection(ctx, inputs, video)
-        return types.Property(inputs, view=types.View(label=self._label))
-
-    def execute(self, ctx):
-        video, keys = _video_and_selection(ctx)
-        entry = self._mark(video, keys)
+    def apply(self, ctx, video, keys):
+        entry = self.mark(video, keys)
         label = entry.names["label"]
-        _done(ctx, f"Marked {len(entry.after)} track(s) {label}")
-        return {"identity": label, "tracks": len(entry.after)}
+        return f"Marked {len(entry.after)} track(s) {label}", {"identity": label, "tracks": len(entry.after)}
 
 
 class MarkUnknown(_MarkOperator):
-    _name = "mark_unknown"
-    _label = "Mark tracks Unknown"
-    _description = "Label the selected tracks Unknown (strangers); re-clustering leaves them out"
-    _mark = staticmethod(corr.mark_unknown)
+    op_name = "mark_unknown"
+    op_label = "Mark tracks Unknown"
+    op_description = "Label the selected tracks Unknown (strangers); re-clustering leaves them out"
+    mark = staticmethod(corr.mark_unknown)
 
 
 class MarkNotFace(_MarkOperator):
-    _name = "mark_not_face"
-    _label = "Mark tracks not a face"
-    _description = "Label the selected tracks not_face (false detections); re-clustering leaves them out"
-    _mark = staticmethod(corr.mark_not_face)
+    op_name = "mark_not_face"
+    op_label = "Mark tracks not a face"
+    op_description = "Label the selected tracks not_face (false detections); re-clustering leaves them out"
+    mark = staticmethod(corr.mark_not_face)
 
 
-class UndoCorrection(foo.Operator):
-    @property
-    def config(self):
-        return _operator_config("undo_correction", "Undo last correction",
-                                "Undo the latest identity correction (repeat to go further back)")
+class UndoCorrection(CorrectionOperator):
+    op_name = "undo_correction"
+    op_label = "Undo last correction"
+    op_description = "Undo the latest identity correction (repeat to go further back)"
+    feedback = "reload"
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        video = _require_context(ctx, inputs)
-        if video is None:
-            return types.Property(inputs)
+    def form(self, ctx, inputs, video, keys):
         log = corr.correction_log(video)
         if log:
             inputs.view("last", types.Notice(label=f"Undo {log[-1].describe()}"))
         else:
             msg = "No correction to undo"
             inputs.view("empty", types.Warning(label=msg), invalid=True, error_message=msg)
-        return types.Property(inputs, view=types.View(label="Undo last correction"))
+        return True
 
-    def execute(self, ctx):
-        entry = corr.undo_last(video_dataset(ctx))
-        finish(ctx, f"Undid {entry.op} on {len(entry.after)} track(s)")
-        return {"undone": entry.describe()}
+    def apply(self, ctx, video, keys):
+        entry = corr.undo_last(video)
+        return f"Undid {entry.op} on {len(entry.after)} track(s)", {"undone": entry.describe()}
 
 
 # --------------------------------------------------------------------------- views
 
 
-class ShowIdentity(foo.Operator):
-    @property
-    def config(self):
-        return _operator_config("show_identity", "Show identity",
-                                "Show one identity as a grid of faces (one per track)")
+class ShowIdentity(CorrectionOperator):
+    op_name = "show_identity"
+    op_label = "Show identity"
+    op_description = "Show one identity as a grid of faces (one per track)"
+    feedback = "none"
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        video = _require_context(ctx, inputs)
-        if video is None:
-            return types.Property(inputs)
+    def form(self, ctx, inputs, video, keys):
         try:
-            names = sorted(get_tracks_dataset(video).distinct("identity.label"))
+            names = sorted(get_tracks_dataset(video).distinct(IDENTITY_LABEL))
         except ValueError as err:
             inputs.view("no_tracks", types.Warning(label=str(err)), invalid=True, error_message=str(err))
-            return types.Property(inputs)
-        selected = _current_identities(video, selected_tracks(ctx))
-        dropdown = types.Dropdown()
-        for name in names:
-            dropdown.add_choice(name, label=name)
-        inputs.enum("identity", names, required=True, view=dropdown, label="Identity",
-                    default=selected[0] if selected else (names[0] if names else None))
-        return types.Property(inputs, view=types.View(label="Show identity"))
+            return False
+        selected = _current_identities(video, keys)
+        _identity_dropdown(inputs, names, selected[0] if selected else (names[0] if names else None))
+        return True
 
-    def execute(self, ctx):
-        video = video_dataset(ctx)
+    def apply(self, ctx, video, keys):
         view = corr.identity_view(video, ctx.params["identity"])
         _show(ctx, view, IDENTITY_VIEW_NAME)
-        return {"identity": ctx.params["identity"], "tracks": len(view)}
+        return "", {"identity": ctx.params["identity"], "tracks": len(view)}
 
 
-class ReviewUncertain(foo.Operator):
-    @property
-    def config(self):
-        return _operator_config("review_uncertain", "Review uncertain tracks",
-                                "Tracks the clustering was least sure about first (smallest margin)")
+class ReviewUncertain(CorrectionOperator):
+    op_name = "review_uncertain"
+    op_label = "Review uncertain tracks"
+    op_description = "Tracks the clustering was least sure about first (smallest margin)"
+    feedback = "none"
 
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        if _require_context(ctx, inputs) is None:
-            return types.Property(inputs)
+    def form(self, ctx, inputs, video, keys):
         inputs.bool("skip_corrected", default=True, label="Skip corrected tracks",
                     description="Leave out tracks you already corrected")
-        return types.Property(inputs, view=types.View(label="Review uncertain tracks"))
+        return True
 
-    def execute(self, ctx):
-        video = video_dataset(ctx)
+    def apply(self, ctx, video, keys):
         view = corr.least_certain_view(video, skip_corrected=bool(ctx.params.get("skip_corrected", True)))
         _show(ctx, view, REVIEW_VIEW_NAME)
-        return {"tracks": len(view)}
+        return "", {"tracks": len(view)}
 
 
 CORRECTION_OPERATORS = [

@@ -7,8 +7,9 @@ import fiftyone.operators.types as types
 
 from vcn_plugin.evaluation.evaluate import DEFAULT_EVAL_KEY, evaluate_identities, format_report
 from vcn_plugin.evaluation.ground_truth import import_benchmark
+from vcn_plugin.fo import schema
 
-from .common import finish, require_video_dataset
+from .common import finish, light_config, refuse_non_video, require_video_dataset
 
 _IDENTITY_COLUMNS = (
     ("identity", "Identity"), ("gt_tracks", "GT tracks"), ("missed_gt_tracks", "Missed"),
@@ -32,16 +33,10 @@ def _field_dropdown(inputs: types.Object, name: str, label: str, choices: list[s
 class EvaluateIdentities(foo.Operator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="evaluate_identities",
-            label="vcn: Evaluate identities",
-            description="Score predicted face identities, detection and tracking against ground truth",
-            icon="/assets/icon.svg",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            default_choice_to_delegated=False,
-        )
+        return light_config("evaluate_identities", "Evaluate identities",
+                            "Score predicted face identities, detection and tracking against ground truth",
+                            allow_immediate_execution=True, allow_delegated_execution=True,
+                            default_choice_to_delegated=False)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -54,8 +49,8 @@ class EvaluateIdentities(foo.Operator):
                 description="Detect faces and import ground truth (vcn: Import benchmark) first"))
             return types.Property(inputs)
         inputs.view_target(ctx)
-        _field_dropdown(inputs, "pred_field", "Predictions", fields, "faces")
-        _field_dropdown(inputs, "gt_field", "Ground truth", fields, "gt_faces")
+        _field_dropdown(inputs, "pred_field", "Predictions", fields, schema.FACES)
+        _field_dropdown(inputs, "gt_field", "Ground truth", fields, schema.GT_FACES)
         inputs.str("eval_key", default=DEFAULT_EVAL_KEY, required=True, label="Evaluation key",
                    description="Stored as a run under this key; an existing evaluation with it is replaced")
         inputs.bool("allow_unclustered", default=False, label="Allow unclustered tracks",
@@ -65,8 +60,8 @@ class EvaluateIdentities(foo.Operator):
     def execute(self, ctx):
         report = evaluate_identities(
             ctx.target_view(),
-            pred_field=ctx.params.get("pred_field", "faces"),
-            gt_field=ctx.params.get("gt_field", "gt_faces"),
+            pred_field=ctx.params.get("pred_field", schema.FACES),
+            gt_field=ctx.params.get("gt_field", schema.GT_FACES),
             eval_key=ctx.params.get("eval_key") or DEFAULT_EVAL_KEY,
             allow_unclustered=bool(ctx.params.get("allow_unclustered", False)),
         )
@@ -129,19 +124,13 @@ def _cell(value):
 class ImportBenchmark(foo.Operator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="import_benchmark",
-            label="vcn: Import benchmark",
-            description="Add a benchmark's videos and fill frames.gt_faces and gt_shots from its annotations",
-            icon="/assets/icon.svg",
-            dynamic=True,
-            view_target=False,
-        )
+        return light_config("import_benchmark", "Import benchmark",
+                            "Add a benchmark's videos and fill frames.gt_faces and gt_shots from its annotations",
+                            view_target=False)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        if ctx.dataset is not None and len(ctx.dataset) and ctx.dataset.media_type != "video":
-            inputs.view("bad", types.Error(label=f"'{ctx.dataset.name}' is not a video dataset"))
+        if refuse_non_video(ctx, inputs):
             return types.Property(inputs)
         inputs.file(
             "bench_dir",
@@ -161,14 +150,14 @@ class ImportBenchmark(foo.Operator):
         if ctx.dataset is None:
             raise ValueError("Open or create a dataset first: the benchmark is imported into the current dataset")
         dataset = import_benchmark(bench_dir, ctx.dataset)
-        faces = dataset.count("frames.gt_faces.detections")
+        faces = dataset.count(f"{schema.frame_path(schema.GT_FACES)}.detections")
         finish(ctx, f"{len(dataset)} video(s), {faces} ground-truth faces")
-        return {"videos": len(dataset), "gt_faces": faces}
+        return {"videos": len(dataset), schema.GT_FACES: faces}
 
     def resolve_output(self, ctx):
         outputs = types.Object()
         outputs.int("videos", label="Videos in the dataset")
-        outputs.int("gt_faces", label="Ground-truth faces")
+        outputs.int(schema.GT_FACES, label="Ground-truth faces")
         return types.Property(outputs, view=types.View(label="Benchmark imported"))
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from vcn_plugin.backbones import available_backbones
+from vcn_plugin.backbones import DEFAULT_BACKBONE, available_backbones
 from vcn_plugin.clustering import METHODS
-from vcn_plugin.steps.finetune import DEFAULT_RUN_KEY as FINETUNE_RUN, SCOPES, finetune_dataset
-from vcn_plugin.steps.cluster import DEFAULT_RUN_KEY as CLUSTER_RUN, cluster_identities, visualize_identities
-from vcn_plugin.fo.runs import list_runs
 from vcn_plugin.fo import schema
+from vcn_plugin.fo.runs import list_runs
+from vcn_plugin.steps.cluster import DEFAULT_RUN_KEY as CLUSTER_RUN
+from vcn_plugin.steps.cluster import cluster_identities, visualize_identities
+from vcn_plugin.steps.finetune import DEFAULT_RUN_KEY as FINETUNE_RUN
+from vcn_plugin.steps.finetune import SCOPES, finetune_dataset
 
-from .common import finish, heavy_config, progress_reporter, require_video_dataset, summary_output
+from .common import finish, heavy_config, light_config, progress_reporter, require_video_dataset, summary_output
 
 METHOD_HELP = {
     "loss": "VideoClusterNet: the finetuned model's SSL loss as the distance (recommended)",
@@ -37,19 +39,15 @@ def _has_stage1(ctx, inputs) -> bool:
 class Finetune(foo.Operator):
     @property
     def config(self):
-        return heavy_config(
-            "finetune",
-            "vcn: Finetune face model",
-            "Stage 2: adapt the face-ID model to each video without labels (self-distillation on face tracks)",
-            "/assets/icon.svg",
-        )
+        return heavy_config("finetune", "Finetune face model",
+                            "Stage 2: adapt the face-ID model to each video without labels (self-distillation on face tracks)")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
         if not require_video_dataset(ctx, inputs) or not _has_stage1(ctx, inputs):
             return types.Property(inputs)
         inputs.view_target(ctx)
-        inputs.str("backbone", default="dlib-resnet", label="Backbone",
+        inputs.str("backbone", default=DEFAULT_BACKBONE, label="Backbone",
                    description="Pretrained face-ID network: " + " or ".join(available_backbones()))
         scopes = types.RadioGroup()
         scopes.add_choice("video", label="Per video", description="One model per video, as in the paper")
@@ -62,7 +60,7 @@ class Finetune(foo.Operator):
     def execute(self, ctx):
         summary = finetune_dataset(
             ctx.target_view(),
-            backbone=ctx.params.get("backbone", "dlib-resnet"),
+            backbone=ctx.params.get("backbone", DEFAULT_BACKBONE),
             run_key=ctx.params.get("run_key") or FINETUNE_RUN,
             scope=ctx.params.get("scope", "video"),
             progress=progress_reporter(ctx),
@@ -77,12 +75,8 @@ class Finetune(foo.Operator):
 class ClusterIdentities(foo.Operator):
     @property
     def config(self):
-        return heavy_config(
-            "cluster_identities",
-            "vcn: Cluster identities",
-            "Stage 3: group face tracks into identities with no threshold to tune; writes labels and track records",
-            "/assets/icon.svg",
-        )
+        return heavy_config("cluster_identities", "Cluster identities",
+                            "Stage 3: group face tracks into identities with no threshold to tune; writes labels and track records")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -129,24 +123,18 @@ class ClusterIdentities(foo.Operator):
 class VisualizeIdentities(foo.Operator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="visualize_identities",
-            label="vcn: Map identities (UMAP)",
-            description="Compute a UMAP of the track embeddings for the Embeddings panel of the track dataset",
-            icon="/assets/icon.svg",
-            dynamic=True,
-            view_target=False,
-            allow_delegated_execution=True,
-        )
+        return light_config("visualize_identities", "Map identities (UMAP)",
+                            "Compute a UMAP of the track embeddings for the Embeddings panel of the track dataset",
+                            view_target=False, allow_delegated_execution=True)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
         if require_video_dataset(ctx, inputs):
-            inputs.str("brain_key", default="vcn_tracks_umap", label="Brain key")
+            inputs.str("brain_key", default=schema.UMAP_BRAIN_KEY, label="Brain key")
         return types.Property(inputs, view=types.View(label="Map identities"))
 
     def execute(self, ctx):
-        visualize_identities(ctx.dataset, brain_key=ctx.params.get("brain_key") or "vcn_tracks_umap")
+        visualize_identities(ctx.dataset, brain_key=ctx.params.get("brain_key") or schema.UMAP_BRAIN_KEY)
         finish(ctx, "Open the track dataset and the Embeddings panel to see the map")
         return {}
 

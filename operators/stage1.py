@@ -4,25 +4,27 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from vcn_plugin.steps.detect import detect_faces
 from vcn_plugin.fo.datasets import import_videos
+from vcn_plugin.stage1 import Stage1Config
 from vcn_plugin.stage1.detectors import DEFAULT_DETECTOR, available_detectors
-from vcn_plugin.stage1.pipeline import Stage1Config
+from vcn_plugin.steps.detect import detect_faces
 
-from .common import finish, heavy_config, progress_reporter, require_video_dataset, summary_output
+from .common import (
+    finish,
+    heavy_config,
+    light_config,
+    progress_reporter,
+    refuse_non_video,
+    require_video_dataset,
+    summary_output,
+)
 
 
 class ImportVideos(foo.Operator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="import_videos",
-            label="vcn: Import videos",
-            description="Add video files or folders to the current dataset",
-            icon="/assets/icon.svg",
-            dynamic=True,
-            view_target=False,
-        )
+        return light_config("import_videos", "Import videos", "Add video files or folders to the current dataset",
+                            view_target=False)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -33,8 +35,7 @@ class ImportVideos(foo.Operator):
             label="Video files or directories",
             description="Absolute paths on the machine that runs FiftyOne; directories are searched recursively",
         )
-        if ctx.dataset is not None and len(ctx.dataset) and ctx.dataset.media_type != "video":
-            inputs.view("bad", types.Error(label=f"'{ctx.dataset.name}' is not a video dataset"))
+        refuse_non_video(ctx, inputs)
         return types.Property(inputs, view=types.View(label="Import videos"))
 
     def execute(self, ctx):
@@ -56,12 +57,8 @@ class ImportVideos(foo.Operator):
 class DetectFaces(foo.Operator):
     @property
     def config(self):
-        return heavy_config(
-            "detect_faces",
-            "vcn: Detect and track faces",
-            "Stage 1: shot boundaries, face detection, quality and tracking, written to frames.faces",
-            "/assets/icon.svg",
-        )
+        return heavy_config("detect_faces", "Detect and track faces",
+                            "Stage 1: shot boundaries, face detection, quality and tracking, written to frames.faces")
 
     def resolve_input(self, ctx):
         inputs = types.Object()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Debian's Chromium for the browser tests (tests/test_browser.py) when it is missing.
+# Install Debian's Chromium for the browser tests (tests/operators/test_browser.py) when it is missing.
 # Playwright drives this system browser through `executable_path`; it never downloads one.
 # Usage: bash scripts/install_browser.sh   (needs root or sudo, and apt-get: Debian/Ubuntu)
 set -euo pipefail

@@ -1,4 +1,4 @@
-"""Helpers of the real-browser test (tests/test_browser.py): the App server, Chromium, App actions.
+"""Helpers of the real-browser test (tests/operators/test_browser.py): the App server, Chromium, App actions.
 
 The App is the one users run, ``fiftyone app launch --remote``, started in a subprocess that
 sees the plugin through ``FIFTYONE_PLUGINS_DIR``; Playwright drives Debian's Chromium

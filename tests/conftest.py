@@ -1,17 +1,16 @@
 """Shared fixtures. FiftyOne's database is isolated per test session."""
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
-import pytest
-
 import atexit
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from pathlib import Path
+
+import pytest
 
 
 def _start_private_mongod() -> str:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vcn_plugin.backbones.base import Backbone
+from vcn_plugin.backbones.base import Backbone, chips_to_tensor
 
 #: op types walked through when looking for the embedding layer from the output
 _PASS_THROUGH_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "BatchNormalization"}
@@ -428,7 +428,7 @@ class ArcFaceOnnx(Backbone):
             raise ValueError(f"expected uint8 RGB chips (N, 112, 112, 3), got {chips.dtype} {chips.shape}; align faces first")
         if self.preprocessing.channel_order == "BGR":
             chips = chips[..., ::-1]
-        x = torch.from_numpy(np.ascontiguousarray(chips)).to(self.device).permute(0, 3, 1, 2).float()
+        x = chips_to_tensor(chips, self.device)
         return (x - self.preprocessing.input_mean) / self.preprocessing.input_std
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

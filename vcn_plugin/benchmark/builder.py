@@ -33,7 +33,6 @@ from typing import Callable
 
 import numpy as np
 
-from vcn_plugin.evaluation.annotations import BoxAnnotation, TrackAnnotation, VideoAnnotation, save_annotation
 from vcn_plugin.benchmark.backgrounds import generated_background, list_background_photos, photo_background
 from vcn_plugin.benchmark.casting import CAST_MODES, identity_embeddings, lookalike_cast, mean_pairwise_distance
 from vcn_plugin.benchmark.looks import validate_look
@@ -41,6 +40,7 @@ from vcn_plugin.benchmark.render import Appearance, Keyframes, Occluder, ShotPla
 from vcn_plugin.benchmark.sources import FaceBoxCache, SourcePhoto, find_sources, list_identities, make_cutout
 from vcn_plugin.benchmark.style import STYLE_MODES, normalise_cutout, resolve_style
 from vcn_plugin.core.video import H264Writer
+from vcn_plugin.evaluation.annotations import BoxAnnotation, TrackAnnotation, VideoAnnotation, save_annotation
 
 Progress = Callable[[int, int, str], None]
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from vcn_plugin.evaluation.annotations import load_annotation
 from vcn_plugin.benchmark.sources import hog_detector
 from vcn_plugin.core.geometry import iou_xywh
 from vcn_plugin.core.video import read_frames
+from vcn_plugin.evaluation.annotations import load_annotation
 
 
 @dataclass
@@ -74,8 +74,8 @@ def look_agreement_table(
     Returns rows ``{"look", "severity", "recall", "mean_iou", "n_gt"}``; the face-box cache is
     shared across the builds so photos are searched once.
     """
-    from dataclasses import replace
     import shutil
+    from dataclasses import replace
 
     from vcn_plugin.benchmark.builder import build_benchmark
 

@@ -8,7 +8,7 @@ every time.
 
 Frames are float32 RGB in [0, 1], shape (H, W, 3). Severities were calibrated so that dlib's HOG
 face detector (upsample 1) still finds >= 80 % of the ground-truth faces at severity 2
-(``tests/test_looks.py``).
+(``tests/benchmark/test_looks.py``).
 """
 from __future__ import annotations
 

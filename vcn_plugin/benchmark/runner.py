@@ -49,199 +49,38 @@ from typing import Any
 
 import numpy as np
 
-from vcn_plugin.fo import schema
-from vcn_plugin.fo.frames import majority_label, read_tracks
 from vcn_plugin.backbones import DEFAULT_BACKBONE
 from vcn_plugin.backbones.base import Backbone
-from vcn_plugin.evaluation.metrics import ClusteringMetrics, evaluate_clustering
-from vcn_plugin.ssl import FinetuneConfig, SSLModel
+from vcn_plugin.benchmark.rows import (
+    DEFAULT_ROWS,
+    FRACTION_KEYS,
+    LOSS_NOT_APPLICABLE,
+    BenchmarkResult,
+    RowResult,
+    RowSpec,
+    aggregate_episodes,
+    scored,
+)
 from vcn_plugin.core.progress import Progress, sub_progress
+from vcn_plugin.evaluation.evaluate import MatchedVideo, match_video
+from vcn_plugin.evaluation.metrics import evaluate_clustering
+from vcn_plugin.fo import schema
+from vcn_plugin.fo.frames import read_tracks
+from vcn_plugin.ssl import FinetuneConfig, SSLModel
 from vcn_plugin.stage1 import Stage1Config
-from vcn_plugin.evaluation.track_matching import TrackMatchingResult, match_tracks
 
 #: stage 1 for benchmarks: dlib's HOG detector (its box convention is the one the builder's
 #: ground truth uses) upsampled once, so it finds the 40-50 px faces the presets render
 BENCHMARK_STAGE1 = Stage1Config(detector="dlib-hog", detector_options={"upsample": 1}, detect_every=2)
-#: the scores aggregated as track-weighted means (see the module docstring)
-FRACTION_KEYS = ("wcp", "accuracy", "pairwise_f", "bcubed_f", "nmi")
-#: every key of a JSON row besides ``assignments``
-ROW_KEYS = ("method", "metric", "finetuned", "oracle", "wcp", "accuracy", "pairwise_f", "bcubed_f", "nmi",
-            "cluster_ratio", "n_clusters", "n_identities", "unknown", "seconds")  # fmt: skip
-LOSS_NOT_APPLICABLE = (
-    "not applicable: the loss metric is the finetuned head's own loss; before finetuning the head is "
-    "random, so its 'distance' means nothing"
-)
-
-
-@dataclass(frozen=True)
-class RowSpec:
-    """One row of the ablation table.
-
-    ``method``: a clustering method of :data:`vcn_plugin.clustering.METHODS`; ``finetuned``:
-    cluster features of the model finetuned to the video (else the pretrained backbone);
-    ``guard``: forbid merging tracks seen in the same frame (aggregation methods only);
-    ``oracle``: HAC threshold chosen with the ground truth (``hac-cosine`` only);
-    ``threshold``: fixed HAC distance threshold.
-    """
-
-    name: str
-    method: str
-    finetuned: bool
-    guard: bool = True
-    oracle: bool = False
-    threshold: float | None = None
-
-    def __post_init__(self) -> None:
-        from vcn_plugin.clustering import METHODS
-
-        if self.method not in METHODS:
-            raise ValueError(f"row {self.name!r}: unknown method {self.method!r}; choose one of {METHODS}")
-        if self.oracle and self.method != "hac-cosine":
-            raise ValueError(f"row {self.name!r}: only 'hac-cosine' has an oracle threshold")
-        if self.method.startswith("hac-") and not self.oracle and self.threshold is None:
-            raise ValueError(f"row {self.name!r}: HAC needs a threshold or oracle=True")
-
-    @property
-    def family(self) -> str:
-        """``method`` of the JSON row: hac, finch, hdbscan or ours (VideoClusterNet's aggregation)."""
-        return self.method.split("-")[0] if self.method in ("hac-cosine", "hac-euclidean", "finch", "hdbscan") else "ours"
-
-    @property
-    def metric(self) -> str:
-        """``metric`` of the JSON row (FINCH and HDBSCAN run on L2-normalised track means: cosine)."""
-        if self.method in ("loss", "cosine", "euclidean"):
-            return self.method
-        return "euclidean" if self.method == "hac-euclidean" else "cosine"
-
-    @property
-    def applicable(self) -> bool:
-        return not (self.method == "loss" and not self.finetuned)
-
-
-#: the paper-shaped ablation: baselines and ours, un-finetuned vs finetuned, guard on/off
-DEFAULT_ROWS: tuple[RowSpec, ...] = (
-    RowSpec("HAC cosine, oracle threshold", "hac-cosine", finetuned=False, oracle=True),
-    RowSpec("pyannote-video style: HAC Euclidean @ 0.6 (dlib)", "hac-euclidean", finetuned=False, threshold=0.6),
-    RowSpec("FINCH", "finch", finetuned=False),
-    RowSpec("HDBSCAN", "hdbscan", finetuned=False),
-    RowSpec("ours, cosine", "cosine", finetuned=False),
-    RowSpec("ours, Euclidean", "euclidean", finetuned=False),
-    RowSpec("ours, loss", "loss", finetuned=False),
-    RowSpec("ours, cosine, no guard", "cosine", finetuned=False, guard=False),
-    RowSpec("HAC cosine, oracle threshold", "hac-cosine", finetuned=True, oracle=True),
-    RowSpec("FINCH", "finch", finetuned=True),
-    RowSpec("HDBSCAN", "hdbscan", finetuned=True),
-    RowSpec("ours, cosine", "cosine", finetuned=True),
-    RowSpec("ours, Euclidean", "euclidean", finetuned=True),
-    RowSpec("ours, loss", "loss", finetuned=True),
-    RowSpec("ours, loss, no guard", "loss", finetuned=True, guard=False),
-)  # fmt: skip
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass
-class RowResult:
-    """One row: aggregated metrics (None when not applicable), time, and every track's assignment."""
-
-    spec: RowSpec
-    metrics: dict[str, float | int] | None
-    seconds: float | None
-    assignments: list[dict[str, Any]] = field(default_factory=list)
-    per_episode: list[dict[str, Any]] = field(default_factory=list)
-    threshold: float | None = None
-    note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        s = self.spec
-        metrics = self.metrics or {}
-        return {
-            "method": s.family,
-            "metric": s.metric,
-            "finetuned": s.finetuned,
-            "oracle": s.oracle,
-            **{k: metrics.get(k) for k in (*FRACTION_KEYS, "cluster_ratio", "n_clusters", "n_identities", "unknown")},
-            "seconds": self.seconds,
-            "name": s.name,
-            "guard": s.guard,
-            "threshold": self.threshold,
-            "note": self.note,
-            "per_episode": self.per_episode,
-            "assignments": self.assignments,
-        }
-
-
-@dataclass
-class BenchmarkResult:
-    """``rows`` in :data:`DEFAULT_ROWS` order, ``episodes``: stage-wise numbers per video."""
-
-    rows: list[RowResult]
-    episodes: list[dict[str, Any]]
-    config: dict[str, Any]
-    dataset_name: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rows": [r.to_dict() for r in self.rows], "episodes": self.episodes, "config": self.config}
-
-    def to_markdown(self) -> str:
-        return format_rows(self.rows) + "\n\n" + format_episodes(self.episodes)
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def format_rows(rows: Sequence[RowResult]) -> str:
-    """The ablation table as Markdown."""
-    head = ["method", "finetuned", "guard", "WCP", "accuracy", "pairwise F", "BCubed F", "NMI", "cluster ratio",
-            "clusters / identities", "Unknown", "seconds"]  # fmt: skip
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for r in rows:
-        s, m = r.spec, r.metrics
-        name = s.name + (f" [ORACLE, t={r.threshold:.3f}]" if s.oracle and r.threshold is not None else "")
-        guard = ("on" if s.guard else "off") if s.method in ("loss", "cosine", "euclidean") else "-"
-        if m is None:
-            cells = [name, "yes" if s.finetuned else "no", guard] + [r.note.split(":")[0]] + [""] * 8
-        else:
-            cells = [name, "yes" if s.finetuned else "no", guard, *(_fmt(m[k]) for k in FRACTION_KEYS),
-                     _fmt(m["cluster_ratio"], 2), f"{m['n_clusters']} / {m['n_identities']}", str(m["unknown"]),
-                     _fmt(r.seconds, 1)]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def format_episodes(episodes: Sequence[dict[str, Any]]) -> str:
-    """Stage-wise numbers per episode as Markdown (where errors come from)."""
-    head = ["video", "GT tracks", "identities", "det. recall", "det. precision", "pred tracks", "false-det. tracks",
-            "GT tracks missed", "ID switches", "fragmentations", "low-quality", "stage 1 s", "finetune s"]  # fmt: skip
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for e in episodes:
-        d, t = e["detection"], e["tracking"]
-        ft = e["finetune"]
-        cells = [e["video"], t["gt_tracks"], e["gt_identities"], _fmt(d["recall"]), _fmt(d["precision"]),
-                 t["pred_tracks"], t["false_detection_tracks"], t["gt_tracks_missed"], t["id_switches"],
-                 t["fragmentations"], e["low_quality_tracks"], _fmt(e["stage1_seconds"], 1),
-                 _fmt(ft.get("seconds"), 1) if "skipped" not in ft else "skipped"]  # fmt: skip
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- per-episode data
 
 
 @dataclass
-class _Episode:
-    """Everything the rows share for one video."""
+class _Episode(MatchedVideo):
+    """Everything the rows share for one video: its matched tracks, and features computed once."""
 
-    video: str
-    matching: TrackMatchingResult
-    gt_identity: dict[int, str]
-    gt_distractor: dict[int, bool]
     track_set: Any  # TrackSet of this video
     index_of: dict[int, int]  # predicted track id -> index in track_set
     features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # "pretrained"/"finetuned"/"loss"
@@ -266,13 +105,9 @@ class _Episode:
 
 
 def _match_episode(sample, video: str, track_set) -> _Episode:
-    pred = read_tracks(sample, schema.FACES, video)
-    gt = read_tracks(sample, schema.GT_FACES, video)
-    matching = match_tracks({t: tr.boxes for t, tr in pred.items()}, {t: tr.boxes for t, tr in gt.items()})
-    gt_identity = {t: majority_label(tr.labels) for t, tr in gt.items()}
-    gt_distractor = {t: tr.is_distractor for t, tr in gt.items()}
+    matched = match_video(video, read_tracks(sample, schema.FACES, video), read_tracks(sample, schema.GT_FACES, video))
     index_of = {tf.track: i for i, tf in enumerate(track_set.tracks)}
-    return _Episode(video, matching, gt_identity, gt_distractor, track_set, index_of)
+    return _Episode(**vars(matched), track_set=track_set, index_of=index_of)
 
 
 def _embed(episode: _Episode, model: SSLModel | None, backbone: Backbone) -> tuple[dict[str, np.ndarray], float]:
@@ -285,8 +120,8 @@ def _embed(episode: _Episode, model: SSLModel | None, backbone: Backbone) -> tup
 
 def _prepare_features(episode: _Episode, backbone: Backbone, finetune_config: FinetuneConfig, progress: Progress | None) -> None:
     """Pretrained embeddings; finetune once; finetuned embeddings and head outputs."""
-    from vcn_plugin.steps.finetune import finetune_track_set
     from vcn_plugin.steps.cluster import track_features
+    from vcn_plugin.steps.finetune import finetune_track_set
 
     if len(episode.track_set) == 0:
         episode.finetune_error = "no face tracks"
@@ -337,25 +172,6 @@ def _assign(episode: _Episode, clusters: dict[int, str]) -> list[dict[str, Any]]
     return rows
 
 
-def scored(assignments: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The assignments that are scored: matched to a ground-truth track that is not a distractor."""
-    return [a for a in assignments if a["gt"] is not None and not a.get("distractor", False)]
-
-
-def aggregate_episodes(per_episode: Sequence[ClusteringMetrics]) -> dict[str, float | int]:
-    """Track-weighted mean of the fractions, sums of the counts (see the module docstring)."""
-    weights = np.array([m.n_evaluated for m in per_episode], dtype=float)
-    out: dict[str, float | int] = {}
-    for key in FRACTION_KEYS:
-        values = np.array([getattr(m, key) for m in per_episode], dtype=float)
-        out[key] = float((values * weights).sum() / weights.sum()) if weights.sum() > 0 else 0.0
-    out["n_clusters"] = int(sum(m.n_clusters for m in per_episode))
-    out["n_identities"] = int(sum(m.n_identities for m in per_episode))
-    out["cluster_ratio"] = out["n_clusters"] / out["n_identities"] if out["n_identities"] else 0.0
-    out["unknown"] = int(sum(m.n_unknown for m in per_episode))
-    return out
-
-
 def _score(assignments_per_episode: list[list[dict[str, Any]]], unknown_mode: str) -> tuple[dict, list[dict]]:
     metrics = []
     per_episode = []
@@ -372,10 +188,7 @@ def _score(assignments_per_episode: list[list[dict[str, Any]]], unknown_mode: st
 def _oracle_threshold(episodes: list[_Episode], spec: RowSpec, unknown_mode: str) -> float:
     """The one HAC cosine threshold for all episodes with the best aggregated accuracy (ties: BCubed F,
     then the smallest threshold). Candidates: 0 and every merge height of every episode's dendrogram."""
-    from scipy.cluster.hierarchy import linkage
-    from scipy.spatial.distance import pdist
-
-    from vcn_plugin.clustering import cluster_names, hac, track_means
+    from vcn_plugin.clustering import cluster_names, cut_heights, hac, track_means
 
     key = _feature_key(spec)
     prepared = []
@@ -385,9 +198,7 @@ def _oracle_threshold(episodes: list[_Episode], spec: RowSpec, unknown_mode: str
             continue
         ts = ep.track_set
         means = track_means(ep.features[key]["embeddings"], ts.face_track, len(ts), normalize=True)
-        active = ~ts.low_quality
-        if active.sum() >= 2:
-            candidates.update(float(h) for h in linkage(pdist(means[active], "cosine"), "average")[:, 2])
+        candidates.update(float(h) for h in cut_heights(means, "cosine", excluded=ts.low_quality))
         prepared.append((ep, means))
     best_t, best = 0.0, (-1.0, -1.0)
     for t in sorted(candidates):
@@ -484,11 +295,11 @@ def run_benchmark(
     """
     import fiftyone as fo
 
-    from vcn_plugin.steps.detect import detect_faces
     from vcn_plugin.backbones import get_backbone
     from vcn_plugin.evaluation.ground_truth import import_benchmark
     from vcn_plugin.evaluation.metrics import UNKNOWN_MODES
     from vcn_plugin.fo.track_sets import load_track_set
+    from vcn_plugin.steps.detect import detect_faces
 
     if unknown_mode not in UNKNOWN_MODES:
         raise ValueError(f"unknown_mode must be one of {UNKNOWN_MODES}, got {unknown_mode!r}")
@@ -559,182 +370,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Hashable):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-
-# --------------------------------------------------------------------------- severity sweeps
-
-#: default looks of a sweep (two contrasting grades keep a full sweep near 40 min on 2 cores)
-DEFAULT_SWEEP_LOOKS = ("teal_orange", "day_for_night")
-DEFAULT_SWEEP_SEVERITIES = (0, 1, 2, 3)
-
-
-@dataclass
-class SweepCell:
-    """One benchmark of a sweep: ``look`` at ``severity`` (severity 0 is the identity look: one
-    cell, named ``look="none"``, serves every look)."""
-
-    look: str
-    severity: int
-    bench_dir: str
-    result: BenchmarkResult
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"look": self.look, "severity": self.severity, "benchmark": self.bench_dir, **self.result.to_dict()}
-
-
-@dataclass
-class SweepResult:
-    cells: list[SweepCell]
-    config: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"cells": [c.to_dict() for c in self.cells], "config": self.config}
-
-    def to_markdown(self) -> str:
-        parts = []
-        for c in self.cells:
-            title = "no look (severity 0)" if c.severity == 0 else f"{c.look}, severity {c.severity}"
-            parts.append(f"### {title}\n\n{format_rows(c.result.rows)}\n\n{format_episodes(c.result.episodes)}")
-        return "\n\n".join(parts)
-
-    def series(self, look: str) -> list[SweepCell]:
-        """The cells of ``look`` by severity, the shared severity-0 cell first."""
-        return sorted((c for c in self.cells if c.look == look or c.severity == 0), key=lambda c: c.severity)
-
-
-def _same_build(manifest_path: Path, faces_dir: Path, n_episodes: int, config_dict: dict[str, Any]) -> bool:
-    import json
-
-    from vcn_plugin.benchmark.builder import Manifest
-
-    if not manifest_path.is_file():
-        return False
-    manifest = Manifest.load(manifest_path)
-    same_config = json.loads(json.dumps(manifest.config)) == json.loads(json.dumps(config_dict))
-    files_there = all((manifest_path.parent / e.video).is_file() and (manifest_path.parent / e.annotation).is_file()
-                      for e in manifest.episodes)  # fmt: skip
-    return same_config and files_there and len(manifest.episodes) == n_episodes and manifest.faces_dir == str(faces_dir)
-
-
-def ensure_benchmark(faces_dir: str | Path, out_dir: str | Path, n_episodes: int, config, progress=None,
-                     cache_dir: str | Path | None = None) -> bool:
-    """Build the benchmark unless ``out_dir`` already holds one built the same way (same faces
-    folder, config and episode count); returns True when it was built. A stale benchmark there
-    (its ``videos/`` and ``annotations/``) is replaced; the detector cache is kept."""
-    import shutil
-
-    from vcn_plugin.benchmark.builder import build_benchmark
-
-    out = Path(out_dir)
-    faces = Path(faces_dir).resolve()
-    if _same_build(out / "manifest.json", faces, n_episodes, asdict(config)):
-        return False
-    if (out / "videos").exists() and not (out / "manifest.json").is_file():
-        raise ValueError(f"{out} holds videos but no manifest.json; it was not built by the sweep. "
-                         "Choose an empty or sweep-owned --out folder")
-    for stale in ("videos", "annotations"):
-        shutil.rmtree(out / stale, ignore_errors=True)
-    build_benchmark(faces, out, n_episodes, config, progress, cache_dir)
-    return True
-
-
-def sweep(
-    faces_dir: str | Path,
-    out_dir: str | Path,
-    looks: Sequence[str] = DEFAULT_SWEEP_LOOKS,
-    severities: Sequence[int] = DEFAULT_SWEEP_SEVERITIES,
-    episodes: int = 1,
-    preset: str = "default",
-    json_out: str | Path | None = None,
-    plot_out: str | Path | None = None,
-    quick: bool = False,
-    seed: int = 0,
-    config_overrides: dict[str, Any] | None = None,
-    finetune_config: FinetuneConfig | None = None,
-    stage1_config: Stage1Config | None = None,
-    methods: Sequence[RowSpec] = DEFAULT_ROWS,
-    progress: Progress | None = None,
-) -> SweepResult:
-    """Build (or reuse) ``episodes`` episodes per look and severity under ``out_dir`` and run the
-    ablation on each. Every cell uses the same seed, so casts, shots and photos are identical
-    across cells and only the look changes. ``quick``: the ``quick`` preset, one episode and
-    ``FinetuneConfig.tiny()`` (a CI-sized smoke run). Writes the JSON and the plot when asked."""
-    from vcn_plugin.benchmark.builder import EpisodeConfig
-    from vcn_plugin.benchmark.looks import validate_look
-
-    if quick:
-        preset, episodes = "quick", 1
-        finetune_config = finetune_config or FinetuneConfig.tiny()
-    if not looks or not severities:
-        raise ValueError("a sweep needs at least one look and one severity")
-    for look in looks:
-        for severity in severities:
-            validate_look(look, severity)
-    cells_todo = sorted({("none", 0) if s == 0 else (look, s) for look in looks for s in severities},
-                        key=lambda c: (c[1], c[0]))  # fmt: skip
-    out = Path(out_dir)
-    cells = []
-    for k, (look, severity) in enumerate(cells_todo):
-        config = EpisodeConfig.preset(preset, seed=seed, look=look, look_severity=severity, **(config_overrides or {}))
-        bench_dir = out / f"{look}-s{severity}"
-        cell_progress = sub_progress(progress, k / len(cells_todo), (k + 1) / len(cells_todo))
-        label = f"{look} s{severity}"
-        if cell_progress:
-            cell_progress(0.0, f"{label}: building")
-        ensure_benchmark(faces_dir, bench_dir, episodes, config,
-                         (lambda d, t, msg: cell_progress(0.0, f"{label}: built {d}/{t}")) if cell_progress else None,
-                         cache_dir=out / ".cache")
-        result = run_benchmark(bench_dir, None, methods, finetune_config, stage1_config,
-                               progress=(lambda f, msg: cell_progress(f, f"{label}: {msg}")) if cell_progress else None)
-        cells.append(SweepCell(look, severity, str(bench_dir), result))
-    result = SweepResult(cells, {"faces_dir": str(Path(faces_dir).resolve()), "looks": list(looks),
-                                 "severities": list(severities), "episodes": episodes, "preset": preset,
-                                 "seed": seed, "quick": quick, "config_overrides": config_overrides or {}})  # fmt: skip
-    if json_out is not None:
-        write_json(result.to_dict(), json_out)
-    if plot_out is not None:
-        plot_sweep(result, plot_out)
-    return result
-
-
-def _row_label(row: RowResult) -> str:
-    return f"{row.spec.name}{' (finetuned)' if row.spec.finetuned else ''}"
-
-
-def plot_sweep(result: SweepResult, path: str | Path) -> Path:
-    """Accuracy and cluster ratio against severity, one line per applicable row (one colour per
-    method; dashed: pretrained features, solid: finetuned), one figure row per look."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    looks = list(result.config["looks"])
-    fig, axes = plt.subplots(len(looks), 2, figsize=(13, 3.6 * len(looks)), squeeze=False)
-    handles = {}
-    names = list(dict.fromkeys(r.spec.name for r in result.cells[0].result.rows))  # one colour per method
-    for li, look in enumerate(looks):
-        cells = result.series(look)
-        sev = [c.severity for c in cells]
-        for ri, row in enumerate(cells[0].result.rows):
-            if row.metrics is None:
-                continue
-            style = dict(marker="o", linestyle="-" if row.spec.finetuned else "--", linewidth=1.4)
-            for ax, key in zip(axes[li], ("accuracy", "cluster_ratio")):
-                values = [c.result.rows[ri].metrics[key] for c in cells]
-                (line,) = ax.plot(sev, values, label=_row_label(row), color=plt.cm.tab10(names.index(row.spec.name) % 10), **style)
-                handles[_row_label(row)] = line
-        for ax, key in zip(axes[li], ("accuracy", "cluster ratio")):
-            ax.set_title(f"{look}: {key}")
-            ax.set_xlabel("look severity")
-            ax.set_xticks(sev)
-            ax.grid(alpha=0.3)
-        axes[li][1].axhline(1.0, color="black", linewidth=0.8)
-    fig.legend(handles.values(), handles.keys(), loc="center right", fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 0.74, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

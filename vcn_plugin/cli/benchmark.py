@@ -11,10 +11,9 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from vcn_plugin.cli.common import progress_bar, with_options
+from vcn_plugin.cli.common import FINETUNE_PRESETS, finetune_config, progress_bar, stage1_config, with_options
 
 PRESET_NAMES = ["default", "paper", "hard", "720p", "quick"]
-FINETUNE_PRESETS = ["default", "tiny"]
 
 
 @contextmanager
@@ -38,23 +37,12 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return [v for item in values for v in item.split(",") if v]
 
 
-def _finetune_config(preset: str, device: str):
-    from vcn_plugin.ssl import FinetuneConfig
-
-    return FinetuneConfig.tiny(device=device) if preset == "tiny" else FinetuneConfig(device=device)
-
-
 def _stage1_config(detector: str, upsample: int | None, detect_every: int):
+    """Stage 1 of a benchmark run: the benchmark's own detector options when it is that detector."""
     from vcn_plugin.benchmark.runner import BENCHMARK_STAGE1
-    from vcn_plugin.stage1.pipeline import Stage1Config
 
-    options = dict(BENCHMARK_STAGE1.detector_options) if detector == BENCHMARK_STAGE1.detector else {}
-    if upsample is not None:
-        options["upsample"] = upsample
-    try:
-        return Stage1Config(detector=detector, detector_options=options, detect_every=detect_every)
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from err
+    options = BENCHMARK_STAGE1.detector_options if detector == BENCHMARK_STAGE1.detector else {}
+    return stage1_config(detector, detect_every, upsample, options)
 
 
 def _overrides(**values) -> dict | None:
@@ -141,7 +129,7 @@ def run_cmd(bench_dir: str, json_out: str | None, finetune_preset: str, quick_fi
     from vcn_plugin.benchmark.runner import run_benchmark
 
     _threads(threads)
-    finetune = _finetune_config("tiny" if quick_finetune else finetune_preset, device)
+    finetune = finetune_config("tiny" if quick_finetune else finetune_preset, device)
     stage1 = _stage1_config(detector, upsample, detect_every)
     try:
         with progress_bar("benchmark") as progress:
@@ -177,7 +165,7 @@ def sweep_cmd(faces_dir: str, out_dir: str, looks: tuple[str, ...], severities: 
               finetune_preset: str, quick_finetune: bool, device: str, detector: str, upsample: int | None,
               detect_every: int, threads: int | None) -> None:
     """Ablation table per look and severity, and a plot of accuracy / cluster ratio vs severity."""
-    from vcn_plugin.benchmark.runner import sweep
+    from vcn_plugin.benchmark.sweep import sweep
 
     _threads(threads)
     try:
@@ -185,7 +173,7 @@ def sweep_cmd(faces_dir: str, out_dir: str, looks: tuple[str, ...], severities: 
     except ValueError as err:
         raise click.BadParameter(f"severities must be integers 0-3: {err}") from err
     finetune = None if quick and finetune_preset == "default" and not quick_finetune else \
-        _finetune_config("tiny" if quick_finetune else finetune_preset, device)
+        finetune_config("tiny" if quick_finetune else finetune_preset, device)
     try:
         with progress_bar("sweep") as progress:
             result = sweep(faces_dir, out_dir, _split(looks), severity_values, episodes, preset, json_out, plot_out,

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import fiftyone as fo
 
-from vcn_plugin.steps.detect import detect_faces
-from vcn_plugin.fo.datasets import import_videos
-from vcn_plugin.cli.main import progress_bar
-from vcn_plugin.steps.finetune import finetune_dataset
-from vcn_plugin.steps.cluster import cluster_identities, visualize_identities
 from vcn_plugin.benchmark.sample_clip import make_sample_clip
+from vcn_plugin.cli.common import progress_bar
+from vcn_plugin.fo.datasets import import_videos
+from vcn_plugin.fo.track_records import TRACKS_SUFFIX, tracks_dataset_name
 from vcn_plugin.ssl import FinetuneConfig
-from vcn_plugin.fo.track_records import tracks_dataset_name
+from vcn_plugin.steps.cluster import cluster_identities, visualize_identities
+from vcn_plugin.steps.detect import detect_faces
+from vcn_plugin.steps.finetune import finetune_dataset
 
 
 def main() -> None:
@@ -36,8 +36,8 @@ def main() -> None:
     shots = make_sample_clip(clip)
     if fo.dataset_exists(args.dataset):
         fo.delete_dataset(args.dataset)
-    if fo.dataset_exists(f"{args.dataset}-vcn-tracks"):
-        fo.delete_dataset(f"{args.dataset}-vcn-tracks")
+    if fo.dataset_exists(args.dataset + TRACKS_SUFFIX):
+        fo.delete_dataset(args.dataset + TRACKS_SUFFIX)
     dataset = fo.Dataset(args.dataset, persistent=True)
     import_videos([clip], dataset)
 

@@ -7,20 +7,15 @@ from pathlib import Path
 
 import click
 
-
-def _load_dataset(name: str):
-    import fiftyone as fo
-
-    if not fo.dataset_exists(name):
-        raise click.ClickException(f"no dataset named '{name}'; list them with 'fiftyone datasets list'")
-    return fo.load_dataset(name)
+from vcn_plugin.cli.common import load_dataset
+from vcn_plugin.fo import schema
 
 
 @click.command("evaluate")
 @click.option("--dataset", "dataset_name", required=True, help="FiftyOne dataset with predictions and ground truth")
-@click.option("--pred-field", default="faces", show_default=True, help="frame Detections field of predictions")
-@click.option("--gt-field", default="gt_faces", show_default=True, help="frame Detections field of ground truth")
-@click.option("--eval-key", default="vcn_eval", show_default=True, help="run key the evaluation is stored under")
+@click.option("--pred-field", default=schema.FACES, show_default=True, help="frame Detections field of predictions")
+@click.option("--gt-field", default=schema.GT_FACES, show_default=True, help="frame Detections field of ground truth")
+@click.option("--eval-key", default=schema.EVAL_KEY, show_default=True, help="run key the evaluation is stored under")
 @click.option("--allow-unclustered", is_flag=True, help="score tracks still labelled 'face' as Unknown")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="also write the full report (metrics, per-identity table, assignments) as JSON")
@@ -29,7 +24,7 @@ def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: st
     """Score predicted identities against ground truth and print the summary."""
     from vcn_plugin.evaluation.evaluate import evaluate_identities, format_report
 
-    dataset = _load_dataset(dataset_name)
+    dataset = load_dataset(dataset_name)
     try:
         report = evaluate_identities(dataset, pred_field=pred_field, gt_field=gt_field, eval_key=eval_key,
                                      allow_unclustered=allow_unclustered)
@@ -53,19 +48,19 @@ def import_benchmark_cmd(bench_dir: str, dataset_name: str) -> None:
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"dataset '{dataset.name}': {len(dataset)} video(s), "
-               f"{dataset.count('frames.gt_faces.detections')} ground-truth faces")
+               f"{dataset.count(schema.frame_path(schema.GT_FACES) + '.detections')} ground-truth faces")
 
 
 @click.command("export-benchmark")
 @click.option("--dataset", "dataset_name", required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="benchmark directory to write")
-@click.option("--field", "label_field", default="gt_faces", show_default=True,
+@click.option("--field", "label_field", default=schema.GT_FACES, show_default=True,
               help="frame Detections field to export as tracks (e.g. faces after corrections)")
 def export_benchmark_cmd(dataset_name: str, out_dir: str, label_field: str) -> None:
     """Write a dataset as a benchmark that import-benchmark reads back."""
     from vcn_plugin.evaluation.ground_truth import export_benchmark
 
-    dataset = _load_dataset(dataset_name)
+    dataset = load_dataset(dataset_name)
     try:
         written = export_benchmark(dataset, out_dir, label_field=label_field)
     except ValueError as err:

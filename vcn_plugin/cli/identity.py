@@ -9,13 +9,7 @@ from pathlib import Path
 
 import click
 
-
-def _dataset(name: str):
-    import fiftyone as fo
-
-    if not fo.dataset_exists(name):
-        raise click.ClickException(f"no dataset named '{name}'")
-    return fo.load_dataset(name)
+from vcn_plugin.cli.common import load_dataset
 
 
 def parse_tracks(dataset, specs: tuple[str, ...]) -> list[tuple[str, int]]:
@@ -54,7 +48,7 @@ def rename_cmd(dataset_name: str, old: str, new: str) -> None:
     """Give identity OLD the name NEW (merges when NEW exists)."""
     from vcn_plugin.corrections import rename_identity
 
-    entry = _run(lambda: rename_identity(_dataset(dataset_name), old, new))
+    entry = _run(lambda: rename_identity(load_dataset(dataset_name), old, new))
     click.echo(f"renamed '{old}' to '{new}' ({len(entry.after)} tracks)")
 
 
@@ -66,7 +60,7 @@ def merge_cmd(dataset_name: str, names: tuple[str, ...], into: str) -> None:
     """Merge identities NAMES into one."""
     from vcn_plugin.corrections import merge_identities
 
-    entry = _run(lambda: merge_identities(_dataset(dataset_name), list(names), into))
+    entry = _run(lambda: merge_identities(load_dataset(dataset_name), list(names), into))
     click.echo(f"merged {', '.join(names)} into '{into}' ({len(entry.after)} tracks)")
 
 
@@ -78,7 +72,7 @@ def move_cmd(dataset_name: str, tracks: tuple[str, ...], target: str) -> None:
     """Move TRACKS (VIDEO:TRACK ...) to an identity."""
     from vcn_plugin.corrections import move_tracks
 
-    dataset = _dataset(dataset_name)
+    dataset = load_dataset(dataset_name)
     entry = _run(lambda: move_tracks(dataset, parse_tracks(dataset, tracks), target))
     click.echo(f"moved {len(entry.after)} track(s) to '{target}'")
 
@@ -91,7 +85,7 @@ def split_cmd(dataset_name: str, tracks: tuple[str, ...], name: str | None) -> N
     """Split TRACKS off into a new identity."""
     from vcn_plugin.corrections import split_tracks
 
-    dataset = _dataset(dataset_name)
+    dataset = load_dataset(dataset_name)
     new = _run(lambda: split_tracks(dataset, parse_tracks(dataset, tracks), name))
     click.echo(f"split {len(tracks)} track(s) into '{new}'")
 
@@ -104,7 +98,7 @@ def unknown_cmd(dataset_name: str, tracks: tuple[str, ...], not_face: bool) -> N
     """Mark TRACKS Unknown (or not a face); re-clustering leaves them out."""
     from vcn_plugin.corrections import mark_not_face, mark_unknown
 
-    dataset = _dataset(dataset_name)
+    dataset = load_dataset(dataset_name)
     mark = mark_not_face if not_face else mark_unknown
     entry = _run(lambda: mark(dataset, parse_tracks(dataset, tracks)))
     click.echo(f"marked {len(entry.after)} track(s) {'not_face' if not_face else 'Unknown'}")
@@ -116,7 +110,7 @@ def undo_cmd(dataset_name: str) -> None:
     """Undo the latest correction (repeat to go further back)."""
     from vcn_plugin.corrections import undo_last
 
-    entry = _run(lambda: undo_last(_dataset(dataset_name)))
+    entry = _run(lambda: undo_last(load_dataset(dataset_name)))
     click.echo(f"undid {entry.op} of {entry.timestamp} ({len(entry.before)} tracks restored)")
 
 
@@ -126,5 +120,5 @@ def log_cmd(dataset_name: str) -> None:
     """List the corrections in effect, oldest first."""
     from vcn_plugin.corrections import correction_log
 
-    for entry in correction_log(_dataset(dataset_name)):
+    for entry in correction_log(load_dataset(dataset_name)):
         click.echo(f"{entry.timestamp}  {entry.op:<16} {len(entry.after)} track(s)  {entry.names}")

@@ -8,7 +8,6 @@ Pure numpy/scipy/sklearn; no FiftyOne. Entry points:
   same on dense log-probabilities) / :class:`CosineStats` / :class:`EuclideanStats`:
   the parameter-free algorithm on per-track sums.
 """
-from vcn_plugin.core.types import UNKNOWN
 from vcn_plugin.clustering.aggregation import (
     AggregationConfig,
     ClusteringResult,
@@ -22,6 +21,7 @@ from vcn_plugin.clustering.baselines import (
     OracleResult,
     best_threshold_hac,
     cluster_tracks,
+    cut_heights,
     hac,
     hdbscan,
     track_means,
@@ -37,6 +37,7 @@ from vcn_plugin.clustering.stats import (
     TrackStats,
     make_stats,
 )
+from vcn_plugin.core.types import UNKNOWN
 
 __all__ = [
     "METHODS",
@@ -57,6 +58,7 @@ __all__ = [
     "cluster_names",
     "cluster_tracks",
     "cooccurring_pairs",
+    "cut_heights",
     "finch",
     "finch_tracks",
     "hac",

@@ -77,6 +77,12 @@ def _check_tracks(x: np.ndarray, active: np.ndarray) -> np.ndarray:
     return x
 
 
+def _active_rows(track_embeddings: np.ndarray, excluded: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The mask of tracks taking part and their (checked) rows."""
+    active = _active(len(track_embeddings), excluded)
+    return active, _check_tracks(track_embeddings, active)[active]
+
+
 def _result(labels_active: np.ndarray, active: np.ndarray, method: str, info: dict) -> ClusteringResult:
     labels = np.full(active.shape[0], -1, np.int64)
     labels[active] = labels_active
@@ -97,8 +103,7 @@ def hac(
     """Average-linkage HAC; clusters are merged while their average distance is <= ``threshold``."""
     if threshold is None or not np.isfinite(threshold) or threshold < 0:
         raise ValueError(f"HAC needs a non-negative distance threshold (e.g. {DLIB_EUCLIDEAN_THRESHOLD} Euclidean for dlib descriptors), got {threshold}")
-    active = _active(len(track_embeddings), excluded)
-    x = _check_tracks(track_embeddings, active)[active]
+    active, x = _active_rows(track_embeddings, excluded)
     if x.shape[0] < 2:
         labels = np.zeros(x.shape[0], np.int64)
     else:
@@ -116,8 +121,7 @@ def hdbscan(
     """sklearn HDBSCAN on L2-normalised track means; noise handling per ``noise`` (see module docstring)."""
     if noise not in HDBSCAN_NOISE:
         raise ValueError(f"noise must be one of {HDBSCAN_NOISE}, got {noise!r}")
-    active = _active(len(track_embeddings), excluded)
-    x = _check_tracks(track_embeddings, active)[active]
+    active, x = _active_rows(track_embeddings, excluded)
     if x.shape[0] < 2:
         raw = np.zeros(x.shape[0], np.int64)
     else:
@@ -189,6 +193,19 @@ def cluster_tracks(
     return hdbscan(means, excluded=excluded, noise=hdbscan_noise)
 
 
+def cut_heights(track_embeddings: np.ndarray, metric: str = "cosine", excluded: np.ndarray | None = None) -> np.ndarray:
+    """0 and every merge height of the average-linkage dendrogram of the non-excluded tracks:
+    one threshold per distinct HAC partition (the candidates of an oracle search)."""
+    active, x = _active_rows(track_embeddings, excluded)
+    if x.shape[0] < 2:
+        return np.zeros(1)
+    return _heights(_linkage(x, metric))
+
+
+def _heights(link: np.ndarray) -> np.ndarray:
+    return np.unique(np.concatenate([[0.0], link[:, 2]]))
+
+
 @dataclass
 class OracleResult:
     """Best HAC cut found with ground truth. ``oracle`` marks it as not a deployable method."""
@@ -215,8 +232,7 @@ def best_threshold_hac(
     height of the dendrogram); ties keep the smallest threshold. ``gt_labels``
     and the predictions passed to ``score_fn`` cover the non-excluded tracks.
     """
-    active = _active(len(track_embeddings), excluded)
-    x = _check_tracks(track_embeddings, active)[active]
+    active, x = _active_rows(track_embeddings, excluded)
     gt = np.asarray(gt_labels)
     if gt.shape[0] != len(track_embeddings):
         raise ValueError(f"gt_labels has {gt.shape[0]} entries for {len(track_embeddings)} tracks")
@@ -224,7 +240,7 @@ def best_threshold_hac(
         res = hac(track_embeddings, metric, 0.0, excluded=excluded)
         return OracleResult(0.0, float(score_fn(gt[active], res.labels[active])), res)
     link = _linkage(x, metric)
-    grid = np.unique(np.concatenate([[0.0], link[:, 2]])) if thresholds is None else np.asarray(thresholds, float)
+    grid = _heights(link) if thresholds is None else np.asarray(thresholds, float)
     best_t, best_s = None, -np.inf
     for t in grid:
         s = float(score_fn(gt[active], fcluster(link, t=t, criterion="distance")))

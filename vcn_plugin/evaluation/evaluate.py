@@ -30,10 +30,7 @@ from typing import Any
 import fiftyone as fo
 import numpy as np
 
-from vcn_plugin.fo import schema
-from vcn_plugin.fo.frames import FrameTrack, majority_label, read_tracks
 from vcn_plugin.evaluation.metrics import UNKNOWN_MODES, evaluate_clustering
-from vcn_plugin.fo.runs import list_runs, load_run, save_run
 from vcn_plugin.evaluation.track_matching import (
     DetectionMetrics,
     MatchingConfig,
@@ -41,6 +38,9 @@ from vcn_plugin.evaluation.track_matching import (
     TrackMatchingResult,
     match_tracks,
 )
+from vcn_plugin.fo import schema
+from vcn_plugin.fo.frames import FrameTrack, majority_label, read_tracks
+from vcn_plugin.fo.runs import list_runs, load_run, save_run
 
 EVALUATION_METHOD = "evaluation"
 DEFAULT_EVAL_KEY = schema.EVAL_KEY
@@ -232,23 +232,37 @@ def _video_names(filepaths: list[str]) -> dict[str, str]:
 
 
 @dataclass
-class _VideoResult:
+class MatchedVideo:
+    """One video's predicted tracks matched to its ground-truth tracks, with each ground-truth
+    track's identity and distractor flag: what every identity score of the video starts from
+    (this evaluation, and the benchmark's ablation rows)."""
+
     video: str
     matching: TrackMatchingResult
-    pred_cluster: dict[int, str]
     gt_identity: dict[int, str]
     gt_distractor: dict[int, bool]
+
+
+def match_video(
+    video: str, pred: dict[int, FrameTrack], gt: dict[int, FrameTrack], config: MatchingConfig | None = None
+) -> MatchedVideo:
+    """Match the tracks ``pred`` to ``gt`` (both from :func:`~vcn_plugin.fo.frames.read_tracks`)."""
+    matching = match_tracks({t: tr.boxes for t, tr in pred.items()}, {t: tr.boxes for t, tr in gt.items()}, config)
+    gt_identity = {t: majority_label(track.labels) for t, track in gt.items()}
+    return MatchedVideo(video, matching, gt_identity, {t: track.is_distractor for t, track in gt.items()})
+
+
+@dataclass
+class _VideoResult(MatchedVideo):
+    pred_cluster: dict[int, str] = field(default_factory=dict)
 
 
 def _evaluate_video(
     video: str, pred: dict[int, FrameTrack], gt: dict[int, FrameTrack], config: EvaluationConfig
 ) -> _VideoResult:
+    matched = match_video(video, pred, gt, config.matching())
     pred_cluster = {t: _cluster_of(video, t, track.labels, config) for t, track in pred.items()}
-    gt_identity = {t: majority_label(track.labels) for t, track in gt.items()}
-    gt_distractor = {t: track.is_distractor for t, track in gt.items()}
-    matching = match_tracks({t: tr.boxes for t, tr in pred.items()}, {t: tr.boxes for t, tr in gt.items()},
-                            config.matching())
-    return _VideoResult(video, matching, pred_cluster, gt_identity, gt_distractor)
+    return _VideoResult(**vars(matched), pred_cluster=pred_cluster)
 
 
 def _cluster_of(video: str, track: int, counts: Counter, config: EvaluationConfig) -> str:

@@ -19,7 +19,8 @@ import fiftyone as fo
 import numpy as np
 from fiftyone import ViewField as F
 
-from vcn_plugin.fo import schema
+from vcn_plugin.core.geometry import pixel_to_relative, relative_to_pixel
+from vcn_plugin.core.video import probe_video
 from vcn_plugin.evaluation.annotations import (
     BoxAnnotation,
     TrackAnnotation,
@@ -27,11 +28,10 @@ from vcn_plugin.evaluation.annotations import (
     load_annotation,
     save_annotation,
 )
-from vcn_plugin.core.geometry import pixel_to_relative, relative_to_pixel
+from vcn_plugin.fo import schema
 from vcn_plugin.fo.datasets import get_or_create_dataset, import_videos
 from vcn_plugin.fo.frames import majority_label, read_tracks
 from vcn_plugin.fo.labels import shots_to_temporal, write_frame_detections
-from vcn_plugin.core.video import probe_video
 
 VIDEO_SUFFIX = ".mp4"
 

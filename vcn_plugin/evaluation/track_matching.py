@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
 from vcn_plugin.core.geometry import iou_xywh
 
 Box = Sequence[float]

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 import fiftyone as fo
 import numpy as np
 
-from vcn_plugin.fo import schema
-from vcn_plugin.fo.labels import detection_to_face
 from vcn_plugin.core.video import iter_frames
+from vcn_plugin.fo import schema
+from vcn_plugin.fo.frames import FrameTrack, attribute, read_tracks
+from vcn_plugin.fo.labels import detection_to_face
 
 
 @dataclass
@@ -38,27 +39,24 @@ def landmark_format_of(dataset: fo.Dataset) -> str:
     return config.get("landmark_format", "dlib5")
 
 
-def sample_track_faces(frame_dets: dict[int, list], max_faces: int) -> dict[int, list[tuple[int, object]]]:
+def sample_track_faces(tracks: dict[int, FrameTrack], max_faces: int) -> dict[int, list[tuple[int, object]]]:
     """Pick up to ``max_faces`` real (not interpolated) faces per track, spread over the track:
     the track is cut into ``max_faces`` equal runs and each run gives its best-quality face."""
-    by_track: dict[int, list[tuple[int, object]]] = {}
-    for number in sorted(frame_dets):
-        for det in frame_dets[number]:
-            if det.get_field(schema.ATTR_INTERPOLATED) if det.has_field(schema.ATTR_INTERPOLATED) else False:
-                continue
-            by_track.setdefault(int(det.index), []).append((number, det))
     picked = {}
-    for track, faces in by_track.items():
+    for index, track in tracks.items():
+        faces = [(n, d) for n, d in sorted(track.detections.items()) if not attribute(d, schema.ATTR_INTERPOLATED, False)]
+        if not faces:
+            continue
         if len(faces) <= max_faces:
-            picked[track] = faces
+            picked[index] = faces
             continue
         runs = np.array_split(np.arange(len(faces)), max_faces)
-        picked[track] = [max((faces[i] for i in run), key=lambda f: _quality(f[1])) for run in runs]
+        picked[index] = [max((faces[i] for i in run), key=lambda f: _quality(f[1])) for run in runs]
     return picked
 
 
 def _quality(det) -> float:
-    q = det.get_field(schema.ATTR_QUALITY) if det.has_field(schema.ATTR_QUALITY) else None
+    q = attribute(det, schema.ATTR_QUALITY)
     return float(q) if q is not None else 0.0
 
 
@@ -73,12 +71,7 @@ def read_track_chips(
     """Decode ``sample``'s video once and cut aligned chips for a sample of each track's faces."""
     from vcn_plugin.stage1.align import align_face
 
-    frame_dets = {
-        number: frame[field].detections
-        for number, frame in sample.frames.items()
-        if frame.has_field(field) and frame[field] is not None
-    }
-    picked = sample_track_faces(frame_dets, max_faces)
+    picked = sample_track_faces(read_tracks(sample, field), max_faces)
     wanted: dict[int, list[tuple[int, int, object]]] = {}
     for track, faces in picked.items():
         for slot, (number, det) in enumerate(faces):

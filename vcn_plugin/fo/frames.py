@@ -8,7 +8,8 @@ collection, from the label values alone (no frame documents are loaded).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 import fiftyone as fo
 

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 import fiftyone as fo
 import numpy as np
 
-from vcn_plugin.fo import schema
 from vcn_plugin.core.types import FaceDetection, Track
+from vcn_plugin.fo import schema
 
 
 def relative_box(box: np.ndarray, width: int, height: int) -> list[float]:

@@ -20,8 +20,8 @@ import numpy as np
 
 from vcn_plugin.core.types import TrackKey
 from vcn_plugin.fo import schema
-from vcn_plugin.fo.frames import track_label_counts
 from vcn_plugin.fo.chips import TrackFaces
+from vcn_plugin.fo.frames import track_label_counts
 
 TRACKS_SUFFIX = schema.TRACKS_SUFFIX
 

@@ -12,16 +12,15 @@ from dataclasses import dataclass, field
 import fiftyone as fo
 import numpy as np
 
+from vcn_plugin.backbones.base import Backbone
+from vcn_plugin.backbones.serfiq import serfiq_quality
+from vcn_plugin.clustering import cooccurring_pairs
 from vcn_plugin.core.types import TrackKey
 from vcn_plugin.fo import schema
+from vcn_plugin.fo.chips import TrackFaces, landmark_format_of, read_track_chips
 from vcn_plugin.fo.frames import read_tracks
 from vcn_plugin.fo.runs import stage1_videos
-from vcn_plugin.backbones.base import Backbone
-from vcn_plugin.fo.chips import TrackFaces, landmark_format_of, read_track_chips
-from vcn_plugin.clustering import cooccurring_pairs
 from vcn_plugin.stage1.quality import aggregate_track_quality, track_quality_flags
-from vcn_plugin.backbones.serfiq import serfiq_quality
-
 
 
 @dataclass

@@ -8,8 +8,8 @@ from vcn_plugin.ssl.augment import AugmentConfig, augment_chips
 from vcn_plugin.ssl.config import FinetuneConfig, resolve_device
 from vcn_plugin.ssl.head import DEFAULT_NUM_PROTOTYPES, DINOHead
 from vcn_plugin.ssl.loss import DINOLoss
-from vcn_plugin.ssl.track_gaussians import MatchResult, TrackGaussian, fit_track_gaussian, match_tracks
 from vcn_plugin.ssl.model import SSLModel
+from vcn_plugin.ssl.track_gaussians import MatchResult, TrackGaussian, fit_track_gaussian, match_tracks
 from vcn_plugin.ssl.trainer import FinetuneResult, ProgressCallback, TrackChips, finetune
 
 __all__ = [

@@ -21,7 +21,7 @@ directions made 5 matches there, 2 right and 3 wrong (the hub with three
 one-face tracks, which have no Gaussian to refuse it), and the loss-metric
 clustering after default finetuning went from 6 to 11 clusters for the 9
 identities (accuracy 0.625 -> 0.875); on the ``../shared/data/faces`` test
-tracks (tests/test_matching.py) every same-identity pair still matches.
+tracks (tests/ssl/test_track_gaussians.py) every same-identity pair still matches.
 
 Covariance estimator: Oracle Approximating Shrinkage (sklearn ``OAS``, Chen et
 al., IEEE TSP 2010). A track has ~2-30 faces in 128-512 dimensions, so the

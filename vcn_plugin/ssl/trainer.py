@@ -39,8 +39,8 @@ from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.ssl.augment import augment_chips
 from vcn_plugin.ssl.config import FinetuneConfig, resolve_device
 from vcn_plugin.ssl.loss import DINOLoss
-from vcn_plugin.ssl.track_gaussians import match_tracks
 from vcn_plugin.ssl.model import SSLModel, validate_chips
+from vcn_plugin.ssl.track_gaussians import match_tracks
 
 logger = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 
 from vcn_plugin.core.progress import Progress
+from vcn_plugin.core.types import FaceDetection
+from vcn_plugin.core.video import VideoError, VideoInfo, iter_frames, probe_video
 from vcn_plugin.stage1.detectors import DEFAULT_DETECTOR, FaceDetector, get_detector
 from vcn_plugin.stage1.quality import face_qualities
 from vcn_plugin.stage1.shots import ShotConfig, ShotDetector
 from vcn_plugin.stage1.tracking import TrackerConfig, TrackingResult, track_video
-from vcn_plugin.core.types import FaceDetection
-from vcn_plugin.core.video import VideoError, VideoInfo, iter_frames, probe_video
 
 
 @dataclass

@@ -15,18 +15,20 @@ from typing import Any
 import fiftyone as fo
 import numpy as np
 
-from vcn_plugin.fo import schema
-from vcn_plugin.backbones import get_backbone, resolve_backbone
+from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone, resolve_backbone
 from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.clustering import METHODS, AggregationConfig, ClusteringResult, cluster_tracks
-from vcn_plugin.steps.finetune import DEFAULT_RUN_KEY as FINETUNE_RUN, load_finetuned
-from vcn_plugin.fo.runs import load_run, save_run
-from vcn_plugin.ssl import SSLModel
 from vcn_plugin.core.progress import Progress
-from vcn_plugin.fo.track_sets import TrackKey, TrackSet, load_track_set
+from vcn_plugin.core.types import TrackKey
+from vcn_plugin.fo import schema
+from vcn_plugin.fo.runs import load_run, save_run
 from vcn_plugin.fo.track_records import TrackRecord, set_identities, write_face_serfiq, write_track_records
+from vcn_plugin.fo.track_sets import TrackSet, load_track_set
+from vcn_plugin.ssl import SSLModel
+from vcn_plugin.steps.finetune import DEFAULT_RUN_KEY as FINETUNE_RUN
+from vcn_plugin.steps.finetune import load_finetuned
 
-DEFAULT_RUN_KEY = "vcn_cluster"
+DEFAULT_RUN_KEY = schema.CLUSTER_RUN
 #: default HAC distance thresholds per metric (dlib's same-person cut-off for Euclidean)
 DEFAULT_HAC_THRESHOLDS = {"hac-cosine": 0.3, "hac-euclidean": 0.6}
 
@@ -76,7 +78,7 @@ def cluster_track_set(
     track_set: TrackSet,
     method: str = "loss",
     model: SSLModel | None = None,
-    backbone: str | Backbone = "dlib-resnet",
+    backbone: str | Backbone = DEFAULT_BACKBONE,
     guard: bool = True,
     threshold: float | None = None,
     must_link: list[list[int]] | None = None,
@@ -198,11 +200,11 @@ def _models_for(dataset, method, finetune_run, finetuned, backbone):
                     f"the loss metric needs a finetuned model but dataset '{dataset.name}' has no finetuning run "
                     f"'{finetune_run}'. Run 'vcn finetune --dataset {dataset.name}' first, or use --method cosine"
                 ) from None
-            return {}, "video", backbone or "dlib-resnet"
+            return {}, "video", backbone or DEFAULT_BACKBONE
         if backbone not in (None, config["backbone"]):
             raise ValueError(f"finetuning run '{finetune_run}' used backbone {config['backbone']!r}, not {backbone!r}")
         return load_finetuned(dataset, finetune_run), config["scope"], config["backbone"]
-    return {}, "video", backbone or "dlib-resnet"
+    return {}, "video", backbone or DEFAULT_BACKBONE
 
 
 def _video_names(dataset: fo.Dataset) -> dict[str, str]:
@@ -260,7 +262,7 @@ def _records(dataset, subset: TrackSet, labels, features, result: ClusteringResu
     return records
 
 
-def visualize_identities(dataset: fo.Dataset, brain_key: str = "vcn_tracks_umap", method: str = "umap", seed: int = 0):
+def visualize_identities(dataset: fo.Dataset, brain_key: str = schema.UMAP_BRAIN_KEY, method: str = "umap", seed: int = 0):
     """UMAP of the track embeddings in the track dataset (for the App's Embeddings panel)."""
     import fiftyone.brain as fob
 
@@ -273,5 +275,5 @@ def visualize_identities(dataset: fo.Dataset, brain_key: str = "vcn_tracks_umap"
     if n < 3:
         raise ValueError(f"need at least 3 tracks to draw an embedding map, found {n}")
     kwargs = {"n_neighbors": min(15, n - 1), "seed": seed} if method == "umap" else {"seed": seed}
-    return fob.compute_visualization(tracks, embeddings="embedding", method=method, brain_key=brain_key,
+    return fob.compute_visualization(tracks, embeddings=schema.TRACK_EMBEDDING, method=method, brain_key=brain_key,
                                      num_dims=2, verbose=False, **kwargs)

@@ -6,13 +6,13 @@ from typing import Any
 
 import fiftyone as fo
 
+from vcn_plugin.core.progress import Progress, sub_progress
+from vcn_plugin.core.video import VideoError
 from vcn_plugin.fo import schema
 from vcn_plugin.fo.labels import shots_to_temporal, tracks_to_frame_labels, write_frame_detections
 from vcn_plugin.fo.runs import load_run, save_run
-from vcn_plugin.core.progress import Progress, sub_progress
 from vcn_plugin.stage1 import Stage1Config, process_video, track_summary
 from vcn_plugin.stage1.detectors import get_detector
-from vcn_plugin.core.video import VideoError
 
 
 @dataclass

@@ -8,15 +8,15 @@ from typing import Any
 
 import fiftyone as fo
 
-from vcn_plugin.fo import schema
-from vcn_plugin.backbones import get_backbone, resolve_backbone
+from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone, resolve_backbone
 from vcn_plugin.backbones.base import Backbone
+from vcn_plugin.core.progress import Progress, sub_progress
+from vcn_plugin.fo import schema
 from vcn_plugin.fo.runs import load_run, save_run
-from vcn_plugin.ssl import FinetuneConfig, SSLModel, finetune
-from vcn_plugin.core.progress import Progress
 from vcn_plugin.fo.track_sets import TrackSet, load_track_set
+from vcn_plugin.ssl import FinetuneConfig, SSLModel, finetune
 
-DEFAULT_RUN_KEY = "vcn_finetune"
+DEFAULT_RUN_KEY = schema.FINETUNE_RUN
 SCOPES = ("video", "dataset")
 #: a video needs at least this many usable tracks to be finetuned on
 MIN_TRACKS = 2
@@ -93,7 +93,7 @@ def finetune_track_set(
 
 def finetune_dataset(
     samples: fo.core.collections.SampleCollection,
-    backbone: str = "dlib-resnet",
+    backbone: str = DEFAULT_BACKBONE,
     run_key: str = DEFAULT_RUN_KEY,
     scope: str = "video",
     config: FinetuneConfig | None = None,
@@ -126,10 +126,7 @@ def finetune_dataset(
             summary.skipped[vid] = "no face tracks"
     start = time.perf_counter()
     for g, (key, subset) in enumerate(groups.items()):
-        def group_progress(fraction: float, message: str, g: int = g) -> None:
-            if progress is not None:
-                progress((g + fraction) / len(groups), message)
-
+        group_progress = sub_progress(progress, g / len(groups), (g + 1) / len(groups))
         try:
             model, result = finetune_track_set(subset, backbone_model, config, group_progress, label=key)
         except ValueError as err:

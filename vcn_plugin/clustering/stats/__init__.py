@@ -42,12 +42,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from vcn_plugin.core.student_factors import StudentFactors
 from vcn_plugin.clustering.stats.base import SINGLETON_POLICIES, SingletonPolicy, TrackStats
 from vcn_plugin.clustering.stats.cosine import CosineStats
 from vcn_plugin.clustering.stats.euclidean import EuclideanStats
 from vcn_plugin.clustering.stats.factored_loss import FactoredLossStats
 from vcn_plugin.clustering.stats.loss import LossMetricStats, center_student_log_probs
+from vcn_plugin.core.student_factors import StudentFactors
 
 METRICS = ("loss", "cosine", "euclidean")
 

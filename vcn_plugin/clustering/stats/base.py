@@ -10,7 +10,6 @@ from typing import ClassVar, Literal
 import numpy as np
 import scipy.sparse as sp
 
-
 #: How a cluster with one face gets a threshold. ``"median"`` (default): the
 #: median threshold of the clusters with at least two faces (a one-face track
 #: has no evidence of its own spread, so it borrows the typical one); when no
@@ -42,6 +41,12 @@ def membership(labels: np.ndarray, n_groups: int, dtype: np.dtype) -> sp.csr_mat
     """(n_groups, len(labels)) 0/1 matrix; ``M @ X`` sums rows of X per group."""
     n = labels.shape[0]
     return sp.csr_matrix((np.ones(n, dtype=dtype), (labels, np.arange(n))), shape=(n_groups, n))
+
+
+def per_track_sums(x: np.ndarray, face_track: np.ndarray, n_tracks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per track: the sum of its rows of ``x``, the sum of their squared norms, and its row count."""
+    member = membership(face_track, n_tracks, x.dtype)
+    return np.asarray(member @ x), member.astype(np.float64) @ rowdot(x, x), np.bincount(face_track, minlength=n_tracks)
 
 
 def rowdot(a: np.ndarray, b: np.ndarray, block: int = 4096, accumulate: type = np.float64) -> np.ndarray:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vcn_plugin.clustering.stats.base import TrackStats, per_track_sums, rowdot, validate_face_track
 from vcn_plugin.core.arrays import as_float_matrix
-from vcn_plugin.clustering.stats.base import TrackStats, membership, rowdot, validate_face_track
 
 
 class CosineStats(TrackStats):
@@ -26,9 +26,7 @@ class CosineStats(TrackStats):
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
         if np.any(norms == 0):
             raise ValueError("an embedding is all zeros; cosine distance is undefined for it (drop or exclude that face)")
-        unit = emb / norms
-        member = membership(face_track, n_tracks, unit.dtype)
-        return cls(np.asarray(member @ unit), member.astype(np.float64) @ rowdot(unit, unit), np.bincount(face_track, minlength=n_tracks))
+        return cls(*per_track_sums(emb / norms, face_track, n_tracks))
 
     def distances(self, rows: np.ndarray, other: "CosineStats", cols: np.ndarray) -> np.ndarray:
         dots = self.sum_u[rows] @ other.sum_u[cols].T

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vcn_plugin.clustering.stats.base import TrackStats, per_track_sums, rowdot, validate_face_track
 from vcn_plugin.core.arrays import as_float_matrix
-from vcn_plugin.clustering.stats.base import TrackStats, membership, rowdot, validate_face_track
 
 
 class EuclideanStats(TrackStats):
@@ -22,9 +22,7 @@ class EuclideanStats(TrackStats):
     def from_faces(cls, embeddings: np.ndarray, face_track: np.ndarray, n_tracks: int | None = None) -> "EuclideanStats":
         """Per-track sums of the face embeddings (n_faces, D), used as given (not normalised)."""
         face_track, n_tracks = validate_face_track(face_track, n_tracks)
-        emb = as_float_matrix("embeddings", embeddings, face_track.shape[0])
-        member = membership(face_track, n_tracks, emb.dtype)
-        return cls(np.asarray(member @ emb), member.astype(np.float64) @ rowdot(emb, emb), np.bincount(face_track, minlength=n_tracks))
+        return cls(*per_track_sums(as_float_matrix("embeddings", embeddings, face_track.shape[0]), face_track, n_tracks))
 
     def distances(self, rows: np.ndarray, other: "EuclideanStats", cols: np.ndarray) -> np.ndarray:
         na, nb = self.counts[rows].astype(np.float64), other.counts[cols].astype(np.float64)

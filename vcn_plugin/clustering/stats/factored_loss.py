@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from vcn_plugin.clustering.stats.base import TrackStats, membership, rowdot, validate_face_track
 from vcn_plugin.core.arrays import as_float_matrix
 from vcn_plugin.core.student_factors import StudentFactors
-from vcn_plugin.clustering.stats.base import TrackStats, membership, rowdot, validate_face_track
 
 
 class FactoredLossStats(TrackStats):

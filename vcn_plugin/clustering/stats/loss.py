@@ -5,8 +5,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import logsumexp
 
-from vcn_plugin.core.arrays import as_float_matrix
 from vcn_plugin.clustering.stats.base import TrackStats, membership, rowdot, validate_face_track
+from vcn_plugin.core.arrays import as_float_matrix
 
 
 def center_student_log_probs(log_probs: np.ndarray) -> np.ndarray:
@@ -18,7 +18,7 @@ def center_student_log_probs(log_probs: np.ndarray) -> np.ndarray:
     finetuning the student can keep a mode shared by all faces; a track whose teacher favours
     those prototypes then has a low loss to every other track and, with the merge-when-below-
     either-threshold rule, pulls them all into one cluster. Measured on the 12 real test tracks
-    of ``tests/test_loss_metric_real.py`` (6 people) over finetuning seeds 0/1/2: 6/1/6 clusters
+    of ``tests/clustering/test_loss_metric_real.py`` (6 people) over finetuning seeds 0/1/2: 6/1/6 clusters
     raw, 6/5/6 centred (the 5: two people in one cluster, the rest exact); with a faster teacher
     (momentum 0.97) 6/3/1 raw, 6/6/5 centred; on two benchmark episodes 22 and 13 clusters raw,
     22 and 14 centred (all pure either way).

@@ -39,7 +39,7 @@ class YuNetDetector(FaceDetector):
     YuNet's points are (subject's) right eye, left eye, nose tip, right mouth
     corner, left mouth corner: the subject's right is the image's left, so this is
     already insightface's image-left-first ``arcface5`` order (checked against
-    SCRFD on the same faces in tests/test_detect.py).
+    SCRFD on the same faces in tests/stage1/test_detect.py).
     """
 
     name = "yunet"

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from tests.videos import noise_frames, write_video
-from vcn_plugin.fo import schema
-from vcn_plugin.steps.detect import detect_faces
-from vcn_plugin.fo.datasets import import_videos
-from vcn_plugin.stage1.detectors import DEFAULT_DETECTOR
-from vcn_plugin.fo.runs import load_run
 from vcn_plugin.benchmark.sample_clip import make_sample_clip
+from vcn_plugin.fo import schema
+from vcn_plugin.fo.datasets import import_videos
+from vcn_plugin.fo.runs import load_run
+from vcn_plugin.stage1.detectors import DEFAULT_DETECTOR
 from vcn_plugin.stage1.pipeline import Stage1Config, process_video
+from vcn_plugin.steps.detect import detect_faces
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +118,9 @@ def test_video_without_faces_gives_empty_result_and_failures_leave_others(tmp_pa
 
 
 def test_very_large_frames_are_downscaled_for_detection(tmp_path):
-    from vcn_plugin.benchmark.sample_clip import insightface_photo
     import cv2
+
+    from vcn_plugin.benchmark.sample_clip import insightface_photo
 
     photo = cv2.resize(insightface_photo(), (3840, 2656))[:2160]
     path = write_video(tmp_path / "big.mp4", [photo] * 3)

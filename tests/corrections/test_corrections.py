@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.test_gt_io import new_name
+
+from tests.evaluation.test_gt_io import new_name
 
 CROP_EVERY = 8  # frames between the face crops kept per track (for the re-clustering test)
 
@@ -25,11 +26,11 @@ def processed(tmp_path_factory):
     import cv2
     import fiftyone as fo
 
-    from vcn_plugin.steps.detect import detect_faces
-    from vcn_plugin.fo.datasets import import_videos
     from vcn_plugin.benchmark.sample_clip import make_sample_clip
-    from vcn_plugin.stage1.pipeline import Stage1Config
     from vcn_plugin.core.video import iter_frames
+    from vcn_plugin.fo.datasets import import_videos
+    from vcn_plugin.stage1.pipeline import Stage1Config
+    from vcn_plugin.steps.detect import detect_faces
 
     root = tmp_path_factory.mktemp("corrections")
     old_dir = fo.config.default_dataset_dir

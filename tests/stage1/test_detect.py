@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from vcn_plugin.core.types import LANDMARK_FORMATS, FaceDetection
 from vcn_plugin.stage1.detectors import (
     DEFAULT_DETECTOR,
     DlibHogConfig,
@@ -21,7 +22,6 @@ from vcn_plugin.stage1.detectors import (
     resolve_scrfd_model,
     validate_frame,
 )
-from vcn_plugin.core.types import LANDMARK_FORMATS, FaceDetection
 
 YUNET = "yunet/face_detection_yunet_2026may.onnx"
 DET_500M = "scrfd/det_500m.onnx"

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from vcn_plugin.core.types import FaceDetection
 from vcn_plugin.stage1.quality import (
     QualityConfig,
     aggregate_track_quality,
@@ -18,7 +19,6 @@ from vcn_plugin.stage1.quality import (
     quality_terms,
     track_quality_flags,
 )
-from vcn_plugin.core.types import FaceDetection
 
 #: LFW photos are 250x250 with the face centred: this box holds the face
 _LFW_BOX = np.array([70.0, 65.0, 180.0, 185.0])

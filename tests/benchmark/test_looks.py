@@ -10,9 +10,8 @@ import pytest
 from vcn_plugin.benchmark import LOOKS, EpisodeConfig, apply_look
 from vcn_plugin.benchmark.checks import look_agreement_table
 from vcn_plugin.benchmark.looks import LookContext
-from vcn_plugin.benchmark.sources import load_rgb
+from vcn_plugin.benchmark.sources import SourcePhoto, detect_largest_face, load_rgb, make_cutout
 from vcn_plugin.benchmark.style import normalise_cutout, resolve_style
-from vcn_plugin.benchmark.sources import SourcePhoto, detect_largest_face, make_cutout
 
 FACES = ["lfw_George_W_Bush", "lfw_Jacques_Chirac", "bbt_amy", "dlib_John_Salley"]
 

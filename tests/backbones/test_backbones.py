@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from vcn_plugin.stage1.align import align_face
 from vcn_plugin.backbones import available_backbones, dlib_model_path, get_backbone
 from vcn_plugin.backbones.arcface_onnx import UnsupportedOnnxOpError, load_arcface_onnx
 from vcn_plugin.backbones.dlib_resnet import DlibResnet, add_zero_extended
 from vcn_plugin.backbones.dlib_serialization import DlibFormatError, DlibReader
+from vcn_plugin.stage1.align import align_face
 
 dlib = pytest.importorskip("dlib")
 frm = pytest.importorskip("face_recognition_models")

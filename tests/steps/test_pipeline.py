@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 from tests.videos import noise_frames, write_video
-from vcn_plugin.fo import schema
-from vcn_plugin.steps.detect import detect_faces
-from vcn_plugin.fo.datasets import import_videos
-from vcn_plugin.steps.finetune import finetune_dataset, load_finetuned
-from vcn_plugin.steps.cluster import cluster_identities
-from vcn_plugin.fo.runs import list_runs, load_run
 from vcn_plugin.benchmark.sample_clip import make_sample_clip
-from vcn_plugin.ssl import FinetuneConfig
+from vcn_plugin.fo import schema
+from vcn_plugin.fo.datasets import import_videos
+from vcn_plugin.fo.runs import list_runs, load_run
 from vcn_plugin.fo.track_records import check_consistency, frame_identities, get_tracks_dataset
+from vcn_plugin.ssl import FinetuneConfig
+from vcn_plugin.steps.cluster import cluster_identities
+from vcn_plugin.steps.detect import detect_faces
+from vcn_plugin.steps.finetune import finetune_dataset, load_finetuned
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +147,8 @@ def test_serfiq_is_written_to_the_sampled_faces(processed, shared_models):
     """Clustering with an ArcFace-style backbone writes each sampled face's SER-FIQ quality to its
     detection (``serfiq``) and the track records carry the track's SER-FIQ quality."""
     from vcn_plugin.backbones import get_backbone
-    from vcn_plugin.stage1.quality import aggregate_track_quality
     from vcn_plugin.fo.track_sets import load_track_set
+    from vcn_plugin.stage1.quality import aggregate_track_quality
 
     name = f"arcface-onnx:{shared_models / 'mobilefacenet' / 'mobilefacenet_128d.onnx'}"
     cluster_identities(processed, method="cosine", backbone=name, finetuned=False, max_faces_per_track=4)

@@ -11,17 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from vcn_plugin.benchmark import EpisodeConfig
-from vcn_plugin.benchmark.runner import (
-    DEFAULT_ROWS,
-    FRACTION_KEYS,
-    ROW_KEYS,
-    RowSpec,
-    SweepCell,
-    SweepResult,
-    ensure_benchmark,
-    plot_sweep,
-    run_benchmark,
-)
+from vcn_plugin.benchmark.rows import DEFAULT_ROWS, FRACTION_KEYS, ROW_KEYS, RowSpec
+from vcn_plugin.benchmark.runner import run_benchmark
+from vcn_plugin.benchmark.sweep import SweepCell, SweepResult, ensure_benchmark, plot_sweep
 from vcn_plugin.evaluation.metrics import evaluate_clustering
 from vcn_plugin.ssl import FinetuneConfig
 
@@ -155,7 +147,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path, bench):
 
 def test_ensure_benchmark_reuses_a_matching_build_only(shared_data, bench, tmp_path):
     assert ensure_benchmark(shared_data / "faces", bench, 1, QUICK) is False
-    from vcn_plugin.benchmark.runner import _same_build
+    from vcn_plugin.benchmark.sweep import _same_build
 
     faces = (shared_data / "faces").resolve()
     assert _same_build(bench / "manifest.json", faces, 1, asdict(QUICK))

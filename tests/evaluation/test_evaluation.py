@@ -15,8 +15,8 @@ import math
 from pathlib import Path
 
 import pytest
-from tests.test_gt_io import new_name, write_benchmark
 
+from tests.evaluation.test_gt_io import new_name, write_benchmark
 
 #: (video, ground-truth track) -> (predicted label, predicted track id for frames <= 10, for frames > 10)
 PREDICTIONS = {

@@ -17,12 +17,27 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from tests.browser_helpers import (
-    CHROMIUM_ARGS, UI_TIMEOUT_MS, VIEWPORT, AppServer, chromium_path, diagnostics, dismiss_popups, free_port,
-    listed_operator_labels, open_dataset, open_operator_browser, operator_prompt, plugins_dir_with_repo,
-    repo_operators, save_screenshot, select_tile, tile,
+    CHROMIUM_ARGS,
+    UI_TIMEOUT_MS,
+    VIEWPORT,
+    AppServer,
+    chromium_path,
+    diagnostics,
+    dismiss_popups,
+    free_port,
+    listed_operator_labels,
+    open_dataset,
+    open_operator_browser,
+    operator_prompt,
+    plugins_dir_with_repo,
+    repo_operators,
+    save_screenshot,
+    select_tile,
+    tile,
 )
-from tests.test_gt_io import new_name
+from tests.evaluation.test_gt_io import new_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -94,11 +109,11 @@ def processed(app_server, video, work_dir):
     """:func:`video` holding the sample clip after stage 1 and clustering, and its track dataset."""
     import fiftyone as fo
 
-    from vcn_plugin.steps.detect import detect_faces
-    from vcn_plugin.fo.datasets import import_videos
-    from vcn_plugin.steps.cluster import cluster_identities
     from vcn_plugin.benchmark.sample_clip import make_sample_clip
+    from vcn_plugin.fo.datasets import import_videos
     from vcn_plugin.fo.track_records import get_tracks_dataset
+    from vcn_plugin.steps.cluster import cluster_identities
+    from vcn_plugin.steps.detect import detect_faces
 
     old_dir = fo.config.default_dataset_dir
     fo.config.default_dataset_dir = str(work_dir / "fiftyone")  # track thumbnails land here

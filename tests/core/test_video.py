@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tests.videos import noise_frames, with_rotation_flag, write_video
-from vcn_plugin.fo.datasets import import_videos
 from vcn_plugin.core.video import VideoError, iter_frames, probe_video
+from vcn_plugin.fo.datasets import import_videos
 
 
 @pytest.fixture

@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vcn_plugin.core.types import FaceDetection, Track
 from vcn_plugin.stage1.tracking import (
     TrackerConfig,
-    buffered_iou_matrix,
     TrackingResult,
+    buffered_iou_matrix,
     infer_detect_every,
     iou_matrix,
     track_shot,
     track_video,
 )
-from vcn_plugin.core.types import FaceDetection, Track
 
 # landmark positions relative to a unit box (eyes, nose, mouth corners)
 _UNIT_LANDMARKS = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.55], [0.35, 0.75], [0.65, 0.75]])

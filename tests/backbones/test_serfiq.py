@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from tests.faces import arcface5_from_68, first_photo_face
-from vcn_plugin.stage1.align import align_face
 from vcn_plugin.backbones import get_backbone
 from vcn_plugin.backbones.serfiq import SerFiqConfig, serfiq_quality
+from vcn_plugin.stage1.align import align_face
 
 dlib = pytest.importorskip("dlib")
 frm = pytest.importorskip("face_recognition_models")

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vcn_plugin.evaluation.annotations import load_annotation
 from vcn_plugin.benchmark import EpisodeConfig, Manifest, build_benchmark
 from vcn_plugin.benchmark.builder import _tracks_from_runs
 from vcn_plugin.benchmark.casting import identity_embeddings, lookalike_cast, mean_pairwise_distance, random_cast
 from vcn_plugin.benchmark.checks import detector_agreement
-from vcn_plugin.core.video import read_frames
 from vcn_plugin.benchmark.render import Appearance, Keyframes, Occluder, ShotPlan, render_shot
 from vcn_plugin.benchmark.sources import Cutout
 from vcn_plugin.core.video import probe_stream as probe_video
+from vcn_plugin.core.video import read_frames
+from vcn_plugin.evaluation.annotations import load_annotation
 
 #: small real identities (LFW 250x250 colour, BBT 150x150 grayscale, dlib chips)
 SMALL_CAST = ["lfw_George_W_Bush", "lfw_Vladimir_Putin", "lfw_Jacques_Chirac", "bbt_amy", "bbt_raj", "dlib_John_Salley"]

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tests.faces import arcface5_from_68, first_photo_face
-from vcn_plugin.stage1.align import ARCFACE_TEMPLATE_112, align_face, align_faces, alignment_matrix
 from vcn_plugin.backbones import get_backbone
+from vcn_plugin.stage1.align import ARCFACE_TEMPLATE_112, align_face, align_faces, alignment_matrix
 
 dlib = pytest.importorskip("dlib")
 frm = pytest.importorskip("face_recognition_models")
