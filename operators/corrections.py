@@ -163,21 +163,20 @@ def _show(ctx, view: fo.DatasetView, saved_name: str) -> None:
 
 class CorrectionOperator(foo.Operator):
     """An operator on the identities of the App's video dataset, opened directly or through its
-    track dataset. Subclasses name themselves (``op_name``, ``op_label``, ``op_description``),
+    track dataset. Subclasses name themselves (``op``: name, label, description),
     say whether tracks must be selected (``needs_selection``), add their inputs in :meth:`form`
     and act in :meth:`apply`. ``feedback``: after a correction, ``"clear"`` clears the
     selection then reloads and notifies, ``"reload"`` only reloads and notifies, ``"none"``
     does neither (the operator changed the view itself)."""
 
-    op_name: ClassVar[str] = ""
-    op_label: ClassVar[str] = ""
-    op_description: ClassVar[str] = ""
+    #: (name, label, description) of the operator
+    op: ClassVar[tuple[str, str, str]] = ("", "", "")
     needs_selection: ClassVar[bool] = False
     feedback: ClassVar[str] = "clear"
 
     @property
     def config(self):
-        return light_config(self.op_name, self.op_label, self.op_description, view_target=False)
+        return light_config(*self.op, view_target=False)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -190,7 +189,7 @@ class CorrectionOperator(foo.Operator):
                 self.form(ctx, inputs, video, keys)
         elif not self.form(ctx, inputs, video, selected_tracks(ctx)):
             return types.Property(inputs)
-        return types.Property(inputs, view=types.View(label=self.op_label))
+        return types.Property(inputs, view=types.View(label=self.op[1]))
 
     def form(self, ctx, inputs: types.Object, video: fo.Dataset, keys: list[TrackKey]) -> bool:
         """Add the operator's inputs; False when the form cannot be completed (an error is shown)."""
@@ -213,6 +212,11 @@ class CorrectionOperator(foo.Operator):
         return result
 
 
+def _outcome(message: str, identity: str, tracks: int) -> tuple[str, dict]:
+    """What :meth:`CorrectionOperator.apply` returns for a correction of ``tracks`` tracks."""
+    return message, {"identity": identity, "tracks": tracks}
+
+
 def _identity_dropdown(inputs: types.Object, names: list[str], default: str | None, key: str = "identity",
                        description: str | None = None) -> None:
     """A required choice among the existing identities ``names``."""
@@ -226,9 +230,8 @@ def _identity_dropdown(inputs: types.Object, names: list[str], default: str | No
 
 
 class RenameIdentity(CorrectionOperator):
-    op_name = "rename_identity"
-    op_label = "Rename identity"
-    op_description = "Give an identity a name (renaming onto an existing name merges the two)"
+    op = ("rename_identity", "Rename identity",
+          "Give an identity a name (renaming onto an existing name merges the two)")
 
     def form(self, ctx, inputs, video, keys):
         names = _identities(video)
@@ -244,14 +247,13 @@ class RenameIdentity(CorrectionOperator):
 
     def apply(self, ctx, video, keys):
         entry = corr.rename_identity(video, ctx.params["old"], ctx.params["new"])
-        message = f"Renamed '{entry.names['old']}' to '{entry.names['new']}' ({len(entry.after)} tracks)"
-        return message, {"identity": entry.names["new"], "tracks": len(entry.after)}
+        return _outcome(f"Renamed '{entry.names['old']}' to '{entry.names['new']}' ({len(entry.after)} tracks)",
+                        entry.names["new"], len(entry.after))
 
 
 class MergeIdentities(CorrectionOperator):
-    op_name = "merge_identities"
-    op_label = "Merge identities"
-    op_description = "Merge identities into one (select their tracks, or list them)"
+    op = ("merge_identities", "Merge identities",
+          "Merge identities into one (select their tracks, or list them)")
 
     def form(self, ctx, inputs, video, keys):
         names = _identities(video)
@@ -270,14 +272,13 @@ class MergeIdentities(CorrectionOperator):
 
     def apply(self, ctx, video, keys):
         entry = corr.merge_identities(video, list(ctx.params["names"]), ctx.params["into"])
-        message = f"Merged {', '.join(entry.names['names'])} into '{entry.names['into']}'"
-        return message, {"identity": entry.names["into"], "tracks": len(entry.after)}
+        return _outcome(f"Merged {', '.join(entry.names['names'])} into '{entry.names['into']}'", entry.names["into"],
+                        len(entry.after))
 
 
 class MoveToIdentity(CorrectionOperator):
-    op_name = "move_to_identity"
-    op_label = "Move tracks to identity"
-    op_description = "Move the selected tracks to an existing identity or a new one"
+    op = ("move_to_identity", "Move tracks to identity",
+          "Move the selected tracks to an existing identity or a new one")
     needs_selection = True
 
     def form(self, ctx, inputs, video, keys):
@@ -286,14 +287,13 @@ class MoveToIdentity(CorrectionOperator):
 
     def apply(self, ctx, video, keys):
         entry = corr.move_tracks(video, keys, ctx.params["identity"])
-        message = f"Moved {len(entry.after)} track(s) to '{entry.names['identity']}'"
-        return message, {"identity": entry.names["identity"], "tracks": len(entry.after)}
+        target = entry.names["identity"]
+        return _outcome(f"Moved {len(entry.after)} track(s) to '{target}'", target, len(entry.after))
 
 
 class SplitIdentity(CorrectionOperator):
-    op_name = "split_identity"
-    op_label = "Split tracks off"
-    op_description = "Split the selected tracks off into a new identity"
+    op = ("split_identity", "Split tracks off",
+          "Split the selected tracks off into a new identity")
     needs_selection = True
 
     def form(self, ctx, inputs, video, keys):
@@ -303,7 +303,7 @@ class SplitIdentity(CorrectionOperator):
 
     def apply(self, ctx, video, keys):
         name = corr.split_tracks(video, keys, ctx.params.get("name") or None)
-        return f"Split {len(keys)} track(s) off into '{name}'", {"identity": name, "tracks": len(keys)}
+        return _outcome(f"Split {len(keys)} track(s) off into '{name}'", name, len(keys))
 
 
 class _MarkOperator(CorrectionOperator):
@@ -315,27 +315,24 @@ class _MarkOperator(CorrectionOperator):
     def apply(self, ctx, video, keys):
         entry = self.mark(video, keys)
         label = entry.names["label"]
-        return f"Marked {len(entry.after)} track(s) {label}", {"identity": label, "tracks": len(entry.after)}
+        return _outcome(f"Marked {len(entry.after)} track(s) {label}", label, len(entry.after))
 
 
 class MarkUnknown(_MarkOperator):
-    op_name = "mark_unknown"
-    op_label = "Mark tracks Unknown"
-    op_description = "Label the selected tracks Unknown (strangers); re-clustering leaves them out"
+    op = ("mark_unknown", "Mark tracks Unknown",
+          "Label the selected tracks Unknown (strangers); re-clustering leaves them out")
     mark = staticmethod(corr.mark_unknown)
 
 
 class MarkNotFace(_MarkOperator):
-    op_name = "mark_not_face"
-    op_label = "Mark tracks not a face"
-    op_description = "Label the selected tracks not_face (false detections); re-clustering leaves them out"
+    op = ("mark_not_face", "Mark tracks not a face",
+          "Label the selected tracks not_face (false detections); re-clustering leaves them out")
     mark = staticmethod(corr.mark_not_face)
 
 
 class UndoCorrection(CorrectionOperator):
-    op_name = "undo_correction"
-    op_label = "Undo last correction"
-    op_description = "Undo the latest identity correction (repeat to go further back)"
+    op = ("undo_correction", "Undo last correction",
+          "Undo the latest identity correction (repeat to go further back)")
     feedback = "reload"
 
     def form(self, ctx, inputs, video, keys):
@@ -356,9 +353,8 @@ class UndoCorrection(CorrectionOperator):
 
 
 class ShowIdentity(CorrectionOperator):
-    op_name = "show_identity"
-    op_label = "Show identity"
-    op_description = "Show one identity as a grid of faces (one per track)"
+    op = ("show_identity", "Show identity",
+          "Show one identity as a grid of faces (one per track)")
     feedback = "none"
 
     def form(self, ctx, inputs, video, keys):
@@ -378,9 +374,8 @@ class ShowIdentity(CorrectionOperator):
 
 
 class ReviewUncertain(CorrectionOperator):
-    op_name = "review_uncertain"
-    op_label = "Review uncertain tracks"
-    op_description = "Tracks the clustering was least sure about first (smallest margin)"
+    op = ("review_uncertain", "Review uncertain tracks",
+          "Tracks the clustering was least sure about first (smallest margin)")
     feedback = "none"
 
     def form(self, ctx, inputs, video, keys):

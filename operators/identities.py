@@ -36,6 +36,15 @@ def _has_stage1(ctx, inputs) -> bool:
     return True
 
 
+def _stage_form(ctx, inputs) -> bool:
+    """Start the form of a stage that works on face tracks: a video dataset after stage 1, and
+    the choice of target view; False (with a warning on the form) when it cannot run."""
+    if not require_video_dataset(ctx, inputs) or not _has_stage1(ctx, inputs):
+        return False
+    inputs.view_target(ctx)
+    return True
+
+
 class Finetune(foo.Operator):
     @property
     def config(self):
@@ -44,9 +53,8 @@ class Finetune(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        if not require_video_dataset(ctx, inputs) or not _has_stage1(ctx, inputs):
+        if not _stage_form(ctx, inputs):
             return types.Property(inputs)
-        inputs.view_target(ctx)
         inputs.str("backbone", default=DEFAULT_BACKBONE, label="Backbone",
                    description="Pretrained face-ID network: " + " or ".join(available_backbones()))
         scopes = types.RadioGroup()
@@ -80,9 +88,8 @@ class ClusterIdentities(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        if not require_video_dataset(ctx, inputs) or not _has_stage1(ctx, inputs):
+        if not _stage_form(ctx, inputs):
             return types.Property(inputs)
-        inputs.view_target(ctx)
         finetune_runs = list_runs(ctx.dataset, method="finetune")
         methods = types.Dropdown()
         for name in METHODS:

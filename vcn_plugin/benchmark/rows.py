@@ -66,7 +66,8 @@ class RowSpec:
         return not (self.method == "loss" and not self.finetuned)
 
 
-#: the paper-shaped ablation: baselines and ours, un-finetuned vs finetuned, guard on/off
+#: the paper-shaped ablation: baselines and ours, un-finetuned vs finetuned, guard on/off (a table:
+#: the un-finetuned and finetuned halves repeat each other on purpose)
 DEFAULT_ROWS: tuple[RowSpec, ...] = (
     RowSpec("HAC cosine, oracle threshold", "hac-cosine", finetuned=False, oracle=True),
     RowSpec("pyannote-video style: HAC Euclidean @ 0.6 (dlib)", "hac-euclidean", finetuned=False, threshold=0.6),

@@ -32,12 +32,20 @@ def _run(action):
         raise click.ClickException(str(err)) from err
 
 
+def _on_tracks(dataset_name: str, specs: tuple[str, ...], action):
+    """``action(dataset, track_keys)`` on the tracks named ``VIDEO:TRACK``, errors as usage errors."""
+    dataset = load_dataset(dataset_name)
+    keys = parse_tracks(dataset, specs)
+    return _run(lambda: action(dataset, keys))
+
+
 @click.group("identity")
 def identity() -> None:
     """Correct identities: rename, merge, move, split, mark Unknown, undo."""
 
 
 dataset_option = click.option("--dataset", "dataset_name", required=True)
+tracks_argument = click.argument("tracks", nargs=-1, required=True)
 
 
 @identity.command("rename")
@@ -66,41 +74,37 @@ def merge_cmd(dataset_name: str, names: tuple[str, ...], into: str) -> None:
 
 @identity.command("move")
 @dataset_option
-@click.argument("tracks", nargs=-1, required=True)
+@tracks_argument
 @click.option("--to", "target", required=True, help="identity to move the tracks to (existing or new)")
 def move_cmd(dataset_name: str, tracks: tuple[str, ...], target: str) -> None:
     """Move TRACKS (VIDEO:TRACK ...) to an identity."""
     from vcn_plugin.corrections import move_tracks
 
-    dataset = load_dataset(dataset_name)
-    entry = _run(lambda: move_tracks(dataset, parse_tracks(dataset, tracks), target))
+    entry = _on_tracks(dataset_name, tracks, lambda dataset, keys: move_tracks(dataset, keys, target))
     click.echo(f"moved {len(entry.after)} track(s) to '{target}'")
 
 
 @identity.command("split")
 @dataset_option
-@click.argument("tracks", nargs=-1, required=True)
+@tracks_argument
 @click.option("--name", default=None, help="name of the new identity (default: next free person_NN)")
 def split_cmd(dataset_name: str, tracks: tuple[str, ...], name: str | None) -> None:
     """Split TRACKS off into a new identity."""
     from vcn_plugin.corrections import split_tracks
 
-    dataset = load_dataset(dataset_name)
-    new = _run(lambda: split_tracks(dataset, parse_tracks(dataset, tracks), name))
+    new = _on_tracks(dataset_name, tracks, lambda dataset, keys: split_tracks(dataset, keys, name))
     click.echo(f"split {len(tracks)} track(s) into '{new}'")
 
 
 @identity.command("unknown")
 @dataset_option
-@click.argument("tracks", nargs=-1, required=True)
+@tracks_argument
 @click.option("--not-face", is_flag=True, help="mark them as false detections instead of Unknown people")
 def unknown_cmd(dataset_name: str, tracks: tuple[str, ...], not_face: bool) -> None:
     """Mark TRACKS Unknown (or not a face); re-clustering leaves them out."""
     from vcn_plugin.corrections import mark_not_face, mark_unknown
 
-    dataset = load_dataset(dataset_name)
-    mark = mark_not_face if not_face else mark_unknown
-    entry = _run(lambda: mark(dataset, parse_tracks(dataset, tracks)))
+    entry = _on_tracks(dataset_name, tracks, mark_not_face if not_face else mark_unknown)
     click.echo(f"marked {len(entry.after)} track(s) {'not_face' if not_face else 'Unknown'}")
 
 

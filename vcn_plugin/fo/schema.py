@@ -53,7 +53,7 @@ ATTR_DISTRACTOR = "distractor"
 #: identity given to distractor tracks by the benchmark builder
 DISTRACTOR_IDENTITY = "extra"
 
-# --- the track-record dataset
+# --- the track-record dataset (one constant per line, like the frame names above: the same shape on purpose)
 TRACKS_SUFFIX = "-vcn-tracks"
 #: ``info`` key of the track dataset naming its video dataset
 INFO_VIDEO_DATASET = "vcn_video_dataset"

@@ -193,3 +193,15 @@ class TrackStats(abc.ABC):
             else:
                 thr[single] = self.self_distance()[single]
         return thr
+
+
+class EmbeddingSums(TrackStats):
+    """Statistics of the embedding metrics (cosine, Euclidean): per track, the sum of its face
+    embeddings (``sums``, (n, D)), the sum of their squared norms (``sumsq``) and ``counts``."""
+
+    _fields = ("sums", "sumsq")
+
+    def __init__(self, sums: np.ndarray, sumsq: np.ndarray, counts: np.ndarray) -> None:
+        self.sums = sums
+        self.sumsq = np.asarray(sumsq, dtype=np.float64)
+        self.counts = np.asarray(counts, dtype=np.int64)

@@ -3,20 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from vcn_plugin.clustering.stats.base import TrackStats, per_track_sums, rowdot, validate_face_track
+from vcn_plugin.clustering.stats.base import EmbeddingSums, per_track_sums, rowdot, validate_face_track
 from vcn_plugin.core.arrays import as_float_matrix
 
 
-class CosineStats(TrackStats):
+class CosineStats(EmbeddingSums):
     """Sums of L2-normalised embeddings; distance = mean over pairs of ``1 - cos``."""
 
     metric = "cosine"
-    _fields = ("sum_u", "sumsq")
-
-    def __init__(self, sum_u: np.ndarray, sumsq: np.ndarray, counts: np.ndarray) -> None:
-        self.sum_u = sum_u
-        self.sumsq = np.asarray(sumsq, dtype=np.float64)
-        self.counts = np.asarray(counts, dtype=np.int64)
 
     @classmethod
     def from_faces(cls, embeddings: np.ndarray, face_track: np.ndarray, n_tracks: int | None = None) -> "CosineStats":
@@ -29,16 +23,16 @@ class CosineStats(TrackStats):
         return cls(*per_track_sums(emb / norms, face_track, n_tracks))
 
     def distances(self, rows: np.ndarray, other: "CosineStats", cols: np.ndarray) -> np.ndarray:
-        dots = self.sum_u[rows] @ other.sum_u[cols].T
+        dots = self.sums[rows] @ other.sums[cols].T
         return 1.0 - dots / (self.counts[rows, None] * other.counts[None, cols])
 
     def pair_distances(self, i: np.ndarray, other: "CosineStats", j: np.ndarray) -> np.ndarray:
-        return 1.0 - rowdot(self.sum_u[i], other.sum_u[j]) / (self.counts[i] * other.counts[j])
+        return 1.0 - rowdot(self.sums[i], other.sums[j]) / (self.counts[i] * other.counts[j])
 
     def _pair_sums(self) -> np.ndarray:
         n = self.counts.astype(np.float64)
-        return n * (n - 1) - (rowdot(self.sum_u, self.sum_u) - self.sumsq)
+        return n * (n - 1) - (rowdot(self.sums, self.sums) - self.sumsq)
 
     def self_distance(self) -> np.ndarray:
         n = self.counts.astype(np.float64)
-        return 1.0 - rowdot(self.sum_u, self.sum_u) / (n * n)
+        return 1.0 - rowdot(self.sums, self.sums) / (n * n)
