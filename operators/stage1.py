@@ -78,6 +78,7 @@ class DetectFaces(foo.Operator):
         config = Stage1Config(detector=ctx.params.get("detector", DEFAULT_DETECTOR),
                               detect_every=int(ctx.params.get("detect_every", Stage1Config.detect_every)))
         report = detect_faces(ctx.target_view(), config, progress_reporter(ctx))
+        report.raise_for_failures()  # the op ends FAILED, naming the files; the other videos are done
         finish(ctx, report.summary().splitlines()[0])
         return {"summary": report.summary()}
 

@@ -96,7 +96,7 @@ def run_operator(tmp_path, monkeypatch):
     selected=None, selected_labels=None)`` returns the operator's result dict. With
     ``delegate=True`` the operation is queued (``request_delegation``) and then executed by
     FiftyOne's delegated-operation service, as ``fiftyone delegated launch`` would; the
-    finished operation document is returned instead.
+    finished operation document is returned instead (its state must be ``expect``).
     """
     import fiftyone as fo
     import fiftyone.operators as foo
@@ -107,7 +107,7 @@ def run_operator(tmp_path, monkeypatch):
     (plugins / "videoclusternet").symlink_to(REPO_ROOT, target_is_directory=True)
     monkeypatch.setattr(fo.config, "plugins_dir", str(plugins))
 
-    def run(name: str, dataset, params: dict, delegate: bool = False, **ctx_extra):
+    def run(name: str, dataset, params: dict, delegate: bool = False, expect: str = "completed", **ctx_extra):
         uri = f"{PLUGIN}/{name}"
         if uri not in [op.uri for op in foo.list_operators(enabled=True)]:
             contexts = [c for c in build_plugin_contexts() if c.name == PLUGIN]
@@ -127,8 +127,9 @@ def run_operator(tmp_path, monkeypatch):
         service.execute_queued_operations(operator=uri, dataset_name=dataset.name)
         ops = service.list_operations(operator=uri, dataset_name=dataset.name)
         done = max(ops, key=lambda op: op.queued_at)
-        if done.run_state != "completed":
-            pytest.fail(f"delegated {uri} ended {done.run_state}: {getattr(done.result, 'error', None)}")
+        if done.run_state != expect:
+            pytest.fail(f"delegated {uri} ended {done.run_state}, expected {expect}: "
+                        f"{getattr(done.result, 'error', None)}")
         return done
 
     return run

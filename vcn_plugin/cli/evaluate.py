@@ -56,13 +56,14 @@ def import_benchmark_cmd(bench_dir: str, dataset_name: str) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="benchmark directory to write")
 @click.option("--field", "label_field", default=schema.GT_FACES, show_default=True,
               help="frame Detections field to export as tracks (e.g. faces after corrections)")
-def export_benchmark_cmd(dataset_name: str, out_dir: str, label_field: str) -> None:
+@click.option("--overwrite", is_flag=True, help="write into a non-empty directory (replaces this export's files)")
+def export_benchmark_cmd(dataset_name: str, out_dir: str, label_field: str, overwrite: bool) -> None:
     """Write a dataset as a benchmark that import-benchmark reads back."""
     from vcn_plugin.evaluation.ground_truth import export_benchmark
 
     dataset = load_dataset(dataset_name)
     try:
-        written = export_benchmark(dataset, out_dir, label_field=label_field)
+        written = export_benchmark(dataset, out_dir, label_field=label_field, overwrite=overwrite)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {len(written)} video(s) and annotations to {out_dir}")

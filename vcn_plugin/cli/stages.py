@@ -65,6 +65,9 @@ def _detect(dataset_name: str, config: Stage1Config) -> None:
     click.echo(report.summary())
     for path, stats in report.processed.items():
         click.echo(f"  {path}: {json.dumps(stats)}")
+    if report.failed:
+        raise click.ClickException(f"stage 1 failed on {len(report.failed)} of "
+                                   f"{len(report.failed) + len(report.processed)} video(s): {', '.join(report.failed)}")
 
 
 @click.command("detect")
@@ -164,6 +167,9 @@ def run_cmd(paths: tuple[str, ...], dataset_name: str, detector: str, detect_eve
     config = stage1_config(detector, detect_every, upsample)
     report = import_videos(list(paths), dataset_name)
     click.echo(report.summary())
+    if not report.added and not report.already_present:
+        raise click.ClickException(f"no video was imported from {', '.join(paths)}, so there is nothing to process: "
+                                   "each file above says why it was skipped")
     _detect(dataset_name, config)
     if method == "loss":
         _finetune(dataset_name, backbone, scope, device, schema.FINETUNE_RUN, preset)

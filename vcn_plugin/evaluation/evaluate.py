@@ -40,7 +40,7 @@ from vcn_plugin.evaluation.track_matching import (
 )
 from vcn_plugin.fo import schema
 from vcn_plugin.fo.frames import FrameTrack, majority_label, read_tracks
-from vcn_plugin.fo.runs import list_runs, load_run, save_run
+from vcn_plugin.fo.runs import check_run_key, list_runs, load_run, save_run
 
 EVALUATION_METHOD = "evaluation"
 DEFAULT_EVAL_KEY = schema.EVAL_KEY
@@ -170,6 +170,7 @@ def evaluate_identities(
     config = EvaluationConfig(pred_field, gt_field, unknown_label, allow_unclustered, iou_threshold, min_track_coverage)
     dataset = samples._root_dataset
     _validate(samples, config, eval_key)
+    check_run_key(dataset, eval_key, EVALUATION_METHOD)
     names = _video_names(samples.values("filepath"))
     videos = []
     for sample in samples.select_fields([schema.frame_path(pred_field), schema.frame_path(gt_field)]):

@@ -202,6 +202,7 @@ def export_benchmark(
     out_dir: str | Path,
     label_field: str = schema.GT_FACES,
     shots_field: str | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write ``samples`` as a benchmark in ``out_dir`` (videos copied, one annotation each).
 
@@ -209,7 +210,8 @@ def export_benchmark(
     identity is the most common label of its detections (ties: first in alphabetical order);
     detections with ``distractor=True`` go to ``distractors``. Shots come from
     ``shots_field`` (default: ``gt_shots`` for ``gt_faces``, else ``shots``; none when the
-    sample lacks it). Returns the annotation paths written.
+    sample lacks it). A non-empty ``out_dir`` is refused unless ``overwrite`` (then only the
+    files of this export are replaced). Returns the annotation paths written.
     """
     dataset = samples._dataset
     schema.require_video_dataset(dataset)
@@ -218,8 +220,13 @@ def export_benchmark(
     if shots_field is None:
         shots_field = schema.GT_SHOTS if label_field == schema.GT_FACES else schema.SHOTS
     _require_unique_names(samples.values("filepath"))
-    samples.compute_metadata(progress=False)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir} is a file, not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise ValueError(f"{out_dir} is not empty; choose an empty or new directory, or pass overwrite=True "
+                         "(CLI: --overwrite) to replace the benchmark files it holds (other files are kept)")
+    samples.compute_metadata(progress=False)
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
     written = []
     for sample in samples.iter_samples():

@@ -28,17 +28,6 @@ class TrackFaces:
         return (self.video_id, self.track)
 
 
-def landmark_format_of(dataset: fo.Dataset) -> str:
-    """The landmark layout stage 1 wrote (recorded in its run config)."""
-    from vcn_plugin.fo.runs import load_run
-
-    try:
-        config, _ = load_run(dataset, schema.STAGE1_RUN)
-    except KeyError as err:
-        raise ValueError(f"dataset '{dataset.name}' has no stage-1 results; run 'detect faces' first") from err
-    return config.get("landmark_format", "dlib5")
-
-
 def sample_track_faces(tracks: dict[int, FrameTrack], max_faces: int) -> dict[int, list[tuple[int, object]]]:
     """Pick up to ``max_faces`` real (not interpolated) faces per track, spread over the track:
     the track is cut into ``max_faces`` equal runs and each run gives its best-quality face."""

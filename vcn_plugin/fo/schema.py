@@ -3,7 +3,9 @@
 Video samples
     ``shots``        fo.TemporalDetections, one ``"shot"`` per shot (support = [first, last] frame)
     ``gt_shots``     fo.TemporalDetections, ground-truth shots of a benchmark
-    ``vcn_video``    fo.DynamicEmbeddedDocument with stage-1 statistics of the video
+    ``vcn_video``    fo.DynamicEmbeddedDocument: the video's stage-1 record, written with its labels
+                     (statistics, ``detector``, ``landmark_format``, ``stage1_id`` of that pass);
+                     None while stage 1 has not finished the video
 
 Frames
     ``faces``        fo.Detections: one per face. ``label`` is "face" until identities exist, then
@@ -84,6 +86,12 @@ STAGE1_RUN = "vcn_stage1"
 FINETUNE_RUN = "vcn_finetune"
 CLUSTER_RUN = "vcn_cluster"
 EVAL_KEY = "vcn_eval"
+#: the run type ("method") of each vcn run; a run key holds one type for good
+RUN_TYPES = ("stage1", "finetune", "cluster", "evaluation")
+#: keys no user-chosen run may take: each belongs to one stage
+RESERVED_RUNS = {STAGE1_RUN: "stage1", FINETUNE_RUN: "finetune", CLUSTER_RUN: "cluster", EVAL_KEY: "evaluation"}
+#: string attributes of the ``vcn_video`` record (the rest are numbers)
+VIDEO_RECORD_STRINGS = ("detector", "landmark_format", "stage1_id", "finished")
 #: brain key of the UMAP of track embeddings, on the track dataset
 UMAP_BRAIN_KEY = "vcn_tracks_umap"
 #: ``info`` key of the video dataset holding the correction log
@@ -94,25 +102,45 @@ def frame_path(field: str) -> str:
     return f"frames.{field}"
 
 
+def _declare(dataset: fo.Dataset, path: str, ftype: type[fo.Field], frames: bool = False, **kwargs) -> None:
+    """Add a field unless it exists; another worker declaring it at the same moment is fine."""
+    has, add = (dataset.has_frame_field, dataset.add_frame_field) if frames else (
+        dataset.has_sample_field, dataset.add_sample_field)
+    if has(path):
+        return
+    try:
+        add(path, ftype, **kwargs)
+    except ValueError:
+        dataset.reload()
+        if not has(path):
+            raise
+
+
 def declare_face_field(dataset: fo.Dataset, field: str = FACES) -> None:
     """Declare ``frames.<field>`` and its attributes so the App sidebar can filter on them."""
-    if not dataset.has_frame_field(field):
-        dataset.add_frame_field(field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+    _declare(dataset, field, fo.EmbeddedDocumentField, frames=True, embedded_doc_type=fo.Detections)
     for name, ftype in FACE_ATTRIBUTES.items():
-        path = f"{field}.detections.{name}"
-        if not dataset.has_frame_field(path):
-            dataset.add_frame_field(path, ftype)
-    lm_path = f"{field}.detections.{ATTR_LANDMARKS}"
-    if not dataset.has_frame_field(lm_path):
-        dataset.add_frame_field(lm_path, fo.ListField, subfield=fo.ListField)
+        _declare(dataset, f"{field}.detections.{name}", ftype, frames=True)
+    _declare(dataset, f"{field}.detections.{ATTR_LANDMARKS}", fo.ListField, frames=True, subfield=fo.ListField)
 
 
 def declare_shot_field(dataset: fo.Dataset, field: str = SHOTS) -> None:
-    if not dataset.has_sample_field(field):
-        dataset.add_sample_field(field, fo.EmbeddedDocumentField, embedded_doc_type=fo.TemporalDetections)
+    _declare(dataset, field, fo.EmbeddedDocumentField, embedded_doc_type=fo.TemporalDetections)
+
+
+def declare_video_record(dataset: fo.Dataset, numbers: dict[str, type[fo.Field]]) -> None:
+    """Declare ``vcn_video`` with its string attributes and the number attributes ``numbers``."""
+    _declare(dataset, VIDEO_STATS, fo.EmbeddedDocumentField, embedded_doc_type=fo.DynamicEmbeddedDocument)
+    for name in VIDEO_RECORD_STRINGS:
+        _declare(dataset, f"{VIDEO_STATS}.{name}", fo.StringField)
+    for name, ftype in numbers.items():
+        _declare(dataset, f"{VIDEO_STATS}.{name}", ftype)
 
 
 def require_video_dataset(dataset: fo.Dataset) -> None:
+    if len(dataset) == 0:
+        raise ValueError(f"dataset '{dataset.name}' holds no videos yet: import some first "
+                         f"(vcn import PATH --dataset {dataset.name})")
     if dataset.media_type != "video":
         raise ValueError(
             f"dataset '{dataset.name}' holds {dataset.media_type} samples; vcn works on video datasets"

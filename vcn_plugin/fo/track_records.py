@@ -22,6 +22,7 @@ from vcn_plugin.core.types import TrackKey
 from vcn_plugin.fo import schema
 from vcn_plugin.fo.chips import TrackFaces
 from vcn_plugin.fo.frames import track_label_counts
+from vcn_plugin.fo.storage import dataset_dir
 
 TRACKS_SUFFIX = schema.TRACKS_SUFFIX
 
@@ -54,7 +55,8 @@ def tracks_dataset_name(dataset: fo.Dataset) -> str:
 
 
 def thumbnails_dir(dataset: fo.Dataset) -> Path:
-    return Path(fo.config.default_dataset_dir) / "vcn" / dataset.name / "thumbnails"
+    """vcn's thumbnail folder of ``dataset`` (named by its id, inside vcn's own folder)."""
+    return dataset_dir(dataset, "thumbnails")
 
 
 def get_tracks_dataset(dataset: fo.Dataset, create: bool = False) -> fo.Dataset:
@@ -70,13 +72,22 @@ def get_tracks_dataset(dataset: fo.Dataset, create: bool = False) -> fo.Dataset:
     return tracks
 
 
+def delete_track_records(dataset: fo.Dataset, video_ids: list[str]) -> int:
+    """Remove the track records of ``video_ids`` (their labels changed); returns how many."""
+    if not fo.dataset_exists(tracks_dataset_name(dataset)):
+        return 0
+    tracks = get_tracks_dataset(dataset)
+    stale = tracks.match(fo.ViewField(schema.TRACK_VIDEO_ID).is_in(sorted(video_ids)))
+    count = len(stale)
+    tracks.delete_samples(stale)
+    return count
+
+
 def write_track_records(dataset: fo.Dataset, records: list[TrackRecord]) -> fo.Dataset:
     """Replace the track records of the videos in ``records``."""
     tracks = get_tracks_dataset(dataset, create=True)
-    videos = sorted({r.video_id for r in records})
-    tracks.delete_samples(tracks.match(fo.ViewField(schema.TRACK_VIDEO_ID).is_in(videos)))
+    delete_track_records(dataset, sorted({r.video_id for r in records}))
     out = thumbnails_dir(dataset)
-    out.mkdir(parents=True, exist_ok=True)
     samples = []
     for r in records:
         path = out / f"{r.video_id}_{r.track:05d}.jpg"

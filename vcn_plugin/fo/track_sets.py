@@ -17,9 +17,9 @@ from vcn_plugin.backbones.serfiq import serfiq_quality
 from vcn_plugin.clustering import cooccurring_pairs
 from vcn_plugin.core.types import TrackKey
 from vcn_plugin.fo import schema
-from vcn_plugin.fo.chips import TrackFaces, landmark_format_of, read_track_chips
+from vcn_plugin.fo.chips import TrackFaces, read_track_chips
 from vcn_plugin.fo.frames import read_tracks
-from vcn_plugin.fo.runs import stage1_videos
+from vcn_plugin.fo.runs import stage1_records
 from vcn_plugin.stage1.quality import aggregate_track_quality, track_quality_flags
 
 
@@ -98,23 +98,24 @@ def load_track_set(
     has not run on a video.
     """
     serfiq = uses_serfiq(backbone, quality)
-    dataset = samples._dataset
-    landmark_format = landmark_format_of(dataset)
     tracks: list[TrackFaces] = []
     track_frames: list[list[int]] = []
     shots: list[int] = []
     qualities: list[float] = []
     videos: list[str] = []
+    processed = stage1_records(samples)
+    missing = sorted(set(samples.values("filepath")) - set(processed))
+    if missing:
+        raise ValueError(
+            f"{len(missing)} video(s) have no complete stage-1 result (never processed, failed or interrupted), "
+            f"e.g. {missing[0]}; run 'detect faces' (stage 1) on them first"
+        )
     sample_list = list(samples.select_fields(schema.frame_path(field)))
-    processed = stage1_videos(dataset)
     for i, sample in enumerate(sample_list):
         if progress is not None:
             progress(i / max(len(sample_list), 1), f"reading faces of video {i + 1}/{len(sample_list)}")
-        if sample.filepath not in processed:
-            raise ValueError(
-                f"video {sample.filepath} has no '{field}' labels; run 'detect faces' (stage 1) on it first"
-            )
         spans = read_tracks(sample, field)
+        landmark_format = processed[sample.filepath].get("landmark_format", "dlib5")
         for tf in read_track_chips(sample, backbone.template, backbone.chip_size, landmark_format, max_faces, field):
             tracks.append(tf)
             track_frames.append(spans[tf.track].frames)

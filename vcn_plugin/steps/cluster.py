@@ -21,7 +21,7 @@ from vcn_plugin.clustering import METHODS, AggregationConfig, ClusteringResult, 
 from vcn_plugin.core.progress import Progress
 from vcn_plugin.core.types import TrackKey
 from vcn_plugin.fo import schema
-from vcn_plugin.fo.runs import load_run, save_run
+from vcn_plugin.fo.runs import check_run_key, load_run, save_run
 from vcn_plugin.fo.track_records import TrackRecord, set_identities, write_face_serfiq, write_track_records
 from vcn_plugin.fo.track_sets import TrackSet, load_track_set
 from vcn_plugin.ssl import SSLModel
@@ -132,6 +132,7 @@ def cluster_identities(
     """Cluster every video's tracks into identities; write labels, track records and a run."""
     dataset = samples._dataset
     schema.require_video_dataset(dataset)
+    check_run_key(dataset, run_key, "cluster")
     models, scope, backbone = _models_for(dataset, method, finetune_run, finetuned, backbone)
     backbone_model = get_backbone(backbone)
     track_set = load_track_set(samples, backbone_model, max_faces_per_track, progress=progress)

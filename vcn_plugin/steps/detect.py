@@ -1,6 +1,8 @@
 """Stage 1 on a FiftyOne dataset: shots, faces and tracks of every video, written as labels and a run."""
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,15 +12,22 @@ from vcn_plugin.core.progress import Progress, sub_progress
 from vcn_plugin.core.video import VideoError
 from vcn_plugin.fo import schema
 from vcn_plugin.fo.labels import shots_to_temporal, tracks_to_frame_labels, write_frame_detections
-from vcn_plugin.fo.runs import load_run, save_run
+from vcn_plugin.fo.runs import save_run, stage1_records
+from vcn_plugin.fo.track_records import delete_track_records
 from vcn_plugin.stage1 import Stage1Config, process_video, track_summary
 from vcn_plugin.stage1.detectors import get_detector
+
+#: a video is reported as truncated when stage 1 decodes fewer frames than its container
+#: announces by more than this share (containers may round their count by a frame or two)
+TRUNCATION_TOLERANCE = 0.02
 
 
 @dataclass
 class DetectReport:
     processed: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    #: path -> what looked wrong in a video that was still processed (e.g. a truncated file)
+    warnings: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         tracks = sum(v["tracks"] for v in self.processed.values())
@@ -26,7 +35,14 @@ class DetectReport:
         lines = [f"{len(self.processed)} video(s): {faces} face detections in {tracks} tracks; "
                  f"{len(self.failed)} failed"]
         lines += [f"  failed {path}: {reason}" for path, reason in self.failed.items()]
+        lines += [f"  warning {path}: {reason}" for path, reason in self.warnings.items()]
         return "\n".join(lines)
+
+    def raise_for_failures(self) -> None:
+        """RuntimeError naming every failed video (after the others were processed)."""
+        if self.failed:
+            names = "; ".join(f"{path}: {reason}" for path, reason in self.failed.items())
+            raise RuntimeError(f"stage 1 failed on {len(self.failed)} video(s): {names}")
 
 
 def detect_faces(
@@ -35,10 +51,16 @@ def detect_faces(
     progress: Progress | None = None,
 ) -> DetectReport:
     """Stage 1 on every video of ``samples``: shots, faces, quality and tracks, written to
-    ``shots`` and ``frames.faces`` (see :mod:`vcn_plugin.fo.schema`).
+    ``shots`` and ``frames.faces`` with the video's stage-1 record ``vcn_video`` (see
+    :mod:`vcn_plugin.fo.schema`).
 
-    A rerun replaces the earlier labels of the videos it processes. A video that fails is
-    reported with its reason and keeps whatever labels it had.
+    Each video is written on its own (labels and record in one save, the record cleared first),
+    so concurrent runs on different videos of one dataset never lose each other's results, and a
+    video whose worker died mid-write has no record: later stages refuse it until it is rerun.
+    A rerun replaces the video's labels and removes what was derived from the old ones (its
+    track records; its finetuned models are refused as stale by clustering). A video that fails
+    is reported with its reason and keeps whatever labels it had; see
+    :meth:`DetectReport.raise_for_failures`.
     """
     config = config or Stage1Config()
     dataset = samples._dataset
@@ -57,22 +79,48 @@ def detect_faces(
         except VideoError as err:
             report.failed[path] = str(err)
             continue
-        sample = dataset[light_sample.id]
-        frames = tracks_to_frame_labels(result.tracks, result.width, result.height)
-        sample[schema.SHOTS] = shots_to_temporal(result.shots)
-        write_frame_detections(sample, schema.FACES, frames)
-        report.processed[path] = track_summary(result)
+        stats = track_summary(result)
+        expected = result.info.num_frames
+        if expected and result.num_frames < expected * (1 - TRUNCATION_TOLERANCE):
+            report.warnings[path] = (f"decoded {result.num_frames} of the {expected} frames its container announces "
+                                     "(truncated or corrupt file); the labels cover the decoded frames")
+        # "frames" is reserved by FiftyOne on video samples, also as an embedded attribute
+        record = {("decoded_frames" if k == "frames" else k): v for k, v in stats.items()}
+        _write_video(dataset, light_sample.id, result, {**record, "detector": config.detector,
+                                                        "landmark_format": detector.landmark_format})
+        report.processed[path] = stats
     if progress is not None:
         progress(1.0, "done")
-    processed = dict(report.processed)
-    if dataset.has_run(schema.STAGE1_RUN):
-        _, previous = load_run(dataset, schema.STAGE1_RUN)
-        processed = {**previous.get("videos", {}), **processed}
-    save_run(
-        dataset,
-        schema.STAGE1_RUN,
-        method="stage1",
-        config={**config.to_dict(), "landmark_format": detector.landmark_format},
-        results={"videos": processed, "failed": report.failed},
-    )
+    _save_stage1_run(dataset, config, detector.landmark_format, report)
     return report
+
+
+def _write_video(dataset: fo.Dataset, sample_id: str, result, record: dict[str, Any]) -> None:
+    """Clear the video's record, drop what derives from its old labels, then write the labels and
+    the new record together (frames are saved before the sample document that holds the record)."""
+    schema.declare_video_record(dataset, {k: fo.FloatField if isinstance(v, float) else fo.IntField
+                                          for k, v in record.items() if isinstance(v, (int, float))})
+    sample = dataset[sample_id]
+    if sample[schema.VIDEO_STATS] is not None:
+        sample[schema.VIDEO_STATS] = None
+        sample.save()
+        delete_track_records(dataset, [sample_id])
+    frames = tracks_to_frame_labels(result.tracks, result.width, result.height)
+    sample[schema.SHOTS] = shots_to_temporal(result.shots)
+    sample[schema.VIDEO_STATS] = fo.DynamicEmbeddedDocument(
+        **record, stage1_id=uuid.uuid4().hex,
+        finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    write_frame_detections(sample, schema.FACES, frames)
+
+
+def _save_stage1_run(dataset: fo.Dataset, config: Stage1Config, landmark_format: str, report: DetectReport) -> None:
+    """The run ``vcn_stage1``: the config, and a summary rebuilt from every video's own record
+    (so a concurrent run on other videos cannot drop their entries from it)."""
+    dataset.reload()
+    videos = {path: {("frames" if k == "decoded_frames" else k): v for k, v in rec.items()
+                     if k not in schema.VIDEO_RECORD_STRINGS}
+              for path, rec in stage1_records(dataset).items()}
+    save_run(dataset, schema.STAGE1_RUN, method="stage1",
+             config={**config.to_dict(), "landmark_format": landmark_format},
+             results={"videos": videos, "failed": report.failed, "warnings": report.warnings})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone, resolve_backbon
 from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.core.progress import Progress, sub_progress
 from vcn_plugin.fo import schema
-from vcn_plugin.fo.runs import load_run, save_run
+from vcn_plugin.fo.runs import check_run_key, load_run, save_run
+from vcn_plugin.fo.storage import check_key, dataset_dir, inside, make_own_dir
 from vcn_plugin.fo.track_sets import TrackSet, load_track_set
 from vcn_plugin.ssl import FinetuneConfig, SSLModel, finetune
 
@@ -22,8 +24,12 @@ SCOPES = ("video", "dataset")
 MIN_TRACKS = 2
 
 
-def default_models_dir() -> Path:
-    return Path(fo.config.default_dataset_dir) / "vcn" / "models"
+def checkpoint_dir(dataset: fo.Dataset, run_key: str, root: str | Path | None = None) -> Path:
+    """``<root>/models/ds_<dataset id>/<run key>`` (root: vcn's own folder by default), created;
+    named by the dataset's id, so no dataset name can point it elsewhere."""
+    check_key(run_key)
+    base = dataset_dir(dataset, "models", root)
+    return make_own_dir(inside(base, base / run_key))
 
 
 @dataclass
@@ -91,6 +97,7 @@ def finetune_track_set(
     return model, result.to_dict()
 
 
+
 def finetune_dataset(
     samples: fo.core.collections.SampleCollection,
     backbone: str = DEFAULT_BACKBONE,
@@ -103,20 +110,23 @@ def finetune_dataset(
 ) -> FinetuneSummary:
     """Finetune per video (``scope="video"``, as the paper) or once over all videos (a series).
 
-    Checkpoints go to ``<models_dir>/<dataset>/<run_key>/<video id or 'all'>.pt`` and the run is
-    recorded on the dataset under ``run_key`` (a rerun replaces it). The previous run stays
-    valid until the new one has finished every model.
+    Checkpoints go to :func:`checkpoint_dir` (under ``models_dir``, default vcn's own folder)
+    and the run is recorded on the dataset under ``run_key``. Per video, a run on some videos
+    adds or replaces only their models: the run keeps the models of the other videos (same
+    backbone and scope; otherwise the run is replaced). A replaced checkpoint is removed only
+    after the new run is recorded, and only files vcn wrote in its own folder are ever removed.
+    ``run_key`` is validated before anything is written (:func:`vcn_plugin.fo.runs.check_run_key`).
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     config = config or FinetuneConfig()
     dataset = samples._dataset
     schema.require_video_dataset(dataset)
+    check_run_key(dataset, run_key, "finetune")
     backbone_model = get_backbone(backbone)
     track_set = load_track_set(samples, backbone_model, max_faces_per_track, progress=progress)
-    out_dir = Path(models_dir or default_models_dir()) / dataset.name / run_key
-    staging = out_dir.with_name(f".{run_key}.partial")
-    staging.mkdir(parents=True, exist_ok=True)
+    out_dir = checkpoint_dir(dataset, run_key, models_dir)
+    stage1_ids = _stage1_ids(samples)
     summary = FinetuneSummary(run_key)
     groups = {"all": track_set} if scope == "dataset" else {
         vid: track_set.subset({vid}) for vid in dict.fromkeys(t.video_id for t in track_set.tracks)
@@ -125,6 +135,8 @@ def finetune_dataset(
         if scope == "video" and vid not in groups:
             summary.skipped[vid] = "no face tracks"
     start = time.perf_counter()
+    stamp = uuid.uuid4().hex[:12]  # new files per run: a concurrent run never overwrites them
+    written: dict[str, str] = {}
     for g, (key, subset) in enumerate(groups.items()):
         group_progress = sub_progress(progress, g / len(groups), (g + 1) / len(groups))
         try:
@@ -132,40 +144,64 @@ def finetune_dataset(
         except ValueError as err:
             summary.skipped[key] = str(err)
             continue
-        model.save(staging / f"{key}.pt")
+        written[key] = str(model.save(out_dir / f"{key}-{stamp}.pt"))
         summary.results[key] = result
     if not summary.results:
         raise ValueError("nothing was finetuned:\n" + "\n".join(f"{k}: {v}" for k, v in summary.skipped.items()))
-    _publish(staging, out_dir)
-    summary.checkpoints = {key: str(out_dir / f"{key}.pt") for key in summary.results}
+    run_config = {"backbone": backbone, "scope": scope, "max_faces_per_track": max_faces_per_track,
+                  "models_dir": str(out_dir), "finetune": config.to_dict()}
+    kept, kept_ids, replaced = _previous_models(dataset, run_key, run_config, set(written))
+    summary.checkpoints = {**kept, **written}
+    trained_on = {key: stage1_ids if key == "all" else stage1_ids.get(key) for key in written}
     save_run(
-        dataset,
-        run_key,
-        method="finetune",
-        config={"backbone": backbone, "scope": scope, "max_faces_per_track": max_faces_per_track,
-                "models_dir": str(out_dir), "finetune": config.to_dict()},
-        results={"checkpoints": summary.checkpoints, "per_model": summary.results, "skipped": summary.skipped,
-                 "seconds": time.perf_counter() - start},
+        dataset, run_key, method="finetune", config=run_config,
+        results={"checkpoints": summary.checkpoints, "stage1_ids": {**kept_ids, **trained_on},
+                 "per_model": summary.results, "skipped": summary.skipped, "seconds": time.perf_counter() - start},
     )
+    _remove_checkpoints(replaced, out_dir)
     return summary
 
 
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Swap the finished checkpoints in; the old ones stay until this point."""
-    import shutil
+def _stage1_ids(samples) -> dict[str, str]:
+    """Video id -> the id of the stage-1 pass its labels come from (videos with a record)."""
+    if not samples._dataset.has_sample_field(schema.VIDEO_STATS):
+        return {}
+    ids, records = samples.values(["id", schema.VIDEO_STATS])
+    return {vid: getattr(rec, "stage1_id", None) for vid, rec in zip(ids, records) if rec is not None}
 
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.rename(old)
-        staging.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out_dir)
+
+def _previous_models(dataset: fo.Dataset, run_key: str, run_config: dict, retrained: set[str]):
+    """From the run being replaced: the checkpoints (and their stage-1 ids) to keep, and the
+    paths to remove once the new run is recorded."""
+    dataset.reload()
+    if not dataset.has_run(run_key):
+        return {}, {}, []
+    old_config, old = load_run(dataset, run_key)
+    checkpoints = dict(old.get("checkpoints", {}))
+    same = run_config["scope"] == "video" and all(
+        old_config.get(k) == run_config[k] for k in ("backbone", "scope", "models_dir"))
+    alive = set(dataset.values("id"))
+    keep = {k: p for k, p in checkpoints.items() if same and k not in retrained and k in alive}
+    ids = {k: v for k, v in old.get("stage1_ids", {}).items() if k in keep}
+    return keep, ids, [p for k, p in checkpoints.items() if k not in keep]
+
+
+def _remove_checkpoints(paths: list[str], out_dir: Path) -> None:
+    """Remove replaced checkpoint files, only where vcn wrote them (inside ``out_dir``)."""
+    for path in paths:
+        try:
+            resolved = inside(out_dir, Path(path))
+        except ValueError:
+            continue  # not in this run's folder (an older layout): left in place
+        if resolved.suffix == ".pt" and resolved.is_file():
+            resolved.unlink()
 
 
 def load_finetuned(dataset: fo.Dataset, run_key: str = DEFAULT_RUN_KEY, device: str = "cpu") -> dict[str, SSLModel]:
-    """The finetuned models of a run, keyed by video id (or ``"all"`` for a series run)."""
+    """The finetuned models of a run, keyed by video id (or ``"all"`` for a series run).
+
+    Refuses (ValueError) a model whose video was re-detected since it was trained: its tracks
+    are not the ones the model was adapted to."""
     try:
         _, results = load_run(dataset, run_key)
     except KeyError as err:
@@ -173,12 +209,19 @@ def load_finetuned(dataset: fo.Dataset, run_key: str = DEFAULT_RUN_KEY, device: 
             f"dataset '{dataset.name}' has no finetuning run '{run_key}'; run 'vcn finetune' first, "
             "or cluster with a method that needs no finetuning (cosine, euclidean, hac-cosine, finch, hdbscan)"
         ) from err
+    current = _stage1_ids(dataset)
+    for key, trained in results.get("stage1_ids", {}).items():
+        expected = {key: trained} if key != "all" else (trained or {})
+        stale = sorted(v for v, sid in expected.items() if v in current and current[v] != sid)
+        if stale:
+            raise ValueError(f"video(s) {', '.join(stale)} were re-detected (stage 1) after finetuning run "
+                             f"'{run_key}'; rerun finetuning on them (vcn finetune --dataset {dataset.name})")
     return {key: SSLModel.load(path, device=device) for key, path in results["checkpoints"].items()}
 
 
 def delete_finetune_run(dataset: fo.Dataset, run_key: str = DEFAULT_RUN_KEY) -> None:
-    import shutil
-
-    config, _ = load_run(dataset, run_key)
-    shutil.rmtree(config.get("models_dir", ""), ignore_errors=True)
+    """Delete the run and the checkpoint files vcn wrote for it."""
+    config, results = load_run(dataset, run_key)
+    if config.get("models_dir"):
+        _remove_checkpoints(list(results.get("checkpoints", {}).values()), Path(config["models_dir"]))
     dataset.delete_run(run_key)

@@ -1,0 +1,212 @@
+"""Faults a reliability engineer and a new user run into: names and paths from users, run keys,
+concurrent workers on one dataset, failures that must say so, stale results. Each test fails
+on the code before these protections existed (issue 16)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import fiftyone as fo
+import pytest
+from click.testing import CliRunner
+
+from tests.videos import noise_frames, write_video
+from vcn_plugin.benchmark.sample_clip import make_sample_clip
+from vcn_plugin.cli.main import main
+from vcn_plugin.fo import schema
+from vcn_plugin.fo.datasets import import_videos
+from vcn_plugin.fo.runs import load_run, stage1_records
+from vcn_plugin.fo.track_records import check_consistency, get_tracks_dataset
+from vcn_plugin.ssl import FinetuneConfig
+from vcn_plugin.steps.cluster import cluster_identities
+from vcn_plugin.steps.detect import detect_faces
+from vcn_plugin.steps.finetune import finetune_dataset, load_finetuned
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Path]:
+    """Two copies of the sample clip (six people, six shots) under different names."""
+    folder = tmp_path_factory.mktemp("clips")
+    first = folder / "ep01.mp4"
+    make_sample_clip(first)
+    second = folder / "ep02.mp4"
+    shutil.copyfile(first, second)
+    return [first, second]
+
+
+@pytest.fixture(scope="module")
+def detected(clips) -> fo.Dataset:
+    dataset = fo.Dataset()
+    import_videos(clips, dataset)
+    detect_faces(dataset)
+    return dataset
+
+
+def _copy_detected(detected: fo.Dataset, name: str | None = None) -> fo.Dataset:
+    return detected.clone(name)
+
+
+def test_bad_run_key_is_refused_before_any_checkpoint_is_touched(detected, tmp_path):
+    dataset = _copy_detected(detected)
+    finetune_dataset(dataset, run_key="mine", config=FinetuneConfig.tiny(), models_dir=tmp_path)
+    _, results = load_run(dataset, "mine")
+    files = sorted(Path(p) for p in results["checkpoints"].values())
+    assert files and all(f.is_file() for f in files)
+    for bad in (".", "..", "../mine", "a/b", ""):
+        with pytest.raises(ValueError, match="invalid run key"):
+            finetune_dataset(dataset, run_key=bad, config=FinetuneConfig.tiny(), models_dir=tmp_path)
+    assert all(f.is_file() for f in files)
+
+
+def test_dataset_name_with_dots_never_reaches_outside_the_models_folder(detected, tmp_path):
+    victim = tmp_path / "victim" / "mydata"
+    victim.mkdir(parents=True)
+    (victim / "important.txt").write_text("keep me")
+    root = tmp_path / "vcn_root" / "deep"
+    dataset = _copy_detected(detected, name="../../victim")
+    for _ in range(2):  # the second run replaces the first run's checkpoints
+        summary = finetune_dataset(dataset, run_key="mydata", config=FinetuneConfig.tiny(), models_dir=root)
+    assert (victim / "important.txt").read_text() == "keep me"
+    for path in summary.checkpoints.values():
+        assert root.resolve() in Path(path).resolve().parents
+    assert len(list((root / "models").rglob("*.pt"))) == len(summary.checkpoints)  # old ones removed
+
+
+def test_a_run_key_cannot_replace_another_stages_record(detected):
+    dataset = _copy_detected(detected)
+    before = load_run(dataset, schema.STAGE1_RUN)
+    with pytest.raises(ValueError, match="belongs to vcn's stage1 stage"):
+        cluster_identities(dataset, method="cosine", run_key=schema.STAGE1_RUN)
+    cluster_identities(dataset, method="cosine", run_key="mycluster")
+    with pytest.raises(ValueError, match="already has a 'cluster' run"):
+        finetune_dataset(dataset, run_key="mycluster", config=FinetuneConfig.tiny())
+    assert load_run(dataset, schema.STAGE1_RUN)[1]["videos"] == before[1]["videos"]
+    result = CliRunner().invoke(main, ["cluster", "--dataset", dataset.name, "--method", "cosine",
+                                       "--run-key", schema.STAGE1_RUN])
+    assert result.exit_code != 0 and "belongs to vcn's stage1 stage" in result.output
+    assert cluster_identities(dataset, method="cosine").n_clusters >= 2  # stage 1 still usable
+
+
+def test_finetuning_one_video_keeps_the_other_videos_model(detected, tmp_path):
+    dataset = _copy_detected(detected)
+    finetune_dataset(dataset, config=FinetuneConfig.tiny(), models_dir=tmp_path)
+    _, first = load_run(dataset, schema.FINETUNE_RUN)
+    one, two = dataset.values("id")
+    finetune_dataset(dataset.select(one), config=FinetuneConfig.tiny(seed=1), models_dir=tmp_path)
+    _, second = load_run(dataset, schema.FINETUNE_RUN)
+    assert set(second["checkpoints"]) == {one, two}
+    assert second["checkpoints"][two] == first["checkpoints"][two] and Path(first["checkpoints"][two]).is_file()
+    assert second["checkpoints"][one] != first["checkpoints"][one]
+    assert not Path(first["checkpoints"][one]).exists()  # the replaced checkpoint, and only it, is gone
+    assert set(load_finetuned(dataset)) == {one, two}
+    assert cluster_identities(dataset, method="loss").n_clusters >= 2
+
+
+def test_rerunning_stage1_invalidates_what_derived_from_the_old_labels(detected, tmp_path):
+    dataset = _copy_detected(detected)
+    finetune_dataset(dataset, config=FinetuneConfig.tiny(), models_dir=tmp_path)
+    cluster_identities(dataset, method="loss")
+    one = dataset.first()
+    tracks_before = len(get_tracks_dataset(dataset))
+    detect_faces(dataset.select(one.id))
+    records = get_tracks_dataset(dataset)
+    assert len(records.match(fo.ViewField(schema.TRACK_VIDEO_ID) == one.id)) == 0 < tracks_before
+    assert check_consistency(dataset) == []
+    with pytest.raises(ValueError, match="re-detected"):
+        cluster_identities(dataset, method="loss")
+    finetune_dataset(dataset.select(one.id), config=FinetuneConfig.tiny(), models_dir=tmp_path)
+    assert cluster_identities(dataset, method="loss").n_clusters >= 2
+
+
+def test_a_video_whose_record_is_missing_is_refused_by_later_stages(detected):
+    """A worker that died between writing labels and the record leaves no record: refused."""
+    dataset = _copy_detected(detected)
+    sample = dataset.first()
+    sample[schema.VIDEO_STATS] = None
+    sample.save()
+    assert sample.filepath not in stage1_records(dataset)
+    with pytest.raises(ValueError, match="no complete stage-1 result"):
+        cluster_identities(dataset, method="cosine")
+
+
+_WORKER = """
+import sys
+import fiftyone as fo
+from vcn_plugin.steps.detect import detect_faces
+dataset = fo.load_dataset(sys.argv[1])
+report = detect_faces(dataset.select(sys.argv[2]))
+sys.exit(1 if report.failed else 0)
+"""
+
+
+@pytest.mark.slow
+def test_two_workers_on_different_videos_keep_both_records(clips):
+    dataset = fo.Dataset()
+    dataset.persistent = True
+    try:
+        import_videos(clips, dataset)
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        workers = [subprocess.Popen([sys.executable, "-c", _WORKER, dataset.name, sid], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for sid in dataset.values("id")]
+        outputs = [w.communicate(timeout=600)[0].decode(errors="replace") for w in workers]
+        assert [w.returncode for w in workers] == [0, 0], outputs
+        dataset.reload()
+        assert set(stage1_records(dataset)) == {str(c.resolve()) for c in clips}
+        _, results = load_run(dataset, schema.STAGE1_RUN)
+        assert set(results["videos"]) == {str(c.resolve()) for c in clips}
+        assert cluster_identities(dataset, method="cosine").n_clusters >= 2
+    finally:
+        dataset.delete()
+
+
+def test_failed_video_fails_the_command_and_the_delegated_op(tmp_path, run_operator):
+    good = write_video(tmp_path / "good.mp4", noise_frames(6))
+    gone = write_video(tmp_path / "gone.mp4", noise_frames(6, seed=1))
+    dataset = fo.Dataset()
+    import_videos([good, gone], dataset)
+    gone.unlink()
+    result = CliRunner().invoke(main, ["detect", "--dataset", dataset.name, "--detector", "dlib-hog"])
+    assert result.exit_code != 0 and "gone.mp4" in result.output and "1 of 2" in result.output
+    assert str(good.resolve()) in stage1_records(dataset)  # the other video was processed
+    done = run_operator("detect_faces", dataset, {"detector": "dlib-hog"}, delegate=True, expect="failed")
+    assert "gone.mp4" in str(getattr(done.result, "error", ""))
+
+
+def test_truncated_video_is_processed_with_a_warning(tmp_path):
+    full = write_video(tmp_path / "full.mp4", noise_frames(120))
+    cut = tmp_path / "cut.mp4"
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) // 3])  # +faststart: the index is at the start, the tail is gone
+    dataset = fo.Dataset()
+    import_videos([cut], dataset)
+    assert len(dataset) == 1
+    report = detect_faces(dataset)
+    assert not report.failed and "truncated" in report.warnings[str(cut.resolve())]
+    assert "warning" in report.summary()
+
+
+def test_export_refuses_a_non_empty_directory_unless_told(tmp_path, detected):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(main, ["export-benchmark", "--dataset", detected.name, "--out", str(out),
+                                       "--field", schema.FACES])
+    assert result.exit_code != 0 and "not empty" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    result = CliRunner().invoke(main, ["export-benchmark", "--dataset", detected.name, "--out", str(out),
+                                       "--field", schema.FACES, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert (out / "notes.txt").read_text() == "mine" and len(list((out / "annotations").glob("*.json"))) == 2
+
+
+def test_empty_dataset_says_what_is_missing(tmp_path):
+    dataset = fo.Dataset()
+    with pytest.raises(ValueError, match="holds no videos yet"):
+        detect_faces(dataset)
+    result = CliRunner().invoke(main, ["run", str(tmp_path), "--dataset", dataset.name])
+    assert result.exit_code != 0 and "no video was imported" in result.output
