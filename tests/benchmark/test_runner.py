@@ -190,3 +190,19 @@ def test_cli_sweep_rejects_an_unknown_look_before_building(tmp_path, shared_data
     assert res.exit_code != 0
     assert "unknown look 'sepia'" in res.output
     assert not any(tmp_path.iterdir())
+
+
+def test_foreign_manifest_is_ignored_with_a_notice(tmp_path, caplog):
+    """A benchmark directory may carry another tool's manifest.json: the runner reads the
+    builder's manifest only, before any video is processed, and ignores others."""
+    from vcn_plugin.benchmark.runner import _manifest_records
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"episodes": [{"video": "ep000.mp4", "tool": "other"}]}))
+    notices = []
+    with caplog.at_level("WARNING"):
+        assert _manifest_records(tmp_path, lambda f, m: notices.append(m)) == {}
+    assert "not a vcn benchmark manifest" in caplog.text and notices and "manifest.json" in notices[0]
+    (tmp_path / "manifest.json").write_text("[1, 2]")
+    assert _manifest_records(tmp_path) == {}
+    (tmp_path / "manifest.json").unlink()
+    assert _manifest_records(tmp_path) == {}

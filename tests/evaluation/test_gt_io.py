@@ -231,3 +231,21 @@ def test_export_from_faces_uses_majority_label_and_shots(bench, tmp_path):
     assert exported.shots == [(1, 10), (11, 20)]
     with pytest.raises(ValueError, match="no frame field 'nope'"):
         export_benchmark(dataset, tmp_path / "x", label_field="nope")
+
+
+def test_num_frames_is_optional_and_probed_from_the_video(bench):
+    from vcn_plugin.evaluation.ground_truth import import_benchmark
+
+    for path in (bench / "annotations").glob("*.json"):
+        data = json.loads(path.read_text())
+        del data["num_frames"]
+        path.write_text(json.dumps(data))
+    dataset = import_benchmark(bench, new_name())
+    assert_same_tracks(gt_tracks(dataset), expected_tracks(), tol_px=1e-9)
+    # frame numbers are still checked, against the frames the video holds
+    path = bench / "annotations" / "ep_a.json"
+    data = json.loads(path.read_text())
+    data["tracks"][0]["frames"].append({"frame": N_FRAMES + 1, "box": [1, 1, 5, 5]})
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=f"outside 1..{N_FRAMES}"):
+        import_benchmark(bench, new_name())

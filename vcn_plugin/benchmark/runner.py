@@ -40,6 +40,7 @@ oracle the threshold search.
 """
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Hashable, Sequence
@@ -68,6 +69,8 @@ from vcn_plugin.fo import schema
 from vcn_plugin.fo.frames import read_tracks
 from vcn_plugin.ssl import FinetuneConfig, SSLModel
 from vcn_plugin.stage1 import Stage1Config
+
+logger = logging.getLogger(__name__)
 
 #: stage 1 for benchmarks: dlib's HOG detector (its box convention is the one the builder's
 #: ground truth uses) upsampled once, so it finds the 40-50 px faces the presets render
@@ -237,7 +240,9 @@ def compute_row(episodes: list[_Episode], spec: RowSpec, backbone: str, unknown_
 # --------------------------------------------------------------------------- the runner
 
 
-def _manifest_records(bench_dir: Path) -> dict[str, dict[str, Any]]:
+def _manifest_records(bench_dir: Path, progress: Progress | None = None) -> dict[str, dict[str, Any]]:
+    """What the builder's ``manifest.json`` says of each episode; a benchmark needs none. A
+    manifest from another tool or an older build is ignored with a one-line notice."""
     from vcn_plugin.benchmark.builder import Manifest
 
     path = bench_dir / "manifest.json"
@@ -245,7 +250,14 @@ def _manifest_records(bench_dir: Path) -> dict[str, dict[str, Any]]:
         return {}
     keep = ("identities", "n_identities", "n_shots", "n_frames", "n_tracks", "look", "look_severity", "cast_mode",
             "style", "mean_cast_distance", "knobs")  # fmt: skip
-    return {Path(e.video).name: {k: getattr(e, k) for k in keep} for e in Manifest.load(path).episodes}
+    try:
+        return {Path(e.video).name: {k: getattr(e, k) for k in keep} for e in Manifest.load(path).episodes}
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        notice = f"ignoring {path}: not a vcn benchmark manifest ({type(err).__name__}: {err})"
+        logger.warning(notice)
+        if progress is not None:
+            progress(0.0, notice)
+        return {}
 
 
 def _episode_summary(ep: _Episode, stage1_stats: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
@@ -313,12 +325,12 @@ def run_benchmark(
     try:
         if progress:
             progress(0.0, f"importing {bench_dir}")
-        import_benchmark(bench_dir, dataset)
+        manifest = _manifest_records(bench_dir, progress)
+        import_benchmark(bench_dir, dataset)  # validates every annotation before any video is processed
         report = detect_faces(dataset, stage1_config, sub_progress(progress, 0.02, 0.4))
         if report.failed:
             raise RuntimeError(f"stage 1 failed on {report.failed}")
         track_set = load_track_set(dataset, backbone_model, max_faces_per_track, progress=sub_progress(progress, 0.4, 0.45))
-        manifest = _manifest_records(bench_dir)
         episodes, summaries_in = [], []
         samples = list(dataset.select_fields([schema.frame_path(schema.FACES), schema.frame_path(schema.GT_FACES)]))
         for i, sample in enumerate(samples):

@@ -3,7 +3,7 @@
 A benchmark is a directory with ``videos/*.mp4`` and ``annotations/<stem>.json``::
 
     {"video": "ep000.mp4", "fps": 25.0, "width": 640, "height": 360,
-     "num_frames": 1000,
+     "num_frames": 1000,                      # optional: probed from the video when absent
      "shots": [[1, 90], [91, 200]],            # 1-based inclusive frame ranges
      "tracks": [{"track_id": 0, "identity": "lfw_George_W_Bush",
                  "frames": [{"frame": 1, "box": [x, y, w, h]}, ...]}],
@@ -37,7 +37,8 @@ class VideoAnnotation:
     fps: float
     width: int
     height: int
-    num_frames: int
+    #: frames of the video; optional in a file (None: the importer probes the video)
+    num_frames: int | None
     shots: list[tuple[int, int]] = field(default_factory=list)
     tracks: list[TrackAnnotation] = field(default_factory=list)
     distractors: list[TrackAnnotation] = field(default_factory=list)
@@ -57,7 +58,7 @@ class VideoAnnotation:
                 for t in d.get(key, [])
             ]
 
-        missing = {"video", "fps", "width", "height", "num_frames"} - set(d)
+        missing = {"video", "fps", "width", "height"} - set(d)
         if missing:
             raise ValueError(f"annotation is missing keys {sorted(missing)}")
         return cls(
@@ -65,7 +66,7 @@ class VideoAnnotation:
             fps=float(d["fps"]),
             width=int(d["width"]),
             height=int(d["height"]),
-            num_frames=int(d["num_frames"]),
+            num_frames=int(d["num_frames"]) if d.get("num_frames") is not None else None,
             shots=[(int(a), int(b)) for a, b in d.get("shots", [])],
             tracks=tracks("tracks"),
             distractors=tracks("distractors"),

@@ -10,6 +10,7 @@ Everything is validated before the dataset is touched, so a bad benchmark leaves
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections import Counter
 from dataclasses import dataclass
@@ -137,6 +138,8 @@ def _load_video(video_path: Path, annotation_path: Path, tolerance: ImportTolera
         info = probe_video(video_path)
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{annotation_path}: {err}") from err
+    if annotation.num_frames is None:  # optional in the format: the video tells
+        annotation = dataclasses.replace(annotation, num_frames=info.num_frames)
     try:
         _check_against_video(annotation, video_path, info, tolerance)
         _check_tracks(annotation)
