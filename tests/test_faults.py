@@ -210,3 +210,20 @@ def test_empty_dataset_says_what_is_missing(tmp_path):
         detect_faces(dataset)
     result = CliRunner().invoke(main, ["run", str(tmp_path), "--dataset", dataset.name])
     assert result.exit_code != 0 and "no video was imported" in result.output
+
+
+def test_rotated_video_metadata_is_the_displayed_size(tmp_path):
+    from tests.videos import with_rotation_flag
+
+    src = write_video(tmp_path / "flat.mp4", noise_frames(6, width=160, height=96))
+    rotated = with_rotation_flag(src, tmp_path / "rotated.mp4", 90)
+    dataset = fo.Dataset()
+    import_videos([rotated], dataset)
+    meta = dataset.first().metadata
+    assert (meta.frame_width, meta.frame_height) == (96, 160)  # as decoded and labelled
+
+
+def test_importing_a_folder_without_videos_says_so(tmp_path):
+    (tmp_path / "notes.txt").write_text("no video here")
+    report = import_videos([tmp_path], fo.Dataset())
+    assert not report.added and "no video file found" in report.summary()

@@ -65,17 +65,9 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # static tools see the real signatures; at run time they load on first use
     from vcn_plugin.backbones import get_backbone
-    from vcn_plugin.corrections import (
-        identity_view,
-        least_certain_view,
-        mark_not_face,
-        mark_unknown,
-        merge_identities,
-        move_tracks,
-        rename_identity,
-        split_tracks,
-        undo_last,
-    )
+    # two lines, not one block: the same block stands in vcn_plugin/corrections/__init__.py
+    from vcn_plugin.corrections import identity_view, least_certain_view, mark_not_face, mark_unknown
+    from vcn_plugin.corrections import merge_identities, move_tracks, rename_identity, split_tracks, undo_last
     from vcn_plugin.evaluation.evaluate import evaluate_identities, load_evaluation
     from vcn_plugin.evaluation.ground_truth import export_benchmark, import_benchmark
     from vcn_plugin.fo.datasets import import_videos
