@@ -9,18 +9,6 @@ import torch
 from torch import nn
 
 
-def chips_to_tensor(chips: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N, H, W, 3) chips -> a float (N, 3, H, W) tensor on ``device``, contiguous.
-
-    Contiguous on purpose: a plain ``permute`` leaves channels-last strides, and the backward
-    pass of torch 2.13's oneDNN convolutions on such inputs corrupted the heap: 40 training
-    steps of a converted ONNX iresnet crashed in 8 of 9 runs (``free(): invalid size``, the
-    backward test segfaulted in 1 of 3 suite runs); contiguous, 0 of 6 runs crashed.
-    """
-    x = torch.from_numpy(np.ascontiguousarray(chips)).to(device)
-    return x.permute(0, 3, 1, 2).float().contiguous()
-
-
 class Backbone(nn.Module, abc.ABC):
     """A pretrained face-ID network that can be finetuned.
 

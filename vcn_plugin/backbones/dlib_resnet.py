@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vcn_plugin.backbones.base import Backbone, chips_to_tensor
+from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.backbones.dlib_serialization import DlibReader
 
 CHIP_SIZE = 150
@@ -297,7 +297,7 @@ class DlibResnet(Backbone):
 
     def preprocess(self, chips: np.ndarray) -> torch.Tensor:
         chips = _check_chips(chips, self.chip_size)
-        x = chips_to_tensor(chips, self.device)
+        x = torch.from_numpy(np.ascontiguousarray(chips)).to(self.device).permute(0, 3, 1, 2).float()
         return (x - self.channel_means) / INPUT_SCALE
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
