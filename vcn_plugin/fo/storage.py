@@ -1,20 +1,17 @@
-"""Files vcn keeps beside a dataset (checkpoints, thumbnails): where they go, and removing them.
+"""Files vcn keeps beside a dataset (checkpoints, thumbnails): where they go, by dataset id.
 
 Folders are named by the dataset's database id, never by its name: FiftyOne accepts names
 such as ``../../victim``, and a name can be reused by another dataset after a delete. Every
-path is resolved and checked to lie inside vcn's own root before anything is written or
-removed, and only folders vcn created (they hold :data:`MARKER`) are ever removed.
+path is resolved and checked to lie inside vcn's own root before anything is written, and
+vcn removes only files it wrote there (see ``steps.finetune._remove_checkpoints``).
 """
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import fiftyone as fo
 
-#: written into every folder vcn creates; :func:`remove_own_dir` refuses folders without it
-MARKER = ".vcn-owned"
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -43,22 +40,9 @@ def inside(root: Path, path: Path) -> Path:
 
 
 def make_own_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) and mark it as vcn's."""
+    """Create ``path`` (and parents)."""
     path.mkdir(parents=True, exist_ok=True)
-    (path / MARKER).touch()
     return path
-
-
-def remove_own_dir(path: Path, root: Path) -> None:
-    """Remove ``path`` if vcn created it inside ``root``; a folder without vcn's marker, or
-    outside ``root``, is refused (ValueError) and left as it is."""
-    path = Path(path)
-    if not path.exists():
-        return
-    resolved = inside(root, path)
-    if path.is_symlink() or not (resolved / MARKER).is_file():
-        raise ValueError(f"refusing to remove {path}: vcn did not create it")
-    shutil.rmtree(resolved)
 
 
 def check_key(key: str, what: str = "run key") -> str:
