@@ -137,21 +137,26 @@ def test_a_video_whose_record_is_missing_is_refused_by_later_stages(detected):
 _WORKER = """
 import sys
 import fiftyone as fo
+from vcn_plugin.ssl import FinetuneConfig
 from vcn_plugin.steps.detect import detect_faces
+from vcn_plugin.steps.finetune import finetune_dataset
 dataset = fo.load_dataset(sys.argv[1])
-report = detect_faces(dataset.select(sys.argv[2]))
+view = dataset.select(sys.argv[2])
+report = detect_faces(view)
+finetune_dataset(view, config=FinetuneConfig.tiny(), models_dir=sys.argv[3])
 sys.exit(1 if report.failed else 0)
 """
 
 
 @pytest.mark.slow
-def test_two_workers_on_different_videos_keep_both_records(clips):
+def test_two_workers_on_different_videos_keep_both_records(clips, tmp_path):
+    """Stage 1 and stage 2 of one video each, in two processes at once, on one dataset."""
     dataset = fo.Dataset()
     dataset.persistent = True
     try:
         import_videos(clips, dataset)
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-        workers = [subprocess.Popen([sys.executable, "-c", _WORKER, dataset.name, sid], env=env,
+        workers = [subprocess.Popen([sys.executable, "-c", _WORKER, dataset.name, sid, str(tmp_path)], env=env,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for sid in dataset.values("id")]
         outputs = [w.communicate(timeout=600)[0].decode(errors="replace") for w in workers]
         assert [w.returncode for w in workers] == [0, 0], outputs
@@ -159,7 +164,8 @@ def test_two_workers_on_different_videos_keep_both_records(clips):
         assert set(stage1_records(dataset)) == {str(c.resolve()) for c in clips}
         _, results = load_run(dataset, schema.STAGE1_RUN)
         assert set(results["videos"]) == {str(c.resolve()) for c in clips}
-        assert cluster_identities(dataset, method="cosine").n_clusters >= 2
+        assert set(load_finetuned(dataset)) == set(dataset.values("id"))
+        assert cluster_identities(dataset, method="loss").n_clusters >= 2
     finally:
         dataset.delete()
 

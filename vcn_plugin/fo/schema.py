@@ -6,6 +6,7 @@ Video samples
     ``vcn_video``    fo.DynamicEmbeddedDocument: the video's stage-1 record, written with its labels
                      (statistics, ``detector``, ``landmark_format``, ``stage1_id`` of that pass);
                      None while stage 1 has not finished the video
+    ``vcn_models``   dict: the video's finetuned checkpoint per finetuning run key (per-video runs)
 
 Frames
     ``faces``        fo.Detections: one per face. ``label`` is "face" until identities exist, then
@@ -28,6 +29,8 @@ from vcn_plugin.core.types import UNKNOWN  # noqa: F401  (re-exported: the label
 SHOTS = "shots"
 GT_SHOTS = "gt_shots"
 VIDEO_STATS = "vcn_video"
+#: per-video finetuned models: ``{run key: {"checkpoint", "stage1_id", "backbone"}}`` (a dict field)
+VIDEO_MODELS = "vcn_models"
 FACES = "faces"
 GT_FACES = "gt_faces"
 
@@ -135,6 +138,10 @@ def declare_video_record(dataset: fo.Dataset, numbers: dict[str, type[fo.Field]]
         _declare(dataset, f"{VIDEO_STATS}.{name}", fo.StringField)
     for name, ftype in numbers.items():
         _declare(dataset, f"{VIDEO_STATS}.{name}", ftype)
+
+
+def declare_dict_field(dataset: fo.Dataset, field: str) -> None:
+    _declare(dataset, field, fo.DictField)
 
 
 def require_video_dataset(dataset: fo.Dataset) -> None:

@@ -150,12 +150,17 @@ def finetune_dataset(
         raise ValueError("nothing was finetuned:\n" + "\n".join(f"{k}: {v}" for k, v in summary.skipped.items()))
     run_config = {"backbone": backbone, "scope": scope, "max_faces_per_track": max_faces_per_track,
                   "models_dir": str(out_dir), "finetune": config.to_dict()}
-    kept, kept_ids, replaced = _previous_models(dataset, run_key, run_config, set(written))
-    summary.checkpoints = {**kept, **written}
-    trained_on = {key: stage1_ids if key == "all" else stage1_ids.get(key) for key in written}
+    replaced = _forget_other_runs(dataset, run_key, run_config)
+    if scope == "video":
+        replaced += _record_video_models(dataset, run_key, backbone, written, stage1_ids)
+        entries = video_models(dataset, run_key)
+        summary.checkpoints = {vid: e["checkpoint"] for vid, e in entries.items()}
+        stage1_of = {vid: e["stage1_id"] for vid, e in entries.items()}
+    else:
+        summary.checkpoints, stage1_of = dict(written), {"all": stage1_ids}
     save_run(
         dataset, run_key, method="finetune", config=run_config,
-        results={"checkpoints": summary.checkpoints, "stage1_ids": {**kept_ids, **trained_on},
+        results={"checkpoints": summary.checkpoints, "stage1_ids": stage1_of,
                  "per_model": summary.results, "skipped": summary.skipped, "seconds": time.perf_counter() - start},
     )
     _remove_checkpoints(replaced, out_dir)
@@ -170,20 +175,49 @@ def _stage1_ids(samples) -> dict[str, str]:
     return {vid: getattr(rec, "stage1_id", None) for vid, rec in zip(ids, records) if rec is not None}
 
 
-def _previous_models(dataset: fo.Dataset, run_key: str, run_config: dict, retrained: set[str]):
-    """From the run being replaced: the checkpoints (and their stage-1 ids) to keep, and the
-    paths to remove once the new run is recorded."""
+def video_models(dataset: fo.Dataset, run_key: str) -> dict[str, dict[str, Any]]:
+    """Video id -> its model entry in the per-video run ``run_key`` (``checkpoint``, ``stage1_id``)."""
+    if not dataset.has_sample_field(schema.VIDEO_MODELS):
+        return {}
+    ids, entries = dataset.values(["id", schema.VIDEO_MODELS])
+    return {vid: dict(e[run_key]) for vid, e in zip(ids, entries) if e and run_key in e}
+
+
+def _record_video_models(dataset, run_key: str, backbone: str, written: dict[str, str], stage1_ids) -> list[str]:
+    """Store each finetuned video's model on its own sample, so concurrent runs on other videos
+    cannot lose it; returns the checkpoints these entries replace."""
+    schema.declare_dict_field(dataset, schema.VIDEO_MODELS)
+    replaced = []
+    for vid, path in written.items():
+        sample = dataset[vid]
+        entries = dict(sample[schema.VIDEO_MODELS] or {})
+        if run_key in entries:
+            replaced.append(entries[run_key]["checkpoint"])
+        entries[run_key] = {"checkpoint": path, "stage1_id": stage1_ids.get(vid), "backbone": backbone}
+        sample[schema.VIDEO_MODELS] = entries
+        sample.save()
+    return replaced
+
+
+def _forget_other_runs(dataset: fo.Dataset, run_key: str, run_config: dict) -> list[str]:
+    """When ``run_key`` holds a run of another backbone, scope or folder (or a series run), its
+    models are replaced as a whole: the per-video entries are cleared, and their files returned
+    for removal once the new run is recorded."""
     dataset.reload()
     if not dataset.has_run(run_key):
-        return {}, {}, []
+        return []
     old_config, old = load_run(dataset, run_key)
-    checkpoints = dict(old.get("checkpoints", {}))
-    same = run_config["scope"] == "video" and all(
-        old_config.get(k) == run_config[k] for k in ("backbone", "scope", "models_dir"))
-    alive = set(dataset.values("id"))
-    keep = {k: p for k, p in checkpoints.items() if same and k not in retrained and k in alive}
-    ids = {k: v for k, v in old.get("stage1_ids", {}).items() if k in keep}
-    return keep, ids, [p for k, p in checkpoints.items() if k not in keep]
+    same = all(old_config.get(k) == run_config[k] for k in ("backbone", "scope", "models_dir"))
+    if same and run_config["scope"] == "video":
+        return []
+    replaced = list(old.get("checkpoints", {}).values())
+    for vid in video_models(dataset, run_key):
+        sample = dataset[vid]
+        entries = dict(sample[schema.VIDEO_MODELS])
+        entries.pop(run_key, None)
+        sample[schema.VIDEO_MODELS] = entries
+        sample.save()
+    return replaced
 
 
 def _remove_checkpoints(paths: list[str], out_dir: Path) -> None:
@@ -209,19 +243,26 @@ def load_finetuned(dataset: fo.Dataset, run_key: str = DEFAULT_RUN_KEY, device: 
             f"dataset '{dataset.name}' has no finetuning run '{run_key}'; run 'vcn finetune' first, "
             "or cluster with a method that needs no finetuning (cosine, euclidean, hac-cosine, finch, hdbscan)"
         ) from err
+    config, _ = load_run(dataset, run_key)
+    if config.get("scope") == "video" and dataset.has_sample_field(schema.VIDEO_MODELS):
+        entries = video_models(dataset, run_key)
+        checkpoints = {vid: e["checkpoint"] for vid, e in entries.items()}
+        trained = {vid: e.get("stage1_id") for vid, e in entries.items()}
+    else:  # a series run, or a run recorded before per-video entries
+        checkpoints = dict(results["checkpoints"])
+        trained = results.get("stage1_ids", {}).get("all") or {}
     current = _stage1_ids(dataset)
-    for key, trained in results.get("stage1_ids", {}).items():
-        expected = {key: trained} if key != "all" else (trained or {})
-        stale = sorted(v for v, sid in expected.items() if v in current and current[v] != sid)
-        if stale:
-            raise ValueError(f"video(s) {', '.join(stale)} were re-detected (stage 1) after finetuning run "
-                             f"'{run_key}'; rerun finetuning on them (vcn finetune --dataset {dataset.name})")
-    return {key: SSLModel.load(path, device=device) for key, path in results["checkpoints"].items()}
+    stale = sorted(v for v, sid in trained.items() if sid is not None and v in current and current[v] != sid)
+    if stale:
+        raise ValueError(f"video(s) {', '.join(stale)} were re-detected (stage 1) after finetuning run "
+                         f"'{run_key}'; rerun finetuning on them (vcn finetune --dataset {dataset.name})")
+    return {key: SSLModel.load(path, device=device) for key, path in checkpoints.items()}
 
 
 def delete_finetune_run(dataset: fo.Dataset, run_key: str = DEFAULT_RUN_KEY) -> None:
-    """Delete the run and the checkpoint files vcn wrote for it."""
+    """Delete the run, its per-video entries and the checkpoint files vcn wrote for it."""
     config, results = load_run(dataset, run_key)
+    _forget_other_runs(dataset, run_key, {"backbone": None, "scope": None, "models_dir": None})
     if config.get("models_dir"):
         _remove_checkpoints(list(results.get("checkpoints", {}).values()), Path(config["models_dir"]))
     dataset.delete_run(run_key)
