@@ -1,7 +1,8 @@
 """vcn's FiftyOne operators: thin App glue over :mod:`vcn_plugin`."""
 from .corrections import CORRECTION_OPERATORS
 from .evaluation import EVALUATION_OPERATORS
+from .fanout import FANOUT_OPERATORS
 from .identities import IDENTITY_OPERATORS
 from .stage1 import DetectFaces, ImportVideos
 
-OPERATORS = [ImportVideos, DetectFaces, *IDENTITY_OPERATORS, *EVALUATION_OPERATORS, *CORRECTION_OPERATORS]
+OPERATORS = [ImportVideos, DetectFaces, *FANOUT_OPERATORS, *IDENTITY_OPERATORS, *EVALUATION_OPERATORS, *CORRECTION_OPERATORS]

@@ -233,3 +233,24 @@ def test_importing_a_folder_without_videos_says_so(tmp_path):
     (tmp_path / "notes.txt").write_text("no video here")
     report = import_videos([tmp_path], fo.Dataset())
     assert not report.added and "no video file found" in report.summary()
+
+
+def test_process_videos_queues_one_operation_per_video_then_the_clustering(clips, run_operator):
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    dataset = fo.Dataset()
+    import_videos(clips, dataset)
+    out = run_operator("process_videos", dataset, {"preset": "tiny"})
+    assert out["queued"] == len(clips)
+    service = DelegatedOperationService()
+    queued = service.list_operations(dataset_name=dataset.name)
+    assert [op.operator.rsplit("/", 1)[-1] for op in queued] == ["process_video"] * len(clips)
+    service.execute_queued_operations(dataset_name=dataset.name)  # the per-video ops; the last queues clustering
+    service.execute_queued_operations(dataset_name=dataset.name)  # the clustering
+    done = service.list_operations(dataset_name=dataset.name)
+    assert sorted(op.operator.rsplit("/", 1)[-1] for op in done) == ["cluster_identities"] + ["process_video"] * 2
+    assert [op.run_state for op in done] == ["completed"] * (len(clips) + 1), [(op.operator, op.result) for op in done]
+    dataset.reload()
+    assert set(stage1_records(dataset)) == {str(c.resolve()) for c in clips}
+    assert set(load_finetuned(dataset)) == set(dataset.values("id"))
+    assert dataset.has_run(schema.CLUSTER_RUN) and check_consistency(dataset) == []
