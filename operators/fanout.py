@@ -24,7 +24,7 @@ from vcn_plugin.steps.finetune import finetune_dataset
 
 from .common import heavy_config, light_config, progress_reporter, require_video_dataset
 
-PLUGIN = "@vcn/videoclusternet"
+PLUGIN = schema.PLUGIN_NAME
 
 
 class ProcessVideo(foo.Operator):

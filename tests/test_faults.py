@@ -254,3 +254,31 @@ def test_process_videos_queues_one_operation_per_video_then_the_clustering(clips
     assert set(stage1_records(dataset)) == {str(c.resolve()) for c in clips}
     assert set(load_finetuned(dataset)) == set(dataset.values("id"))
     assert dataset.has_run(schema.CLUSTER_RUN) and check_consistency(dataset) == []
+
+
+def test_an_operation_whose_worker_died_is_marked_failed(tmp_path, run_operator):
+    """FiftyOne keeps a killed worker's operation RUNNING; `vcn ops reap` fails it once silent."""
+    import datetime as dt
+
+    import fiftyone.operators as foo
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    dataset = fo.Dataset()
+    import_videos([write_video(tmp_path / "v.mp4", noise_frames(6))], dataset)
+    uri = f"{schema.PLUGIN_NAME}/detect_faces"
+    for _ in range(2):
+        foo.execute_operator(uri, ctx={"dataset": dataset.name, "params": {}}, request_delegation=True)
+    service = DelegatedOperationService()
+    dead, alive = service.list_operations(dataset_name=dataset.name)
+    for op in (dead, alive):
+        service.set_running(op.id)
+    old = dt.datetime.utcnow() - dt.timedelta(hours=2)
+    service._repo._collection.update_one({"_id": dead.id}, {"$set": {"started_at": old, "updated_at": old}})
+    result = CliRunner().invoke(main, ["ops", "reap", "--dataset", dataset.name, "--dry-run"])
+    assert result.exit_code == 0 and "would mark 1 operation(s)" in result.output
+    assert service.get(dead.id).run_state == "running"
+    result = CliRunner().invoke(main, ["ops", "reap", "--dataset", dataset.name])
+    assert result.exit_code == 0 and "marked 1 operation(s) failed" in result.output and str(dead.id) in result.output
+    failed, running = service.get(dead.id), service.get(alive.id)
+    assert failed.run_state == "failed" and "its worker stopped" in failed.result.error
+    assert running.run_state == "running"

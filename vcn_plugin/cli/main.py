@@ -6,6 +6,7 @@ import click
 from vcn_plugin.cli.benchmark import benchmark
 from vcn_plugin.cli.evaluate import EVALUATION_COMMANDS
 from vcn_plugin.cli.identity import identity
+from vcn_plugin.cli.ops import ops
 from vcn_plugin.cli.stages import STAGE_COMMANDS
 
 
@@ -15,7 +16,7 @@ def main() -> None:
     """VideoClusterNet for FiftyOne: find, track and cluster the faces of videos."""
 
 
-for _command in [*STAGE_COMMANDS, *EVALUATION_COMMANDS, benchmark, identity]:
+for _command in [*STAGE_COMMANDS, *EVALUATION_COMMANDS, benchmark, identity, ops]:
     main.add_command(_command)
 
 if __name__ == "__main__":

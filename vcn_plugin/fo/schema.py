@@ -97,6 +97,8 @@ RESERVED_RUNS = {STAGE1_RUN: "stage1", FINETUNE_RUN: "finetune", CLUSTER_RUN: "c
 VIDEO_RECORD_STRINGS = ("detector", "landmark_format", "stage1_id", "finished")
 #: brain key of the UMAP of track embeddings, on the track dataset
 UMAP_BRAIN_KEY = "vcn_tracks_umap"
+#: the plugin's name (``fiftyone.yml``): its operators' URIs start with it
+PLUGIN_NAME = "@vcn/videoclusternet"
 #: ``info`` key of the video dataset holding the correction log
 INFO_CORRECTIONS = "vcn_corrections"
 

@@ -1,0 +1,67 @@
+"""vcn's delegated operations in FiftyOne's queue: finding the ones whose worker died.
+
+FiftyOne leaves an operation RUNNING forever when the worker process executing it is killed.
+vcn's operators report progress at least every few seconds (every 25 frames in stage 1, every
+step in finetuning), and FiftyOne stamps each report; an operation whose newest stamp is older
+than ``stale_after`` has lost its worker. :func:`reap_stale_operations` marks such operations
+FAILED (only if they are still RUNNING at that moment), so they can be rerun. A video whose
+operation died keeps no stage-1 record, so no later stage uses its half-written labels.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from vcn_plugin.fo import schema
+
+#: default silence after which a RUNNING vcn operation counts as dead
+DEFAULT_STALE_AFTER = dt.timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class StaleOperation:
+    id: str
+    operator: str
+    dataset: str | None
+    last_seen: dt.datetime
+
+
+def last_seen(op) -> dt.datetime | None:
+    """The newest time FiftyOne recorded for ``op``: started, pinged, or a progress report."""
+    stamps = [op.started_at, op.updated_at, getattr(op.status, "updated_at", None) if op.status else None]
+    stamps = [s for s in stamps if s is not None]
+    return max(stamps) if stamps else None
+
+
+def stale_operations(dataset_name: str | None = None, stale_after: dt.timedelta = DEFAULT_STALE_AFTER,
+                     now: dt.datetime | None = None) -> list[StaleOperation]:
+    """vcn's RUNNING operations (of ``dataset_name``, or all) silent for longer than ``stale_after``."""
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from fiftyone.operators.executor import ExecutionRunState
+
+    now = now or dt.datetime.utcnow()  # FiftyOne stores naive UTC times
+    found = []
+    for op in DelegatedOperationService().list_operations(dataset_name=dataset_name,
+                                                           run_state=ExecutionRunState.RUNNING):
+        seen = last_seen(op)
+        if op.operator.startswith(f"{schema.PLUGIN_NAME}/") and seen is not None and now - seen > stale_after:
+            found.append(StaleOperation(str(op.id), op.operator, getattr(op, "dataset_name", None), seen))
+    return found
+
+
+def reap_stale_operations(dataset_name: str | None = None, stale_after: dt.timedelta = DEFAULT_STALE_AFTER,
+                          dry_run: bool = False) -> list[StaleOperation]:
+    """Mark the :func:`stale_operations` FAILED (unless ``dry_run``) and return them."""
+    from bson import ObjectId
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from fiftyone.operators.executor import ExecutionResult, ExecutionRunState
+
+    stale = stale_operations(dataset_name, stale_after)
+    service = DelegatedOperationService()
+    for op in [] if dry_run else stale:
+        minutes = stale_after.total_seconds() / 60
+        error = (f"no progress since {op.last_seen:%Y-%m-%d %H:%M:%S} UTC (over {minutes:g} min): its worker "
+                 "stopped; vcn marked it failed so it can be rerun")
+        service.set_failed(ObjectId(op.id), result=ExecutionResult(error=error),
+                           required_state=ExecutionRunState.RUNNING)
+    return stale
