@@ -282,3 +282,58 @@ def test_an_operation_whose_worker_died_is_marked_failed(tmp_path, run_operator)
     failed, running = service.get(dead.id), service.get(alive.id)
     assert failed.run_state == "failed" and "its worker stopped" in failed.result.error
     assert running.run_state == "running"
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_operation_leaves_nothing_complete_and_a_rerun_matches_a_clean_run(
+        clips, run_operator, tmp_path):
+    """A real `fiftyone delegated launch` worker is killed by PID in the middle of stage 1: the video
+    gets no record, the operation is reaped as FAILED, and a rerun gives exactly a clean run's labels."""
+    import datetime as dt
+    import signal
+    import time
+
+    import fiftyone.operators as foo
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    from vcn_plugin.fo.operations import reap_stale_operations
+
+    dataset = fo.Dataset()
+    dataset.persistent = True
+    clean = fo.Dataset()
+    try:
+        import_videos(clips[:1], dataset)
+        foo.execute_operator(f"{schema.PLUGIN_NAME}/detect_faces", ctx={"dataset": dataset.name, "params": {}},
+                             request_delegation=True)
+        service = DelegatedOperationService()
+        (op,) = service.list_operations(dataset_name=dataset.name)
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "FIFTYONE_PLUGINS_DIR": fo.config.plugins_dir}
+        fiftyone_cli = Path(sys.executable).with_name("fiftyone")
+        worker = subprocess.Popen([str(fiftyone_cli), "delegated", "launch"], env=env, start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 300
+            while time.time() < deadline:  # wait until stage 1 is well under way
+                state = service.get(op.id)
+                if state.run_state == "running" and state.status is not None and (state.status.progress or 0) > 0.3:
+                    break
+                assert state.run_state in ("queued", "running"), state.run_state
+                time.sleep(0.2)
+            else:
+                pytest.fail("the worker never got going")
+        finally:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=30)
+        assert service.get(op.id).run_state == "running"  # FiftyOne alone would keep it so
+        assert stage1_records(dataset) == {}  # nothing half-written is visible as done
+        time.sleep(2)
+        (reaped,) = reap_stale_operations(dataset.name, stale_after=dt.timedelta(seconds=1))
+        assert reaped.id == str(op.id) and service.get(op.id).run_state == "failed"
+        detect_faces(dataset)  # the rerun
+        import_videos(clips[:1], clean)
+        detect_faces(clean)
+        path = f"{schema.frame_path(schema.FACES)}.detections"
+        assert dataset.values([f"{path}.bounding_box", f"{path}.index"]) == clean.values(
+            [f"{path}.bounding_box", f"{path}.index"])
+    finally:
+        dataset.delete()
