@@ -4,11 +4,12 @@
 ``process_video`` (stage 1, then stage 2 of that video alone). Each runs on whichever
 ``fiftyone delegated launch`` worker takes it; per-video records (``vcn_video``, ``vcn_models``)
 keep concurrent workers from losing each other's results. The operation that finds every
-video of its batch done queues the ``cluster_identities`` operation (unless one is already
-queued or running for the dataset), so clustering never starts before the videos are ready.
+video of its batch done queues the ``cluster_identities`` operation (exactly once, by an
+atomic claim), so clustering never starts before the videos are ready.
 """
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import fiftyone.operators as foo
@@ -53,7 +54,7 @@ class ProcessVideo(foo.Operator):
             if "nothing was finetuned" not in str(err):
                 raise
             summary = f"no model: {err}"  # too few tracks: nothing to adapt to, nothing to cluster
-        queued = _cluster_when_batch_done(dataset, ctx.params.get("batch") or [])
+        queued = _cluster_when_batch_done(dataset, ctx.params.get("batch") or [], ctx.params.get("batch_id", "manual"))
         return {"summary": f"{report.summary()}\n{summary}", "clustering_queued": queued}
 
 
@@ -75,17 +76,16 @@ class ProcessVideos(foo.Operator):
     def execute(self, ctx):
         params = {k: ctx.params[k] for k in ("detector", "detect_every", "backbone", "preset") if k in ctx.params}
         ids = ctx.target_view().values("id")
+        batch = {"batch": ids, "batch_id": uuid.uuid4().hex}
         for sid in ids:
-            _queue(f"{PLUGIN}/process_video", ctx.dataset.name, {**params, "sample_id": sid, "batch": ids})
+            _queue(f"{PLUGIN}/process_video", ctx.dataset.name, {**params, "sample_id": sid, **batch})
         return {"queued": len(ids)}
 
 
-def _cluster_when_batch_done(dataset, batch: list[str]) -> bool:
+def _cluster_when_batch_done(dataset, batch: list[str], batch_id: str) -> bool:
     """Queue the clustering once every video of ``batch`` has its stage-1 record and its model
-    (or too few tracks for one), unless a clustering is already queued or running."""
-    from fiftyone.operators.delegated import DelegatedOperationService
-    from fiftyone.operators.executor import ExecutionRunState
-
+    (or too few tracks for one); exactly one operation of the batch does (:func:`claim_once`)."""
+    from vcn_plugin.fo.operations import claim_once
     from vcn_plugin.fo.runs import stage1_records
     from vcn_plugin.steps.finetune import video_models
 
@@ -97,13 +97,10 @@ def _cluster_when_batch_done(dataset, batch: list[str]) -> bool:
     tracks = dict(zip(*view.values(["id", f"{schema.VIDEO_STATS}.tracks"])))
     if any(vid not in models and (tracks.get(vid) or 0) >= 2 for vid in batch):
         return False
-    uri = f"{PLUGIN}/cluster_identities"
-    service = DelegatedOperationService()
-    pending = [op for state in (ExecutionRunState.QUEUED, ExecutionRunState.RUNNING)
-               for op in service.list_operations(operator=uri, dataset_name=dataset.name, run_state=state)]
-    if pending:
-        return False
-    _queue(uri, dataset.name, {"method": "loss", "guard": True, "run_key": schema.CLUSTER_RUN})
+    if not claim_once(dataset, f"cluster_{batch_id}"):
+        return False  # another worker finished the batch at the same moment and queued it
+    _queue(f"{PLUGIN}/cluster_identities", dataset.name,
+           {"method": "loss", "guard": True, "run_key": schema.CLUSTER_RUN})
     return True
 
 

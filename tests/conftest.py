@@ -1,63 +1,17 @@
 """Shared fixtures. FiftyOne's database is isolated per test session."""
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-
-def _start_private_mongod() -> str:
-    """Start a MongoDB of our own for this test session and return its URI.
-
-    Setting FIFTYONE_DATABASE_DIR is not enough: FiftyOne attaches to any database service
-    that is already running (a user's App, say) whatever its folder, and the tests would then
-    write into the user's database. A private mongod on a free port, named by
-    FIFTYONE_DATABASE_URI, keeps every test dataset away from ``~/.fiftyone``.
-    """
-    import importlib.util
-
-    # located without importing fiftyone, whose config must see FIFTYONE_DATABASE_URI first
-    package_dir = importlib.util.find_spec("fiftyone").submodule_search_locations[0]
-    mongod = os.path.join(package_dir, "db", "bin", "mongod")
-    db_dir = tempfile.mkdtemp(prefix="vcn-test-db-")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [mongod, "--dbpath", db_dir, "--port", str(port),
-         "--bind_ip", "127.0.0.1", "--nounixsocket", "--logpath", os.path.join(db_dir, "mongod.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-
-    def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(db_dir, ignore_errors=True)
-
-    atexit.register(stop)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the test mongod exited with {process.returncode}; see {db_dir}/mongod.log")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return f"mongodb://127.0.0.1:{port}"
-        time.sleep(0.2)
-    raise RuntimeError(f"the test mongod did not start within 60 s; see {db_dir}/mongod.log")
-
+from vcn_plugin.fo.database import start_private_mongod
 
 if "FIFTYONE_DATABASE_URI" not in os.environ:
-    os.environ["FIFTYONE_DATABASE_URI"] = _start_private_mongod()
+    # a private database: FiftyOne attaches to any running database service (a user's App, say)
+    # whatever FIFTYONE_DATABASE_DIR says, and the tests would write into the user's database
+    os.environ["FIFTYONE_DATABASE_URI"] = start_private_mongod("vcn-test-db-")
 os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")

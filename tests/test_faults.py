@@ -337,3 +337,13 @@ def test_a_worker_killed_mid_operation_leaves_nothing_complete_and_a_rerun_match
             [f"{path}.bounding_box", f"{path}.index"])
     finally:
         dataset.delete()
+
+
+def test_one_time_work_is_claimed_exactly_once(detected):
+    from vcn_plugin.fo.operations import claim_once
+
+    dataset = _copy_detected(detected)
+    assert claim_once(dataset, "cluster_batch1") and not claim_once(dataset, "cluster_batch1")
+    assert claim_once(dataset, "cluster_batch2")
+    with pytest.raises(ValueError, match="invalid claim key"):
+        claim_once(dataset, "a.b")

@@ -65,3 +65,19 @@ def reap_stale_operations(dataset_name: str | None = None, stale_after: dt.timed
         service.set_failed(ObjectId(op.id), result=ExecutionResult(error=error),
                            required_state=ExecutionRunState.RUNNING)
     return stale
+
+
+def claim_once(dataset, key: str) -> bool:
+    """True for exactly one caller per ``(dataset, key)``, across processes and machines: an
+    atomic conditional update of the dataset's document (``info.vcn_claims.<key>``)."""
+    from fiftyone.core.odm import get_db_conn
+
+    from vcn_plugin.fo.storage import check_key
+
+    check_key(key, "claim key")
+    field = f"info.{schema.INFO_CLAIMS}.{key}"
+    result = get_db_conn()["datasets"].update_one(
+        {"_id": dataset._doc.id, field: {"$exists": False}},
+        {"$set": {field: dt.datetime.utcnow().isoformat(timespec="seconds")}},
+    )
+    return result.modified_count == 1

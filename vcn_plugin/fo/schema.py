@@ -99,6 +99,8 @@ VIDEO_RECORD_STRINGS = ("detector", "landmark_format", "stage1_id", "finished")
 UMAP_BRAIN_KEY = "vcn_tracks_umap"
 #: the plugin's name (``fiftyone.yml``): its operators' URIs start with it
 PLUGIN_NAME = "@vcn/videoclusternet"
+#: ``info`` key of the video dataset where concurrent operations claim one-time work (``claim_once``)
+INFO_CLAIMS = "vcn_claims"
 #: ``info`` key of the video dataset holding the correction log
 INFO_CORRECTIONS = "vcn_corrections"
 
