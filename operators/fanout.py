@@ -9,14 +9,12 @@ atomic claim), so clustering never starts before the videos are ready.
 """
 from __future__ import annotations
 
-import uuid
-from concurrent.futures import ThreadPoolExecutor
-
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from vcn_plugin.backbones import DEFAULT_BACKBONE
 from vcn_plugin.fo import schema
+from vcn_plugin.fo.operations import queue_operation, queue_videos
 from vcn_plugin.ssl import FinetuneConfig
 from vcn_plugin.stage1 import Stage1Config
 from vcn_plugin.stage1.detectors import DEFAULT_DETECTOR
@@ -24,9 +22,6 @@ from vcn_plugin.steps.detect import detect_faces
 from vcn_plugin.steps.finetune import finetune_dataset
 
 from .common import heavy_config, light_config, progress_reporter, require_video_dataset
-
-PLUGIN = schema.PLUGIN_NAME
-
 
 class ProcessVideo(foo.Operator):
     """Stages 1 and 2 of one video (``params["sample_id"]``), meant to run delegated."""
@@ -75,11 +70,7 @@ class ProcessVideos(foo.Operator):
 
     def execute(self, ctx):
         params = {k: ctx.params[k] for k in ("detector", "detect_every", "backbone", "preset") if k in ctx.params}
-        ids = ctx.target_view().values("id")
-        batch = {"batch": ids, "batch_id": uuid.uuid4().hex}
-        for sid in ids:
-            _queue(f"{PLUGIN}/process_video", ctx.dataset.name, {**params, "sample_id": sid, **batch})
-        return {"queued": len(ids)}
+        return {"queued": queue_videos(ctx.target_view(), params)}
 
 
 def _cluster_when_batch_done(dataset, batch: list[str], batch_id: str) -> bool:
@@ -99,19 +90,8 @@ def _cluster_when_batch_done(dataset, batch: list[str], batch_id: str) -> bool:
         return False
     if not claim_once(dataset, f"cluster_{batch_id}"):
         return False  # another worker finished the batch at the same moment and queued it
-    _queue(f"{PLUGIN}/cluster_identities", dataset.name,
-           {"method": "loss", "guard": True, "run_key": schema.CLUSTER_RUN})
+    queue_operation("cluster_identities", dataset.name, {"method": "loss", "guard": True, "run_key": schema.CLUSTER_RUN})
     return True
-
-
-def _queue(uri: str, dataset_name: str, params: dict) -> None:
-    """Queue a delegated operation. ``execute_operator`` runs its own event loop, which an
-    operator (already inside FiftyOne's loop) may not do, so it runs on a helper thread."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        result = pool.submit(foo.execute_operator, uri, ctx={"dataset": dataset_name, "params": params},
-                             request_delegation=True).result()
-    if not result.delegated:
-        raise RuntimeError(f"{uri} was not queued for delegated execution")
 
 
 FANOUT_OPERATORS = [ProcessVideo, ProcessVideos]

@@ -347,3 +347,18 @@ def test_one_time_work_is_claimed_exactly_once(detected):
     assert claim_once(dataset, "cluster_batch2")
     with pytest.raises(ValueError, match="invalid claim key"):
         claim_once(dataset, "a.b")
+
+
+def test_run_fan_out_queues_one_operation_per_video(clips, run_operator, monkeypatch):
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    name = f"fanout-{os.getpid()}"
+    result = CliRunner().invoke(main, ["run", *map(str, clips), "--dataset", name, "--fan-out", "--preset", "tiny"])
+    assert result.exit_code == 0, result.output
+    assert f"queued {len(clips)} delegated operation(s)" in result.output
+    ops = DelegatedOperationService().list_operations(dataset_name=name)
+    assert sorted(op.operator.rsplit("/", 1)[-1] for op in ops) == ["process_video"] * len(clips)
+    assert len({op.context.params["sample_id"] for op in ops}) == len(clips)
+    monkeypatch.setattr(fo.config, "plugins_dir", "/nonexistent")
+    result = CliRunner().invoke(main, ["run", str(clips[0]), "--dataset", name, "--fan-out"])
+    assert result.exit_code != 0 and "plugin is not installed" in result.output

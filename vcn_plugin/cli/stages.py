@@ -159,8 +159,10 @@ def visualize_cmd(dataset_name: str, brain_key: str) -> None:
 @with_options(detector_options)
 @with_options(finetune_options)
 @click.option("--method", type=METHOD_CHOICE, default="loss", show_default=True)
+@click.option("--fan-out", is_flag=True,
+              help="queue one delegated operation per video for 'fiftyone delegated launch' workers instead")
 def run_cmd(paths: tuple[str, ...], dataset_name: str, detector: str, detect_every: int, upsample: int | None,
-            backbone: str, scope: str, device: str, preset: str, method: str) -> None:
+            backbone: str, scope: str, device: str, preset: str, method: str, fan_out: bool) -> None:
     """Import videos and run every stage: detect + track, finetune, cluster."""
     from vcn_plugin.fo.datasets import import_videos
 
@@ -170,10 +172,25 @@ def run_cmd(paths: tuple[str, ...], dataset_name: str, detector: str, detect_eve
     if not report.added and not report.already_present:
         raise click.ClickException(f"no video was imported from {', '.join(paths)}, so there is nothing to process: "
                                    "each file above says why it was skipped")
+    if fan_out:
+        _fan_out(dataset_name, {"detector": detector, "detect_every": detect_every, "backbone": backbone,
+                                "preset": preset})
+        return
     _detect(dataset_name, config)
     if method == "loss":
         _finetune(dataset_name, backbone, scope, device, schema.FINETUNE_RUN, preset)
     _cluster(dataset_name, method, True, None, True, schema.CLUSTER_RUN, schema.FINETUNE_RUN)
+
+
+def _fan_out(dataset_name: str, params: dict) -> None:
+    from vcn_plugin.fo.operations import queue_videos
+
+    try:
+        n = queue_videos(load_dataset(dataset_name), params)
+    except RuntimeError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"queued {n} delegated operation(s), one per video; the last one done queues the clustering. "
+               "Start workers with 'fiftyone delegated launch'")
 
 
 STAGE_COMMANDS = [import_cmd, detect_cmd, finetune_cmd, cluster_cmd, visualize_cmd, run_cmd]

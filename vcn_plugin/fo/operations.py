@@ -81,3 +81,34 @@ def claim_once(dataset, key: str) -> bool:
         {"$set": {field: dt.datetime.utcnow().isoformat(timespec="seconds")}},
     )
     return result.modified_count == 1
+
+
+def queue_operation(operator: str, dataset_name: str, params: dict) -> None:
+    """Queue vcn's operator ``operator`` (its name, e.g. ``process_video``) for delegated
+    execution. ``execute_operator`` runs an event loop of its own, which code already inside
+    FiftyOne's loop (an operator) may not do, so it runs on a helper thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import fiftyone.operators as foo
+
+    uri = f"{schema.PLUGIN_NAME}/{operator}"
+    if uri not in {op.uri for op in foo.list_operators(enabled=True)}:
+        raise RuntimeError(f"FiftyOne does not know the operator {uri}: the vcn plugin is not installed in its "
+                           "plugins directory (fo.config.plugins_dir); link this repository there first")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        result = pool.submit(foo.execute_operator, uri, ctx={"dataset": dataset_name, "params": params},
+                             request_delegation=True).result()
+    if not result.delegated:
+        raise RuntimeError(f"{uri} was not queued for delegated execution")
+
+
+def queue_videos(samples, params: dict) -> int:
+    """Queue one delegated ``process_video`` per video of ``samples`` (one batch: the last one
+    done queues the clustering); returns how many were queued."""
+    import uuid
+
+    ids = samples.values("id")
+    batch = {"batch": ids, "batch_id": uuid.uuid4().hex}
+    for sid in ids:
+        queue_operation("process_video", samples._dataset.name, {**params, "sample_id": sid, **batch})
+    return len(ids)
