@@ -83,18 +83,29 @@ def claim_once(dataset, key: str) -> bool:
     return result.modified_count == 1
 
 
-def queue_operation(operator: str, dataset_name: str, params: dict) -> None:
+def require_operators(*operators: str) -> None:
+    """RuntimeError unless FiftyOne knows vcn's ``operators`` (names, e.g. ``process_video``)."""
+    import fiftyone.operators as foo
+
+    known = {op.uri for op in foo.list_operators(enabled=True)}
+    missing = [f"{schema.PLUGIN_NAME}/{name}" for name in operators if f"{schema.PLUGIN_NAME}/{name}" not in known]
+    if missing:
+        raise RuntimeError(f"FiftyOne does not know the operator(s) {', '.join(missing)}: the vcn plugin is not "
+                           "installed in its plugins directory (fo.config.plugins_dir); link this repository there first")
+
+
+def queue_operation(operator: str, dataset_name: str, params: dict, check: bool = True) -> None:
     """Queue vcn's operator ``operator`` (its name, e.g. ``process_video``) for delegated
-    execution. ``execute_operator`` runs an event loop of its own, which code already inside
-    FiftyOne's loop (an operator) may not do, so it runs on a helper thread."""
+    execution (``check``: first make sure FiftyOne knows it). ``execute_operator`` runs an event
+    loop of its own, which code already inside FiftyOne's loop (an operator) may not do, so it
+    runs on a helper thread."""
     from concurrent.futures import ThreadPoolExecutor
 
     import fiftyone.operators as foo
 
+    if check:
+        require_operators(operator)
     uri = f"{schema.PLUGIN_NAME}/{operator}"
-    if uri not in {op.uri for op in foo.list_operators(enabled=True)}:
-        raise RuntimeError(f"FiftyOne does not know the operator {uri}: the vcn plugin is not installed in its "
-                           "plugins directory (fo.config.plugins_dir); link this repository there first")
     with ThreadPoolExecutor(max_workers=1) as pool:
         result = pool.submit(foo.execute_operator, uri, ctx={"dataset": dataset_name, "params": params},
                              request_delegation=True).result()
@@ -107,8 +118,9 @@ def queue_videos(samples, params: dict) -> int:
     done queues the clustering); returns how many were queued."""
     import uuid
 
+    require_operators("process_video", "cluster_identities")  # once, not per video
     ids = samples.values("id")
     batch = {"batch": ids, "batch_id": uuid.uuid4().hex}
     for sid in ids:
-        queue_operation("process_video", samples._dataset.name, {**params, "sample_id": sid, **batch})
+        queue_operation("process_video", samples._dataset.name, {**params, "sample_id": sid, **batch}, check=False)
     return len(ids)
