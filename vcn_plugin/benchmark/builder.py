@@ -33,11 +33,12 @@ from typing import Callable
 
 import numpy as np
 
+from vcn_plugin.benchmark.appearance import Change, track_states
 from vcn_plugin.benchmark.backgrounds import generated_background, list_background_photos, photo_background
 from vcn_plugin.benchmark.casting import CAST_MODES, identity_embeddings, lookalike_cast, mean_pairwise_distance
 from vcn_plugin.benchmark.looks import validate_look
 from vcn_plugin.benchmark.render import Appearance, Keyframes, Occluder, ShotPlan, render_shot
-from vcn_plugin.benchmark.sources import FaceBoxCache, SourcePhoto, find_sources, list_identities, make_cutout
+from vcn_plugin.benchmark.sources import Cutout, FaceBoxCache, SourcePhoto, find_sources, list_identities, make_cutout
 from vcn_plugin.benchmark.style import STYLE_MODES, normalise_cutout, resolve_style
 from vcn_plugin.core.video import H264Writer
 from vcn_plugin.evaluation.annotations import BoxAnnotation, TrackAnnotation, VideoAnnotation, save_annotation
@@ -86,6 +87,18 @@ class EpisodeConfig:
     #: between scenes. (1, 1): every shot its own scene, so a new photo in every shot.
     shots_per_scene: tuple[int, int] = (1, 1)
     backgrounds_dir: str | None = None  #: face-free background photos; None = generated textures
+    #: within-track change. ``realistic``: a track's face changes as in real footage (morph into a
+    #: second photo of the person, expression, head tilt, light drift; see
+    #: :mod:`vcn_plugin.benchmark.appearance`), calibrated so the median within-track distance of
+    #: stage-1 tracks lies in the range of real clips (``benchmarks/track_variation.py``).
+    #: ``static``: one still photo per track, byte-identical to the builds before this option.
+    variation: str = "realistic"
+    static_share: float = 0.15  #: realistic: share of principal tracks that do not change (still close-ups)
+    morph_prob: float = 0.8  #: realistic: share of changing tracks that morph into another photo of the person
+    expression: float = 1.0  #: realistic: strength of expression changes (smile, talking, brows), 0..1
+    max_pitch: float = 0.4  #: realistic: largest vertical head tilt, 0..1
+    light_drift: float = 0.2  #: realistic: largest light-gradient strength across the face, 0..1
+    sensor_noise: float = 0.012  #: realistic: std of per-frame camera noise (0..1 intensity units)
     embedding_photos: int = 3  #: photos per identity averaged for look-alike casting
     seed: int = 0
 
@@ -103,7 +116,10 @@ class EpisodeConfig:
         validate_look(self.look, self.look_severity)
         if not 1 <= self.max_characters_per_shot <= 3:
             raise ValueError("max_characters_per_shot must be 1, 2 or 3")
-        for name in ("turn_prob", "blur_prob", "occlusion_prob", "leave_prob", "extra_prob", "min_visible", "max_turn"):
+        if self.variation not in VARIATIONS:
+            raise ValueError(f"variation must be one of {VARIATIONS}, got {self.variation!r}")
+        for name in ("turn_prob", "blur_prob", "occlusion_prob", "leave_prob", "extra_prob", "min_visible", "max_turn",
+                     "static_share", "morph_prob", "expression", "max_pitch", "light_drift", "sensor_noise"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.min_face_px < 8 or (self.max_face_px is not None and self.max_face_px < self.min_face_px):
@@ -122,11 +138,15 @@ class EpisodeConfig:
         return replace(cls(**PRESETS[name]), **overrides)
 
 
-#: ``default``: this class's defaults. ``paper``: the benchmark issue's sizes (20-40 shots of
-#: 1.5-6 s). ``hard``: 20 look-alike people, faces down to 32 px, more turns/blur/occlusion
+VARIATIONS = ("realistic", "static")
+
+#: ``default``: this class's defaults (realistic within-track change). ``static``: the default
+#: episode with one still photo per track (the builds before the variation option). ``paper``:
+#: the benchmark issue's sizes (20-40 shots of 1.5-6 s). ``hard``: 20 look-alike people, faces down to 32 px, more turns/blur/occlusion
 #: (use with ../shared/data/lfw). ``720p``: paper sizes at 1280x720. ``quick``: CI smoke test.
 PRESETS: dict[str, dict] = {
     "default": {},
+    "static": {"variation": "static"},
     "paper": {"n_shots": (20, 40), "shot_seconds": (1.5, 6.0)},
     "hard": {
         "n_identities": (20, 20), "n_shots": (24, 32), "shot_seconds": (1.5, 4.0), "cast_mode": "lookalike",
@@ -414,6 +434,10 @@ def build_episode(pool: _Pool, config: EpisodeConfig, index: int, out_dir: Path)
             if loc not in backgrounds:
                 backgrounds[loc] = _background(pool, config, seed, loc)
             plan, knobs = _plan_shot(np.random.default_rng(seed + [s, 1]), config, frame_no, lengths[s], backgrounds[loc][0], cutouts, extra)
+            if config.variation == "realistic":
+                partners = {name: _partners(photo_cycle[name], scene_photo[name, scene_of_shot[s]], style) for name in characters[s]}
+                knobs["changing"] = _plan_changes(np.random.default_rng(seed + [s, 4]), config, plan, partners)
+                plan.sensor_noise = config.sensor_noise
             knob_log.append(knobs)
             per_app: list[list] = [[] for _ in plan.appearances]
             for i, (frame, faces) in enumerate(render_shot(plan, config.look, config.look_severity, tuple(seed))):
@@ -451,6 +475,40 @@ def build_episode(pool: _Pool, config: EpisodeConfig, index: int, out_dir: Path)
         scenes=scene_of_shot,
         photos=shot_photos,
     )
+
+
+def _partners(photos: list[SourcePhoto], shown: SourcePhoto, style: str, n: int = 2) -> tuple[Cutout, ...]:
+    """Up to ``n`` photos after ``shown`` in the character's rotation (those a track morphs through)."""
+    start = photos.index(shown)
+    others = [photos[(start + k) % len(photos)] for k in range(1, min(n, len(photos) - 1) + 1)]
+    return tuple(normalise_cutout(make_cutout(p), style) for p in others)
+
+
+def _plan_changes(rng: np.random.Generator, config: EpisodeConfig, plan: ShotPlan, partners: dict[str, tuple[Cutout, ...]]) -> int:
+    """Give principal tracks their within-track change (realistic variation); returns how many change.
+
+    Drawn from their own random stream, so the rest of the episode is the same as a static build.
+    """
+    changing = 0
+    e, p, light = config.expression, config.max_pitch, config.light_drift
+    for app in plan.appearances:
+        if app.label == "extra" or rng.random() < config.static_share:
+            continue
+        through = partners.get(app.label, ()) if rng.random() < config.morph_prob else ()
+        talking = rng.random() < 0.7
+        change = Change(
+            partners=through,
+            morph=(0.0, float(rng.uniform(0.8, 1.0) * len(through))),
+            smile=tuple(float(v) for v in rng.uniform(-0.3, 1.0, 2) * e),
+            mouth_open=(0.0, float(rng.uniform(0.3, 1.0) * e), float(rng.uniform(0.0, 0.5) * e)) if talking else (0.0, 0.0, 0.0),
+            brows=(0.0, float(rng.uniform(-1.0, 1.0) * e)),
+        )
+        app.states = track_states(app.cutout, change)
+        app.pitch = Keyframes.linear(rng.uniform(-0.5, 0.5) * p, rng.uniform(-1.0, 1.0) * p)
+        angle = float(rng.uniform(0, 2 * np.pi))
+        app.light = Keyframes.linear([angle, rng.uniform(0, 1) * light], [angle + rng.uniform(-1, 1), rng.uniform(0, 1) * light])
+        changing += 1
+    return changing
 
 
 def _scenes(n_shots: int, shots_per_scene: tuple[int, int], rng: np.random.Generator) -> list[int]:
@@ -493,6 +551,7 @@ def _summarise_knobs(knob_log: list[dict]) -> dict:
         "reentering_shots": sum(k["leaving"] == "reenter" for k in knob_log),
         "turning_appearances": sum(k["turning"] for k in knob_log),
         "extra_shots": sum(k["extra"] for k in knob_log),
+        "changing_appearances": sum(k.get("changing", 0) for k in knob_log),
     }
 
 

@@ -22,6 +22,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from vcn_plugin.benchmark.appearance import light_gain, pitch_homography
 from vcn_plugin.benchmark.looks import LookContext, apply_look
 from vcn_plugin.benchmark.sources import Cutout
 
@@ -62,6 +63,11 @@ class Appearance:
     yaw: Keyframes  # simulated head turn, -1..1
     torso_colour: tuple[float, float, float]
     defocus: float = 0.0  # Gaussian sigma in cut-out pixels (extras are out of focus)
+    #: within-track change (see :mod:`vcn_plugin.benchmark.appearance`): the cut-out at evenly
+    #: spaced times of the shot, on ``cutout``'s canvas; empty = ``cutout`` throughout (static)
+    states: list[Cutout] = field(default_factory=list)
+    pitch: Keyframes | None = None  # vertical head tilt, -1..1; None = none
+    light: Keyframes | None = None  # (angle in radians, strength) of a light gradient; None = none
 
 
 @dataclass
@@ -90,6 +96,7 @@ class ShotPlan:
     appearances: list[Appearance] = field(default_factory=list)  # drawn in this order
     occluders: list[Occluder] = field(default_factory=list)  # drawn last
     min_visible: float = 0.5
+    sensor_noise: float = 0.0  # std of per-frame Gaussian camera noise, in [0, 1] units (0 = none)
 
 
 @dataclass
@@ -267,18 +274,21 @@ def render_shot(
     to_frame = np.array([[1, 0, -(bg_w - W) / 2], [0, 1, -(bg_h - H) / 2], [0, 0, 1]], dtype=np.float64)
     max_width = max(max(v[0] for v in a.face_width.values) for a in plan.appearances) if plan.appearances else 1.0
     zoom_max = max(v[0] for v in plan.zoom.values)
-    dressed = [dress_cutout(a.cutout, a.torso_colour, a.defocus, max_width * zoom_max) for a in plan.appearances]
+    dressed = [_dress(a, max_width * zoom_max) for a in plan.appearances]
     for i in range(plan.n_frames):
         t = i / max(1, plan.n_frames - 1)
         cam = camera_matrix(W, H, float(plan.zoom.at(t)[0]), plan.pan.at(t))
         frame = cv2.warpAffine(plan.background, (cam @ to_frame)[:2], (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         frame = frame.astype(np.float32, copy=False)
         faces: list[dict] = []
-        for idx, (app, (rgba, cut)) in enumerate(zip(plan.appearances, dressed)):
+        for idx, (app, (states, cut)) in enumerate(zip(plan.appearances, dressed)):
+            rgba = _changed(app, states, cut, t)
             fx1, fy1, fx2, fy2 = cut.face_box
             h = cam @ place_matrix(
                 ((fx1 + fx2) / 2, (fy1 + fy2) / 2), fx2 - fx1, app.centre.at(t), float(app.face_width.at(t)[0]), float(app.rotation.at(t)[0])
             ) @ turn_homography(cut, float(app.yaw.at(t)[0]))
+            if app.pitch is not None:
+                h = h @ pitch_homography(cut.face_box, float(app.pitch.at(t)[0]))
             layer = _warp_layer(rgba, h, W, H)
             _cover(faces, layer)
             if layer is not None:
@@ -291,12 +301,40 @@ def render_shot(
                 _composite(frame, layer)
         frame *= plan.gains.at(t).astype(np.float32) * np.float32(255.0)
         frame = _blur(frame, *plan.blur)
+        if plan.sensor_noise > 0:
+            noise = np.random.default_rng(tuple(grain_seed) + (plan.first_frame + i, 7)).standard_normal(frame.shape, dtype=np.float32)
+            frame += noise * np.float32(255.0 * plan.sensor_noise)
         if look != "none" and severity > 0:
             boxes = [f["full"] for f in faces if f["visible_px"] is not None]
             ctx = LookContext(seed=tuple(grain_seed) + (plan.first_frame + i,), light_angle=plan.light_angle, face_boxes=boxes)
             frame = apply_look(np.clip(frame * np.float32(1 / 255), 0, 1), look, severity, ctx) * np.float32(255.0)
         out = cv2.convertScaleAbs(np.maximum(frame, 0, out=frame))  # rounds and saturates to uint8
         yield out, [_finish_face(f, plan.min_visible) for f in faces]
+
+
+def _dress(app: Appearance, max_face_width: float) -> tuple[list[np.ndarray], Cutout]:
+    """Dressed RGBA of every state of ``app`` (one for a static track) and the shared cut-out geometry."""
+    rgba, cut = dress_cutout(app.cutout, app.torso_colour, app.defocus, max_face_width)
+    if not app.states:
+        return [rgba], cut
+    # states share the cut-out's canvas and head mask, so they dress to the same crop and box
+    return [dress_cutout(s, app.torso_colour, app.defocus, max_face_width)[0] for s in app.states], cut
+
+
+def _changed(app: Appearance, states: list[np.ndarray], cut: Cutout, t: float) -> np.ndarray:
+    """The appearance's RGBA at shot time ``t``: adjacent states blended, then the light gradient."""
+    if len(states) == 1:
+        rgba = states[0]
+    else:
+        pos = t * (len(states) - 1)
+        i = min(int(pos), len(states) - 2)
+        w = np.float32(pos - i)
+        rgba = states[i] * (1 - w) + states[i + 1] * w
+    if app.light is not None:
+        angle, strength = app.light.at(t)
+        rgba = rgba.copy()
+        rgba[..., :3] *= light_gain(rgba.shape[:2], cut.face_box, float(angle), float(strength))
+    return rgba
 
 
 def _new_face(idx: int, corners: np.ndarray, width: int, height: int) -> dict:

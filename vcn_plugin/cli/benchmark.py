@@ -92,14 +92,17 @@ def benchmark() -> None:
 @click.option("--shots-per-scene", type=(int, int), default=None, metavar="MIN MAX",
               help="consecutive shots per scene; a character keeps one photo through a scene "
                    "(default 1 1: a new photo in every shot)")
+@click.option("--variation", type=click.Choice(["realistic", "static"]), default=None,
+              help="within-track change: realistic (morphs, expressions, light; default) or static (one still photo per track)")
 def build_cmd(faces_dir: str, out_dir: str, episodes: int, seed: int, preset: str, look: str | None,
-              severity: int | None, cast_mode: str | None, shots_per_scene: tuple[int, int] | None) -> None:
+              severity: int | None, cast_mode: str | None, shots_per_scene: tuple[int, int] | None,
+              variation: str | None) -> None:
     """Render benchmark episodes with exact ground truth into OUT."""
     from vcn_plugin.benchmark import EpisodeConfig, build_benchmark
 
     overrides = {"seed": seed}
     for key, value in (("look", look), ("look_severity", severity), ("cast_mode", cast_mode),
-                       ("shots_per_scene", shots_per_scene)):
+                       ("shots_per_scene", shots_per_scene), ("variation", variation)):
         if value is not None:
             overrides[key] = value
     if look not in (None, "none") and severity is None:
@@ -154,6 +157,8 @@ def run_cmd(bench_dir: str, json_out: str | None, finetune_preset: str, quick_fi
 @click.option("--cast", "cast_mode", type=click.Choice(["random", "lookalike"]), default=None)
 @click.option("--shots-per-scene", type=(int, int), default=None, metavar="MIN MAX",
               help="consecutive shots per scene (one photo per character per scene)")
+@click.option("--variation", type=click.Choice(["realistic", "static"]), default=None,
+              help="within-track change: realistic (morphs, expressions, light; default) or static (one still photo per track)")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None)
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
@@ -161,7 +166,7 @@ def run_cmd(bench_dir: str, json_out: str | None, finetune_preset: str, quick_fi
 @click.option("--quick", is_flag=True, help="quick preset, 1 episode, tiny finetuning (smoke run)")
 @with_options(run_options)
 def sweep_cmd(faces_dir: str, out_dir: str, looks: tuple[str, ...], severities: tuple[str, ...], episodes: int,
-              preset: str, cast_mode: str | None, shots_per_scene: tuple[int, int] | None, seed: int, json_out: str | None, plot_out: str | None, quick: bool,
+              preset: str, cast_mode: str | None, shots_per_scene: tuple[int, int] | None, variation: str | None, seed: int, json_out: str | None, plot_out: str | None, quick: bool,
               finetune_preset: str, quick_finetune: bool, device: str, detector: str, upsample: int | None,
               detect_every: int, threads: int | None) -> None:
     """Ablation table per look and severity, and a plot of accuracy / cluster ratio vs severity."""
@@ -177,7 +182,7 @@ def sweep_cmd(faces_dir: str, out_dir: str, looks: tuple[str, ...], severities: 
     try:
         with progress_bar("sweep") as progress:
             result = sweep(faces_dir, out_dir, _split(looks), severity_values, episodes, preset, json_out, plot_out,
-                           quick, seed, _overrides(cast_mode=cast_mode, shots_per_scene=shots_per_scene), finetune,
+                           quick, seed, _overrides(cast_mode=cast_mode, shots_per_scene=shots_per_scene, variation=variation), finetune,
                            _stage1_config(detector, upsample, detect_every), progress=progress)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
