@@ -101,7 +101,7 @@ def main() -> None:
     _, result = finetune(backbone, tracks, config=config, progress=progress)
     total = time.perf_counter() - start
 
-    print(f"\n| stage | seconds | steps | steps/s |\n|---|---:|---:|---:|")
+    print("\n| stage | seconds | steps | steps/s |\n|---|---:|---:|---:|")
     rates = result.steps_per_second
     for stage, seconds in result.stage_seconds.items():
         steps = result.stage_steps.get(stage, "")

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from vcn_plugin.fo.database import start_private_mongod
+# vcn's own files (checkpoints, thumbnails, the stage-1 cache) go to a temporary folder, not
+# ~/fiftyone; set before anything imports fiftyone, which reads its config once
+os.environ.setdefault("FIFTYONE_DEFAULT_DATASET_DIR", tempfile.mkdtemp(prefix="vcn-test-files-"))
+
+from vcn_plugin.fo.database import start_private_mongod  # noqa: E402
 
 if "FIFTYONE_DATABASE_URI" not in os.environ:
     # a private database: FiftyOne attaches to any running database service (a user's App, say)

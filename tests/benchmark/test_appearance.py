@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from vcn_plugin.benchmark import EpisodeConfig, build_benchmark
-from vcn_plugin.benchmark.appearance import Change, expression_offsets, landmarks68, light_gain, pitch_homography, tps_warp, track_states
+from vcn_plugin.benchmark.appearance import (
+    Change,
+    expression_offsets,
+    landmarks68,
+    light_gain,
+    pitch_homography,
+    tps_warp,
+    track_states,
+)
 from vcn_plugin.benchmark.render import transform_points
 from vcn_plugin.benchmark.sources import FaceBoxCache, find_sources, list_identities, make_cutout
 from vcn_plugin.benchmark.track_variation import label_tracks, summarise, track_embeddings, within_track_distance

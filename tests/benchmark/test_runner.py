@@ -206,3 +206,24 @@ def test_foreign_manifest_is_ignored_with_a_notice(tmp_path, caplog):
     assert _manifest_records(tmp_path) == {}
     (tmp_path / "manifest.json").unlink()
     assert _manifest_records(tmp_path) == {}
+
+
+def test_the_shipped_detector_is_scored_on_the_faces_it_finds(run):
+    """The benchmark runs the product's default detector (CenterFace, every 3rd frame); its boxes
+    are calibrated onto the ground truth's (dlib) convention, so at severity 0 it finds them."""
+    result = run[0]
+    assert result.config["stage1"]["detector"] == "centerface" and result.config["stage1"]["detect_every"] == 3
+    for episode in result.episodes:
+        print(episode["video"], episode["detection"], episode["box_calibration"])
+        assert episode["detection"]["recall"] >= 0.9
+        assert episode["box_calibration"]["pairs"] >= 20
+        assert episode["box_calibration"]["sh"] < 1.0  # CenterFace boxes are taller than dlib's
+
+
+def test_a_rerun_reuses_stage_1(run, bench):
+    from vcn_plugin.benchmark.runner import run_benchmark
+
+    result = run[0]
+    again = run_benchmark(bench, methods=DEFAULT_ROWS[:1], finetune_config=FinetuneConfig.tiny())
+    assert all(e["stage1"]["cached"] == 1 for e in again.episodes)
+    assert [e["detection"] for e in again.episodes] == [e["detection"] for e in result.episodes]

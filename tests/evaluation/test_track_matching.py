@@ -158,7 +158,8 @@ def test_to_dict_is_json_ready():
     pred = {1: track(range(1, 6), 0), 2: track(range(1, 3), 0, y=250)}
     d = json.loads(json.dumps(match_tracks(pred, gt).to_dict()))
     assert d["false_detections"] == [2]
-    assert d["config"] == {"iou_threshold": 0.5, "min_track_coverage": 0.5}
+    assert d["config"] == {"iou_threshold": 0.5, "min_track_coverage": 0.5, "calibrate": False, "calibration_iou": 0.25}
+    assert d["calibration"] is None
     assert d["tracking"]["matched_pred_tracks"] == 1
 
 
@@ -180,3 +181,34 @@ def test_bad_boxes_raise(pred, message):
 def test_bad_config_raises(kwargs):
     with pytest.raises(ValueError, match="must be in"):
         MatchingConfig(**kwargs)
+
+
+def test_calibration_maps_another_box_convention_onto_the_ground_truth():
+    """A detector whose boxes are 40% taller and start higher (forehead to chin) overlaps the
+    ground truth by IoU ~0.6-0.7 at best; shifted further it falls under 0.5 everywhere. The
+    calibration recovers every face, and reports the mapping it used."""
+    from vcn_plugin.evaluation.track_matching import MatchingConfig, match_tracks
+
+    rng = np.random.default_rng(0)
+    gt, pred = {}, {}
+    for track in range(3):
+        x, y, w = rng.uniform(0, 400), rng.uniform(0, 200), rng.uniform(40, 80)
+        gt[track] = {f: (x + f, y, w, w) for f in range(1, 31)}
+        pred[track] = {f: (x + f - 0.1 * w, y - 0.6 * w, 1.2 * w, 1.5 * w) for f in range(1, 31)}
+    plain = match_tracks(pred, gt)
+    assert plain.detection.recall < 0.5 and plain.calibration is None
+    calibrated = match_tracks(pred, gt, MatchingConfig(calibrate=True))
+    assert calibrated.detection.recall == 1.0 and calibrated.detection.mean_iou > 0.99
+    assert calibrated.matches == {0: 0, 1: 1, 2: 2}
+    c = calibrated.calibration
+    assert c.pairs == 90 and c.sw == pytest.approx(1 / 1.2) and c.sh == pytest.approx(1 / 1.5)
+
+
+def test_calibration_needs_enough_pairs_and_leaves_a_matching_convention_alone():
+    from vcn_plugin.evaluation.track_matching import MIN_CALIBRATION_PAIRS, MatchingConfig, match_tracks
+
+    gt = {0: {f: (10.0, 10.0, 50.0, 50.0) for f in range(1, MIN_CALIBRATION_PAIRS)}}
+    result = match_tracks(gt, gt, MatchingConfig(calibrate=True))
+    assert result.calibration.pairs == MIN_CALIBRATION_PAIRS - 1
+    assert (result.calibration.sw, result.calibration.dx) == (1.0, 0.0)
+    assert result.detection.recall == 1.0

@@ -65,6 +65,7 @@ from vcn_plugin.benchmark.rows import (
 from vcn_plugin.core.progress import Progress, sub_progress
 from vcn_plugin.evaluation.evaluate import MatchedVideo, match_video
 from vcn_plugin.evaluation.metrics import evaluate_clustering
+from vcn_plugin.evaluation.track_matching import MatchingConfig
 from vcn_plugin.fo import schema
 from vcn_plugin.fo.frames import read_tracks
 from vcn_plugin.ssl import FinetuneConfig, SSLModel
@@ -72,9 +73,11 @@ from vcn_plugin.stage1 import Stage1Config
 
 logger = logging.getLogger(__name__)
 
-#: stage 1 for benchmarks: dlib's HOG detector (its box convention is the one the builder's
-#: ground truth uses) upsampled once, so it finds the 40-50 px faces the presets render
-BENCHMARK_STAGE1 = Stage1Config(detector="dlib-hog", detector_options={"upsample": 1}, detect_every=2)
+#: stage 1 for benchmarks: the product's default (CenterFace on every 3rd frame), what users get
+BENCHMARK_STAGE1 = Stage1Config()
+#: predicted boxes are calibrated to the ground truth's box convention (dlib's) before pairing,
+#: so every detector is scored on the faces it finds, not on where it draws the box edges
+BENCHMARK_MATCHING = MatchingConfig(calibrate=True)
 
 
 # --------------------------------------------------------------------------- per-episode data
@@ -108,7 +111,8 @@ class _Episode(MatchedVideo):
 
 
 def _match_episode(sample, video: str, track_set) -> _Episode:
-    matched = match_video(video, read_tracks(sample, schema.FACES, video), read_tracks(sample, schema.GT_FACES, video))
+    matched = match_video(video, read_tracks(sample, schema.FACES, video), read_tracks(sample, schema.GT_FACES, video),
+                          BENCHMARK_MATCHING)
     index_of = {tf.track: i for i, tf in enumerate(track_set.tracks)}
     return _Episode(**vars(matched), track_set=track_set, index_of=index_of)
 
@@ -276,6 +280,7 @@ def _episode_summary(ep: _Episode, stage1_stats: dict[str, Any], manifest: dict[
         "tracks_with_chips": len(ep.track_set),
         "low_quality_tracks": int(np.count_nonzero(ep.track_set.low_quality)),
         "detection": asdict(m.detection),
+        "box_calibration": asdict(m.calibration) if m.calibration else None,
         "tracking": asdict(m.tracking),
         "stage1": stage1_stats,
         "stage1_seconds": stage1_stats.get("seconds"),
@@ -295,6 +300,7 @@ def run_benchmark(
     max_faces_per_track: int = 8,
     unknown_mode: str = "exclude",
     keep_dataset: bool = False,
+    reuse_stage1: bool = True,
     progress: Progress | None = None,
 ) -> BenchmarkResult:
     """Run the ablation on the benchmark at ``bench_dir`` (see the module docstring).
@@ -302,14 +308,17 @@ def run_benchmark(
     ``finetune_config``: default :class:`FinetuneConfig` (minutes per episode on a CPU; use
     ``FinetuneConfig.tiny()`` for smoke tests). ``stage1_config``: default
     :data:`BENCHMARK_STAGE1`. ``keep_dataset``: keep the (non-persistent) FiftyOne dataset for
-    inspection; its name is in :attr:`BenchmarkResult.dataset_name`. Writes the JSON to
-    ``json_out`` when given.
+    inspection; its name is in :attr:`BenchmarkResult.dataset_name`. ``reuse_stage1``: take
+    stage 1 of videos already processed with the same config from vcn's stage-1 cache
+    (``<vcn root>/stage1_cache``), so a rerun of the ablation does not redo detection.
+    Writes the JSON to ``json_out`` when given.
     """
     import fiftyone as fo
 
     from vcn_plugin.backbones import get_backbone
     from vcn_plugin.evaluation.ground_truth import import_benchmark
     from vcn_plugin.evaluation.metrics import UNKNOWN_MODES
+    from vcn_plugin.fo.storage import vcn_root
     from vcn_plugin.fo.track_sets import load_track_set
     from vcn_plugin.steps.detect import detect_faces
 
@@ -327,7 +336,8 @@ def run_benchmark(
             progress(0.0, f"importing {bench_dir}")
         manifest = _manifest_records(bench_dir, progress)
         import_benchmark(bench_dir, dataset)  # validates every annotation before any video is processed
-        report = detect_faces(dataset, stage1_config, sub_progress(progress, 0.02, 0.4))
+        report = detect_faces(dataset, stage1_config, sub_progress(progress, 0.02, 0.4),
+                              cache_dir=vcn_root() / "stage1_cache" if reuse_stage1 else None)
         if report.failed:
             raise RuntimeError(f"stage 1 failed on {report.failed}")
         track_set = load_track_set(dataset, backbone_model, max_faces_per_track, progress=sub_progress(progress, 0.4, 0.45))

@@ -12,6 +12,7 @@ import click
 from tqdm import tqdm
 
 from vcn_plugin.cli.common import FINETUNE_PRESETS, finetune_config, progress_bar, stage1_config, with_options
+from vcn_plugin.stage1.pipeline import Stage1Config
 
 PRESET_NAMES = ["default", "paper", "hard", "720p", "quick"]
 
@@ -58,16 +59,20 @@ def _threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+_DEFAULT_STAGE1 = Stage1Config()
+
 run_options = [
     click.option("--finetune-preset", type=click.Choice(FINETUNE_PRESETS), default="default", show_default=True,
                  help="default: minutes per episode on a CPU; tiny: seconds (smoke runs)"),
     click.option("--quick-finetune", is_flag=True, help="same as --finetune-preset tiny"),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                  help="where finetuning runs"),
-    click.option("--detector", default="dlib-hog", show_default=True, help="stage-1 face detector"),
+    click.option("--detector", default=_DEFAULT_STAGE1.detector, show_default=True,
+                 help="stage-1 face detector (the product's default unless compared on purpose)"),
     click.option("--upsample", type=int, default=None,
-                 help="dlib detectors: times to upsample (benchmark default 1: finds ~40 px faces)"),
-    click.option("--detect-every", type=int, default=2, show_default=True, help="detect on every k-th frame"),
+                 help="dlib detectors: times to upsample (1 finds ~40 px faces)"),
+    click.option("--detect-every", type=int, default=_DEFAULT_STAGE1.detect_every, show_default=True,
+                 help="detect on every k-th frame"),
     click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"),
 ]  # fmt: skip
 

@@ -17,17 +17,20 @@ from vcn_plugin.fo import schema
 @click.option("--gt-field", default=schema.GT_FACES, show_default=True, help="frame Detections field of ground truth")
 @click.option("--eval-key", default=schema.EVAL_KEY, show_default=True, help="run key the evaluation is stored under")
 @click.option("--allow-unclustered", is_flag=True, help="score tracks still labelled 'face' as Unknown")
+@click.option("--calibrate-boxes", is_flag=True,
+              help="map predicted boxes onto the ground truth's box convention before pairing (when the "
+                   "ground truth was drawn by another detector or annotation tool)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="also write the full report (metrics, per-identity table, assignments) as JSON")
 def evaluate_cmd(dataset_name: str, pred_field: str, gt_field: str, eval_key: str,
-                 allow_unclustered: bool, json_out: str | None) -> None:
+                 allow_unclustered: bool, calibrate_boxes: bool, json_out: str | None) -> None:
     """Score predicted identities against ground truth and print the summary."""
     from vcn_plugin.evaluation.evaluate import evaluate_identities, format_report
 
     dataset = load_dataset(dataset_name)
     try:
         report = evaluate_identities(dataset, pred_field=pred_field, gt_field=gt_field, eval_key=eval_key,
-                                     allow_unclustered=allow_unclustered)
+                                     allow_unclustered=allow_unclustered, calibrate_boxes=calibrate_boxes)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     click.echo(format_report(report, markdown=False))

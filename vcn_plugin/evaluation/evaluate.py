@@ -52,7 +52,8 @@ class EvaluationConfig:
     ``allow_unclustered``: when False (default) a predicted track still labelled ``"face"``
     (detected but never clustered) is an error; when True such tracks are scored as Unknown,
     which is how detection and tracking can be evaluated before clustering.
-    ``iou_threshold`` / ``min_track_coverage``: see :class:`~vcn_plugin.evaluation.track_matching.MatchingConfig`."""
+    ``iou_threshold`` / ``min_track_coverage`` / ``calibrate_boxes``: see
+    :class:`~vcn_plugin.evaluation.track_matching.MatchingConfig`."""
 
     pred_field: str = schema.FACES
     gt_field: str = schema.GT_FACES
@@ -60,9 +61,11 @@ class EvaluationConfig:
     allow_unclustered: bool = False
     iou_threshold: float = 0.5
     min_track_coverage: float = 0.5
+    #: map the predicted boxes onto the ground truth's box convention first (see MatchingConfig)
+    calibrate_boxes: bool = False
 
     def matching(self) -> MatchingConfig:
-        return MatchingConfig(self.iou_threshold, self.min_track_coverage)
+        return MatchingConfig(self.iou_threshold, self.min_track_coverage, self.calibrate_boxes)
 
 
 @dataclass
@@ -164,10 +167,13 @@ def evaluate_identities(
     allow_unclustered: bool = False,
     iou_threshold: float = 0.5,
     min_track_coverage: float = 0.5,
+    calibrate_boxes: bool = False,
 ) -> EvaluationReport:
     """Score the predicted identities of ``samples`` against ground truth and store the report
-    as run ``eval_key`` on their dataset (replacing an earlier one). See the module docstring."""
-    config = EvaluationConfig(pred_field, gt_field, unknown_label, allow_unclustered, iou_threshold, min_track_coverage)
+    as run ``eval_key`` on their dataset (replacing an earlier one). See the module docstring.
+    ``calibrate_boxes``: when the ground truth was drawn in another detector's box convention."""
+    config = EvaluationConfig(pred_field, gt_field, unknown_label, allow_unclustered, iou_threshold, min_track_coverage,
+                              calibrate_boxes)
     dataset = samples._root_dataset
     _validate(samples, config, eval_key)
     check_run_key(dataset, eval_key, EVALUATION_METHOD)

@@ -12,6 +12,15 @@ and finally maximises the total IoU. A one-to-one assignment is better than taki
 ground-truth box for each predicted box independently: two predicted boxes can never both
 claim one face, so duplicates show up as false positives.
 
+Box convention. Detectors disagree on where a face box ends (dlib's HOG box stops at the brows
+and the lower lip; CenterFace's and SCRFD's include forehead and chin), so one face's boxes from
+two detectors can overlap by less than 0.5. With ``calibrate`` the predicted boxes are first
+mapped onto the ground truth's convention: boxes are paired at a loose IoU
+(``calibration_iou``, 0.25) and the median centre offset and size ratio of those pairs (four
+numbers per call, reported as ``TrackMatchingResult.calibration``) are applied to every
+predicted box before the pairing below. A systematic convention difference disappears; a
+detector that is merely inaccurate stays inaccurate.
+
 Track level. Each predicted track votes over its own frames for the ground-truth track it
 was paired with on each frame; the winner (most frames, then largest summed IoU, then
 smallest id in string order) is its match if it covers at least ``min_track_coverage``
@@ -56,13 +65,18 @@ class MatchingConfig:
     """``iou_threshold``: least IoU for a predicted and a ground-truth box to be paired on a
     frame (0.5, the usual detection criterion). ``min_track_coverage``: least share of a
     predicted track's frames that its majority ground-truth track must cover for the track
-    to be matched (0.5)."""
+    to be matched (0.5). ``calibrate``: first map the predicted boxes onto the ground truth's box
+    convention (:func:`fit_box_calibration`), so a detector that draws taller or shifted boxes
+    for the same faces is not scored as missing them (off by default)."""
 
     iou_threshold: float = 0.5
     min_track_coverage: float = 0.5
+    calibrate: bool = False
+    #: least IoU of the pairs the calibration is fitted on (conventions differ by more than 0.5)
+    calibration_iou: float = 0.25
 
     def __post_init__(self) -> None:
-        for name in ("iou_threshold", "min_track_coverage"):
+        for name in ("iou_threshold", "min_track_coverage", "calibration_iou"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {value}")
@@ -125,12 +139,62 @@ class TrackingMetrics:
 
 
 @dataclass
+class BoxCalibration:
+    """Maps a detector's boxes onto the ground truth's convention: the centre moves by
+    ``(dx * w, dy * h)`` and the size scales by ``(sw, sh)``; the medians over ``pairs``."""
+
+    dx: float = 0.0
+    dy: float = 0.0
+    sw: float = 1.0
+    sh: float = 1.0
+    pairs: int = 0
+
+    def apply(self, box: np.ndarray) -> np.ndarray:
+        x, y, w, h = box
+        cx, cy = x + w / 2 + self.dx * w, y + h / 2 + self.dy * h
+        return np.array([cx - self.sw * w / 2, cy - self.sh * h / 2, self.sw * w, self.sh * h])
+
+
+#: fewest loose pairs a calibration is fitted on; with fewer, boxes are left as they are
+MIN_CALIBRATION_PAIRS = 20
+
+
+def fit_box_calibration(pred_frames: _FrameIndex, gt_frames: _FrameIndex, min_iou: float) -> BoxCalibration:
+    """Median offset and scale from predicted to ground-truth boxes over one-to-one pairs with
+    IoU >= ``min_iou``. Medians (not means) so a few wrong pairs do not move it; the identity
+    when fewer than :data:`MIN_CALIBRATION_PAIRS` pairs exist."""
+    rows = []
+    for frame, frame_pairs in _pair_all_frames(pred_frames, gt_frames, min_iou).items():
+        pred_ids, pred_boxes = pred_frames[frame]
+        gt_ids, gt_boxes = gt_frames[frame]
+        for pred_id, (gt_id, _) in frame_pairs.items():
+            p, g = pred_boxes[pred_ids.index(pred_id)], gt_boxes[gt_ids.index(gt_id)]
+            if p[2] > 0 and p[3] > 0:
+                rows.append(((g[0] + g[2] / 2 - p[0] - p[2] / 2) / p[2], (g[1] + g[3] / 2 - p[1] - p[3] / 2) / p[3],
+                             g[2] / p[2], g[3] / p[3]))  # fmt: skip
+    if len(rows) < MIN_CALIBRATION_PAIRS:
+        return BoxCalibration(pairs=len(rows))
+    dx, dy, sw, sh = (float(v) for v in np.median(np.array(rows), axis=0))
+    return BoxCalibration(dx, dy, sw, sh, len(rows))
+
+
+def _calibrated(frames: _FrameIndex, calibration: BoxCalibration) -> _FrameIndex:
+    return {f: (ids, np.stack([calibration.apply(b) for b in boxes])) for f, (ids, boxes) in frames.items()}
+
+
+def _calibrated_tracks(tracks: TrackBoxes, calibration: BoxCalibration) -> dict:
+    return {t: {f: calibration.apply(np.asarray(b, dtype=float)) for f, b in boxes.items()} for t, boxes in tracks.items()}
+
+
+@dataclass
 class TrackMatchingResult:
     config: MatchingConfig
     pred_tracks: list[PredTrackMatch]
     gt_tracks: list[GTTrackQuality]
     detection: DetectionMetrics
     tracking: TrackingMetrics
+    #: the box calibration applied to the predictions (``calibrate``), None when not applied
+    calibration: BoxCalibration | None = None
 
     @property
     def matches(self) -> dict[Hashable, Hashable]:
@@ -154,6 +218,11 @@ def match_tracks(
     config = config or MatchingConfig()
     pred_frames = _index_by_frame(predicted, "predicted")
     gt_frames = _index_by_frame(ground_truth, "ground_truth")
+    calibration = None
+    if config.calibrate:
+        calibration = fit_box_calibration(pred_frames, gt_frames, config.calibration_iou)
+        pred_frames = _calibrated(pred_frames, calibration)
+        predicted = _calibrated_tracks(predicted, calibration)
     pairs = _pair_all_frames(pred_frames, gt_frames, config.iou_threshold)
 
     pred_matches = [_match_pred_track(tid, boxes, pairs, config) for tid, boxes in predicted.items()]
@@ -163,7 +232,7 @@ def match_tracks(
         for tid, boxes in ground_truth.items()
     ]
     detection = _detection_metrics(pred_frames, gt_frames, pairs)
-    return TrackMatchingResult(config, pred_matches, gt_quality, detection, _tracking_metrics(pred_matches, gt_quality))
+    return TrackMatchingResult(config, pred_matches, gt_quality, detection, _tracking_metrics(pred_matches, gt_quality), calibration)
 
 
 def identity_assignments(

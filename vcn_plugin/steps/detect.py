@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import fiftyone as fo
@@ -15,6 +16,7 @@ from vcn_plugin.fo.labels import shots_to_temporal, tracks_to_frame_labels, writ
 from vcn_plugin.fo.runs import save_run, stage1_records
 from vcn_plugin.fo.track_records import delete_track_records
 from vcn_plugin.stage1 import Stage1Config, process_video, track_summary
+from vcn_plugin.stage1.cache import cached_process_video
 from vcn_plugin.stage1.detectors import get_detector
 
 #: a video is reported as truncated when stage 1 decodes fewer frames than its container
@@ -49,6 +51,7 @@ def detect_faces(
     samples: fo.core.collections.SampleCollection,
     config: Stage1Config | None = None,
     progress: Progress | None = None,
+    cache_dir: str | Path | None = None,
 ) -> DetectReport:
     """Stage 1 on every video of ``samples``: shots, faces, quality and tracks, written to
     ``shots`` and ``frames.faces`` with the video's stage-1 record ``vcn_video`` (see
@@ -60,7 +63,9 @@ def detect_faces(
     A rerun replaces the video's labels and removes what was derived from the old ones (its
     track records; its finetuned models are refused as stale by clustering). A video that fails
     is reported with its reason and keeps whatever labels it had; see
-    :meth:`DetectReport.raise_for_failures`.
+    :meth:`DetectReport.raise_for_failures`. ``cache_dir``: reuse (and keep) stage-1 results of
+    unchanged videos under the same config there (:mod:`vcn_plugin.stage1.cache`); the record
+    of a reused video says ``cached: 1`` and keeps the seconds of the run that computed it.
     """
     config = config or Stage1Config()
     dataset = samples._dataset
@@ -75,11 +80,14 @@ def detect_faces(
         video_progress = sub_progress(progress, i / n, (i + 1) / n, f"video {i + 1}/{n}: ")
         path = light_sample.filepath
         try:
-            result = process_video(path, config, detector, video_progress)
+            if cache_dir is None:
+                result, cached = process_video(path, config, detector, video_progress), False
+            else:
+                result, cached = cached_process_video(path, config, detector, cache_dir, video_progress)
         except VideoError as err:
             report.failed[path] = str(err)
             continue
-        stats = track_summary(result)
+        stats = {**track_summary(result), "cached": int(cached)}
         expected = result.info.num_frames
         if expected and result.num_frames < expected * (1 - TRUNCATION_TOLERANCE):
             report.warnings[path] = (f"decoded {result.num_frames} of the {expected} frames its container announces "
