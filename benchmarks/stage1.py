@@ -1,6 +1,6 @@
 """Stage-1 speed: frames per second and real-time factor on each clip, at native size and 360p.
 
-    .venv/bin/python benchmarks/stage1.py [--videos DIR] [--detect-every 2] [--upsample 0]
+    .venv/bin/python benchmarks/stage1.py [--videos DIR] [--detector centerface] [--detect-every 3] [--upsample 0]
 
 Real-time factor = video duration / processing time (>= 1.0 means faster than real time).
 Stage 1 = decoding + shot detection + face detection + quality + tracking (FiftyOne writes excluded).
@@ -50,9 +50,9 @@ def measure(path: Path, config: Stage1Config, detector) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=Path, default=SHARED_VIDEOS)
-    parser.add_argument("--detect-every", type=int, default=2)
-    parser.add_argument("--upsample", type=int, default=0)
-    parser.add_argument("--detector", default="dlib-hog")
+    parser.add_argument("--detect-every", type=int, default=Stage1Config().detect_every)
+    parser.add_argument("--upsample", type=int, default=0, help="dlib-hog only")
+    parser.add_argument("--detector", default=Stage1Config().detector, help="default: the product's default")
     args = parser.parse_args()
     options = {"upsample": args.upsample} if args.detector == "dlib-hog" else {}
     config = Stage1Config(detector=args.detector, detector_options=options, detect_every=args.detect_every)

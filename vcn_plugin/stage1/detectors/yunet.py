@@ -33,6 +33,9 @@ class YuNetConfig:
         check_max_side(self.max_side)
 
 
+_MIN_INPUT = 32  # YuNet's largest feature stride
+
+
 class YuNetDetector(FaceDetector):
     """OpenCV YuNet via ``cv2.FaceDetectorYN``; ``arcface5`` landmarks.
 
@@ -56,6 +59,11 @@ class YuNetDetector(FaceDetector):
         )
 
     def _detect_small(self, frame: np.ndarray) -> list[FaceDetection]:
+        h, w = frame.shape[:2]
+        if h < _MIN_INPUT or w < _MIN_INPUT:
+            # below the network's largest stride OpenCV's anchor grid reads past the output and
+            # reports random faces; padding at the bottom/right keeps the coordinates
+            frame = np.pad(frame, ((0, max(0, _MIN_INPUT - h)), (0, max(0, _MIN_INPUT - w)), (0, 0)))
         self._yunet.setInputSize((frame.shape[1], frame.shape[0]))
         _, faces = self._yunet.detect(np.ascontiguousarray(frame[..., ::-1]))
         if faces is None:
