@@ -19,6 +19,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from vcn_plugin.backbones import get_backbone
 from vcn_plugin.benchmark.builder import EpisodeConfig, build_benchmark
 from vcn_plugin.benchmark.track_variation import (
     cross_track_distances,
@@ -39,20 +40,20 @@ def _fmt(s: dict) -> str:
     return f"{s['median']:.4f} ({s['q1']:.4f}-{s['q3']:.4f})"
 
 
-def real_rows(videos: Path) -> list[dict]:
+def real_rows(videos: Path, backbone) -> list[dict]:
     rows = []
     for video in sorted(videos.glob("*.mp4")):
-        tracks = track_embeddings(video)
+        tracks = track_embeddings(video, backbone=backbone)
         rows.append({"source": video.name, "tracks": len(tracks), "within": summarise(within_track_distance(t.embeddings) for t in tracks)})
     return rows
 
 
-def preset_row(preset: str, faces: Path, episodes: int, work: Path) -> dict:
+def preset_row(preset: str, faces: Path, episodes: int, work: Path, backbone) -> dict:
     out = work / preset
     build_benchmark(faces, out, episodes, EpisodeConfig.preset(preset), cache_dir=work / ".cache")
     within, same, diff, n = [], [], [], 0
     for ann_path in sorted((out / "annotations").glob("*.json")):
-        tracks = track_embeddings(out / "videos" / (ann_path.stem + ".mp4"))
+        tracks = track_embeddings(out / "videos" / (ann_path.stem + ".mp4"), backbone=backbone)
         identity = label_tracks(tracks, load_annotation(ann_path))
         within += [within_track_distance(t.embeddings) for t in tracks]
         s, d = cross_track_distances(tracks, identity)
@@ -72,9 +73,10 @@ def main() -> None:
     for path, what in ((args.videos, "--videos"), (args.faces, "--faces")):
         if not path.is_dir():
             parser.error(f"{what} {path} is not a directory")
-    rows = real_rows(args.videos)
+    backbone = get_backbone()  # loaded once for every clip and episode
+    rows = real_rows(args.videos, backbone)
     with tempfile.TemporaryDirectory() as tmp:
-        rows += [preset_row(p, args.faces, args.episodes, Path(tmp)) for p in args.presets.split(",")]
+        rows += [preset_row(p, args.faces, args.episodes, Path(tmp), backbone) for p in args.presets.split(",")]
     same, diff = photo_distances(args.faces)
     rows.append({"source": f"photos of {args.faces.name}/ (real casts)", "tracks": 0, "within": summarise([]),
                  "same_identity": summarise(same), "different_identity": summarise(diff)})  # fmt: skip
