@@ -223,3 +223,36 @@ def test_scenes_keep_location_and_photo_per_character(faces_dir, tmp_path, built
     assert default.scenes == list(range(default.n_shots))
     with pytest.raises(ValueError, match="shots_per_scene"):
         replace(TINY, shots_per_scene=(3, 2))
+
+
+SERIES = replace(TINY, cast_scope="series", n_identities=(3, 3), series_guests=(1, 1), n_shots=(5, 5),
+                 photos_per_identity=4, seed=5)  # fmt: skip
+
+
+def test_series_episodes_share_a_cast_with_their_own_photos_and_guests(faces_dir, tmp_path, built):
+    """A series: one main cast in every episode, shown through photos no other episode shows, plus
+    a guest per episode who is in that episode only; the same seed gives the same series."""
+    shutil.copytree(built[0] / ".cache", tmp_path / ".cache")
+    manifest = build_benchmark(faces_dir, tmp_path, 2, SERIES)
+    a, b = manifest.episodes
+    main = set(a.identities) - set(a.guests)
+    assert len(main) == 3 and main == set(b.identities) - set(b.guests)
+    assert len(a.guests) == 1 and len(b.guests) == 1
+    assert not set(a.guests) & set(b.identities) and not set(b.guests) & set(a.identities)
+    shown = [{p for shot in e.photos for p in shot if p.split("/")[0] in main} for e in (a, b)]
+    assert shown[0] and shown[1] and not shown[0] & shown[1], "an episode never shows another episode's photo"
+    gt_a = {t.identity for t in load_annotation(tmp_path / a.annotation).tracks}
+    gt_b = {t.identity for t in load_annotation(tmp_path / b.annotation).tracks}
+    assert main <= gt_a & gt_b, "every main character appears in both episodes"
+    assert manifest.config["cast_scope"] == "series"
+    again = build_benchmark(faces_dir, tmp_path / "again", 2, SERIES, cache_dir=tmp_path / ".cache")
+    assert [e.identities for e in again.episodes] == [a.identities, b.identities]
+    assert (tmp_path / "again" / a.annotation).read_text() == (tmp_path / a.annotation).read_text()
+
+
+def test_series_needs_a_photo_per_episode(faces_dir, tmp_path, built):
+    shutil.copytree(built[0] / ".cache", tmp_path / ".cache")
+    with pytest.raises(ValueError, match="one per episode"):
+        build_benchmark(faces_dir, tmp_path, 5, replace(SERIES, n_identities=(6, 6)))
+    with pytest.raises(ValueError, match="cast_scope"):
+        replace(TINY, cast_scope="season")

@@ -134,6 +134,30 @@ def test_episode_has_stage_wise_numbers(run, bench):
     assert episode["finetune"]["seconds"] > 0 and episode["finetune"]["num_tracks"] > 0
 
 
+def test_episode_reports_finetune_health(run):
+    """Matching P/R per round against the ground truth, the teacher per stage, the loss curve
+    and the merge ratios of each feature space, in the JSON and in the printed tables."""
+    result, data, _ = run
+    (episode,) = data["episodes"]
+    health = episode["health"]
+    rounds = FinetuneConfig.tiny().rounds
+    assert len(health["matching"]) == rounds
+    for q in health["matching"]:
+        assert q["pairs"] == q["correct"] + (q["pairs"] - q["correct"]) >= q["found"]
+        assert q["true_pairs"] > 0, "the quick episode shows every identity in two shots"
+        assert 0.0 <= q["recall"] <= 1.0
+    assert [h["after"] for h in health["teacher"]] == ["head"] + [f"joint {r + 1}" for r in range(rounds)]
+    assert len(health["loss_curve"]["loss"]) == len(health["loss_curve"]["stage"]) > 0
+    assert set(health["merge_ratios"]) == {"pretrained cosine", "finetuned cosine", "loss"}
+    for ratios in health["merge_ratios"].values():
+        assert ratios["same"]["pairs"] > 0 and ratios["different"]["pairs"] > 0
+        assert 0.0 <= ratios["same"]["below_1"] <= 1.0
+    # pretrained cosine: one person's tracks are closer than two people's
+    cos = health["merge_ratios"]["pretrained cosine"]
+    assert cos["same"]["median"] < cos["different"]["median"]
+    assert "matching P / R per round" in result.to_markdown()
+
+
 def test_bad_inputs_raise_clear_errors(tmp_path, bench):
     with pytest.raises(ValueError, match="is not a benchmark"):
         run_benchmark(tmp_path)
@@ -200,12 +224,12 @@ def test_foreign_manifest_is_ignored_with_a_notice(tmp_path, caplog):
     (tmp_path / "manifest.json").write_text(json.dumps({"episodes": [{"video": "ep000.mp4", "tool": "other"}]}))
     notices = []
     with caplog.at_level("WARNING"):
-        assert _manifest_records(tmp_path, lambda f, m: notices.append(m)) == {}
+        assert _manifest_records(tmp_path, lambda f, m: notices.append(m)) == ({}, {})
     assert "not a vcn benchmark manifest" in caplog.text and notices and "manifest.json" in notices[0]
     (tmp_path / "manifest.json").write_text("[1, 2]")
-    assert _manifest_records(tmp_path) == {}
+    assert _manifest_records(tmp_path) == ({}, {})
     (tmp_path / "manifest.json").unlink()
-    assert _manifest_records(tmp_path) == {}
+    assert _manifest_records(tmp_path) == ({}, {})
 
 
 def test_the_shipped_detector_is_scored_on_the_faces_it_finds(run):
@@ -227,3 +251,48 @@ def test_a_rerun_reuses_stage_1(run, bench):
     again = run_benchmark(bench, methods=DEFAULT_ROWS[:1], finetune_config=FinetuneConfig.tiny())
     assert all(e["stage1"]["cached"] == 1 for e in again.episodes)
     assert [e["detection"] for e in again.episodes] == [e["detection"] for e in result.episodes]
+
+
+def test_linked_share_needs_one_cluster_per_person_across_videos():
+    from vcn_plugin.benchmark.rows import linked_share
+
+    def rows(preds):
+        gts = [("a", "v1"), ("a", "v2"), ("b", "v1"), ("b", "v2"), ("c", "v1")]
+        return [{"gt": g, "video": v, "pred": p, "track": i} for i, ((g, v), p) in enumerate(zip(gts, preds))]
+
+    assert linked_share(rows(["0", "0", "1", "1", "2"])) == 1.0
+    assert linked_share(rows(["0", "3", "1", "1", "2"])) == 0.5  # a split across episodes
+    assert linked_share(rows(["0", "0", "0", "0", "0"])) == 0.5  # one cluster: only its owner counts
+    assert linked_share(rows(["Unknown", "Unknown", "1", "1", "2"])) == 0.5
+    assert linked_share([{"gt": "a", "video": "v1", "pred": "0", "track": 0}]) is None
+
+
+def test_series_is_scored_per_episode_and_across_episodes(shared_data: Path, tmp_path):
+    """A two-episode series: the rows per episode, and the same rows across episodes on the union
+    of the tracks, with the main cast recurring; auto-detected from the manifest."""
+    from vcn_plugin.benchmark import build_benchmark
+    from vcn_plugin.benchmark.rows import scored
+
+    config = EpisodeConfig.preset("quick", cast_scope="series", n_identities=(3, 3), series_guests=(1, 1), seed=1)
+    build_benchmark(shared_data / "faces", tmp_path, 2, config)
+    specs = (DEFAULT_ROWS[0], RowSpec("FINCH", "finch", finetuned=False), RowSpec("ours, loss", "loss", finetuned=True))
+    result = run_benchmark(tmp_path, tmp_path / "series.json", specs, FinetuneConfig.tiny())
+    assert len(result.rows) == len(result.series_rows) == 3
+    assert result.series["episodes"] == 2 and result.series["recurring_identities"] == 3
+    assert "seconds" in result.series["finetune"]
+    per_episode_tracks = sorted((a["video"], a["track"]) for a in result.rows[1].assignments)
+    for row in result.series_rows:
+        assert sorted((a["video"], a["track"]) for a in row.assignments) == per_episode_tracks
+        s = scored(row.assignments)
+        m = evaluate_clustering([a["gt"] for a in s], [a["pred"] for a in s], "Unknown", "exclude")
+        assert row.metrics["accuracy"] == pytest.approx(m.accuracy)
+        assert row.metrics["n_identities"] == m.n_identities == 5  # 3 recurring + a guest per episode
+        assert 0.0 <= row.metrics["linked"] <= 1.0
+    across = {a["pred"] for a in result.series_rows[1].assignments}
+    assert len(across) < len({(a["video"], a["pred"]) for a in result.rows[1].assignments}), \
+        "clusters span episodes"
+    data = json.loads((tmp_path / "series.json").read_text())
+    assert len(data["series_rows"]) == 3 and data["series"]["identities"] == 5
+    assert "Across episodes" in result.to_markdown()
+    plain = run_benchmark(tmp_path, None, specs[:2], FinetuneConfig.tiny(), series=False)
+    assert plain.series is None and plain.series_rows == []

@@ -97,12 +97,22 @@ def test_finetune_changes_the_model_and_reports(trained: tuple, tracks: list) ->
     assert all(np.isfinite(result.loss_curve))
     assert result.stage_of_step.count("joint") == config.rounds * config.joint_max_steps_per_round
     assert len(result.match_counts) == config.rounds
-    assert set(result.stage_seconds) == {"cache", "head", "match", "joint"}
+    assert set(result.stage_seconds) == {"cache", "head", "match", "joint", "health"}
     assert result.device == "cpu" and result.num_tracks == 6 and result.num_chips == 24
     assert set(result.to_dict()["steps_per_second"]) == {"head", "joint"}
     stages = [c[0] for c in calls]
     assert {"cache", "head", "match", "joint"} <= set(stages)
-    assert calls[-1][:3] == ("joint", 3, 3) and "loss" in calls[-1][3] and calls[-1][3]["round"] == 1
+    joint = [c for c in calls if c[0] == "joint"]
+    assert joint[-1][:3] == ("joint", 3, 3) and "loss" in joint[-1][3] and joint[-1][3]["round"] == 1
+    assert calls[-1][0] == "health" and calls[-1][1] == calls[-1][2]
+    # health: the teacher after the head stage and after each round; the pairs behind match_counts
+    assert [h["after"] for h in result.health] == ["head", "joint 1"]
+    for h in result.health:
+        assert 0.0 <= h["entropy"] <= h["max_entropy"] == pytest.approx(np.log(config.num_prototypes))
+        assert h["tracks"] == 6 and 1 <= h["track_prototypes"] <= 6 and 0.0 < h["track_purity"] <= 1.0
+    assert [len(p) for p in result.match_pairs] == result.match_counts
+    keys = {k for k, _ in tracks}
+    assert all(a in keys and b in keys for pairs in result.match_pairs for a, b in pairs)
     # the caller's backbone is never modified
     assert all(torch.equal(v, make_backbone().state_dict()[k]) for k, v in pretrained.state_dict().items())
 

@@ -100,6 +100,13 @@ class EpisodeConfig:
     light_drift: float = 0.2  #: realistic: largest light-gradient strength across the face, 0..1
     sensor_noise: float = 0.012  #: realistic: std of per-frame camera noise (0..1 intensity units)
     embedding_photos: int = 3  #: photos per identity averaged for look-alike casting
+    #: ``episode``: every episode casts its own people. ``series``: the episodes of one build share
+    #: one main cast (``n_identities`` people, drawn once, in every episode), each episode showing
+    #: its own photos of them (an identity's photos are split between the episodes, so only people
+    #: with at least one photo per episode are cast), plus ``series_guests`` people seen in that
+    #: episode only: a TV series' main cast and guest stars, for cross-episode linking.
+    cast_scope: str = "episode"
+    series_guests: tuple[int, int] = (1, 2)  #: series: guest characters per episode (inclusive range)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -116,6 +123,10 @@ class EpisodeConfig:
         validate_look(self.look, self.look_severity)
         if not 1 <= self.max_characters_per_shot <= 3:
             raise ValueError("max_characters_per_shot must be 1, 2 or 3")
+        if self.cast_scope not in CAST_SCOPES:
+            raise ValueError(f"cast_scope must be one of {CAST_SCOPES}, got {self.cast_scope!r}")
+        if not 0 <= self.series_guests[0] <= self.series_guests[1]:
+            raise ValueError(f"series_guests must be a (low, high) range with 0 <= low <= high, got {self.series_guests}")
         if self.variation not in VARIATIONS:
             raise ValueError(f"variation must be one of {VARIATIONS}, got {self.variation!r}")
         for name in ("turn_prob", "blur_prob", "occlusion_prob", "leave_prob", "extra_prob", "min_visible", "max_turn",
@@ -139,11 +150,15 @@ class EpisodeConfig:
 
 
 VARIATIONS = ("realistic", "static")
+CAST_SCOPES = ("episode", "series")
+#: the random stream of a series' shared cast (episode streams are ``[seed, episode, ...]``)
+SERIES_STREAM = 2**32 - 1
 
 #: ``default``: this class's defaults (realistic within-track change). ``static``: the default
 #: episode with one still photo per track (the builds before the variation option). ``paper``:
 #: the benchmark issue's sizes (20-40 shots of 1.5-6 s). ``hard``: 20 look-alike people, faces down to 32 px, more turns/blur/occlusion
-#: (use with ../shared/data/lfw). ``720p``: paper sizes at 1280x720. ``quick``: CI smoke test.
+#: (use with ../shared/data/lfw). ``720p``: paper sizes at 1280x720. ``series``: episodes sharing a
+#: main cast of 6 with 1-2 guests each, scenes of 1-3 shots. ``quick``: CI smoke test.
 PRESETS: dict[str, dict] = {
     "default": {},
     "static": {"variation": "static"},
@@ -153,6 +168,7 @@ PRESETS: dict[str, dict] = {
         "min_face_px": 32.0, "turn_prob": 0.5, "blur_prob": 0.3, "occlusion_prob": 0.25, "leave_prob": 0.25, "extra_prob": 0.3,
     },
     "720p": {"n_shots": (20, 40), "shot_seconds": (1.5, 6.0), "width": 1280, "height": 720, "min_face_px": 64.0},
+    "series": {"cast_scope": "series", "n_identities": (6, 6), "series_guests": (1, 2), "shots_per_scene": (1, 3)},
     "quick": {"n_identities": (3, 4), "n_shots": (4, 4), "shot_seconds": (1.0, 1.5), "width": 320, "height": 180, "min_face_px": 44.0},
 }  # fmt: skip
 
@@ -182,6 +198,7 @@ class EpisodeRecord:
     seconds: float
     scenes: list[int] = field(default_factory=list)  #: scene index of each shot
     photos: list[list[str]] = field(default_factory=list)  #: per shot, the photo file shown for each character
+    guests: list[str] = field(default_factory=list)  #: series: the identities seen in this episode only
 
 
 @dataclass
@@ -221,6 +238,8 @@ class _Pool:
     embeddings: dict[str, np.ndarray] | None
     background_photos: list[Path] | None
     sources: dict[str, list[SourcePhoto]] = field(default_factory=dict)
+    n_episodes: int = 1
+    series_cast: list[str] | None = None  #: cast_scope "series": the main cast of every episode
 
     def usable(self, identity: str, per_identity: int) -> list[SourcePhoto]:
         if identity not in self.sources:
@@ -245,6 +264,65 @@ def _choose_cast(pool: _Pool, config: EpisodeConfig, rng: np.random.Generator) -
         if len(cast) == size:
             return cast
     raise ValueError(f"only {len(cast)} identities have a detectable face; cast of {size} requested (lower n_identities)")
+
+
+def _choose_series_cast(pool: _Pool, config: EpisodeConfig) -> list[str]:
+    """The main cast shared by every episode: people with at least one usable photo per episode."""
+    rng = np.random.default_rng([config.seed, SERIES_STREAM])
+    size = int(rng.integers(config.n_identities[0], config.n_identities[1] + 1))
+
+    def enough(name: str) -> bool:
+        return len(pool.usable(name, config.photos_per_identity)) >= pool.n_episodes
+
+    if config.cast_mode == "lookalike":
+        # folder sizes are a cheap first filter; a chosen person whose photos lack faces is replaced
+        candidates = {n: e for n, e in pool.embeddings.items() if len(pool.identities.get(n, ())) >= pool.n_episodes}
+        while len(candidates) >= size:
+            cast = lookalike_cast(candidates, size, np.random.default_rng([config.seed, SERIES_STREAM]))
+            failed = [n for n in cast if not enough(n)]
+            if not failed:
+                return cast
+            for n in failed:
+                candidates.pop(n)
+        found = len(candidates)
+    else:
+        names = sorted(pool.identities)
+        cast = []
+        for i in rng.permutation(len(names)):
+            if enough(names[i]):
+                cast.append(names[i])
+            if len(cast) == size:
+                return cast
+        found = len(cast)
+    raise ValueError(
+        f"a series of {pool.n_episodes} episodes needs people with >= {pool.n_episodes} photos with a detectable "
+        f"face (one per episode); only {found} of the {size} requested have them"
+    )
+
+
+def _series_guests(pool: _Pool, config: EpisodeConfig, rng: np.random.Generator) -> list[str]:
+    """This episode's guest characters: people outside the series cast, drawn per episode."""
+    lo, hi = config.series_guests
+    n = int(rng.integers(lo, hi + 1))
+    names = sorted(set(pool.identities) - set(pool.series_cast or ()))
+    guests: list[str] = []
+    for i in rng.permutation(len(names)):
+        if len(guests) == n:
+            break
+        if pool.usable(names[i], config.photos_per_identity):
+            guests.append(names[i])
+    if len(guests) < n:
+        raise ValueError(f"{n} guest(s) requested but only {len(guests)} people outside the series cast have a detectable face")
+    return guests
+
+
+def _episode_photos(pool: _Pool, config: EpisodeConfig, name: str, index: int) -> list[SourcePhoto]:
+    """The photos an episode may show of ``name``: in a series, the main cast's photos are split
+    between the episodes (every ``n_episodes``-th photo), so no two episodes share one."""
+    photos = pool.usable(name, config.photos_per_identity)
+    if pool.series_cast and name in pool.series_cast:
+        return photos[index % pool.n_episodes::pool.n_episodes]
+    return photos
 
 
 def _assign_characters(cast: list[str], n_shots: int, config: EpisodeConfig, rng: np.random.Generator) -> list[list[str]]:
@@ -316,7 +394,7 @@ def _plan_appearance(rng, config: EpisodeConfig, label: str, cutout, slot: tuple
 
 
 def _plan_occluder(rng, app: Appearance) -> Occluder:
-    (x0, y0), (x1, y1) = app.centre.at(0.0), app.centre.at(1.0)
+    (x0, y0), (x1, _) = app.centre.at(0.0), app.centre.at(1.0)
     w = float(app.face_width.values[0][0])
     colour = tuple(float(v) for v in rng.uniform(0.05, 0.35, 3))
     if rng.random() < 0.5:  # a pillar sliding across the face
@@ -396,12 +474,15 @@ def build_episode(pool: _Pool, config: EpisodeConfig, index: int, out_dir: Path)
     started = time.perf_counter()
     seed = [config.seed, index]
     rng = np.random.default_rng(seed)
-    cast = _choose_cast(pool, config, rng)
+    series = pool.series_cast is not None
+    guests = _series_guests(pool, config, rng) if series else []
+    cast = list(pool.series_cast) + guests if series else _choose_cast(pool, config, rng)
     extras_pool = [n for n in sorted(pool.identities) if n not in cast]
     n_shots = int(rng.integers(config.n_shots[0], config.n_shots[1] + 1))
     lengths = [max(2, int(round(rng.uniform(*config.shot_seconds) * config.fps))) for _ in range(n_shots)]
     characters = _assign_characters(cast, n_shots, config, rng)
-    photo_cycle = {n: [pool.usable(n, config.photos_per_identity)[i] for i in rng.permutation(len(pool.usable(n, config.photos_per_identity)))] for n in cast}
+    own = {n: _episode_photos(pool, config, n, index) for n in cast}
+    photo_cycle = {n: [own[n][i] for i in rng.permutation(len(own[n]))] for n in cast}
     used = {n: 0 for n in cast}
     scene_of_shot = _scenes(n_shots, config.shots_per_scene, np.random.default_rng(seed + [0, 3]))
     scene_locations = [int(rng.integers(config.n_locations)) for _ in range(scene_of_shot[-1] + 1)]
@@ -474,6 +555,7 @@ def build_episode(pool: _Pool, config: EpisodeConfig, index: int, out_dir: Path)
         seconds=round(time.perf_counter() - started, 2),
         scenes=scene_of_shot,
         photos=shot_photos,
+        guests=sorted(guests),
     )
 
 
@@ -586,7 +668,10 @@ def build_benchmark(
             identities, cache / "embeddings.json", photos_per_identity=config.embedding_photos,
             progress=(lambda msg: progress(0, n_episodes, msg)) if progress else None,
         )  # fmt: skip
-    pool = _Pool(identities, FaceBoxCache(cache / "face_boxes.json"), skipped, embeddings, background_photos)
+    pool = _Pool(identities, FaceBoxCache(cache / "face_boxes.json"), skipped, embeddings, background_photos,
+                 n_episodes=n_episodes)
+    if config.cast_scope == "series":
+        pool.series_cast = _choose_series_cast(pool, config)
     manifest = Manifest(str(Path(faces_dir).resolve()), asdict(config))
     if background_photos:
         manifest.backgrounds = f"face-free photos from {config.backgrounds_dir}"

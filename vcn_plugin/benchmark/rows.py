@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from vcn_plugin.core.types import UNKNOWN
 from vcn_plugin.evaluation.metrics import ClusteringMetrics
 
 #: the scores aggregated as track-weighted means (see the module docstring)
@@ -123,18 +124,33 @@ class RowResult:
 
 @dataclass
 class BenchmarkResult:
-    """``rows`` in :data:`DEFAULT_ROWS` order, ``episodes``: stage-wise numbers per video."""
+    """``rows`` in :data:`DEFAULT_ROWS` order (clusters per episode), ``episodes``: stage-wise
+    numbers per video. A series also has ``series_rows``: the same rows with every episode's tracks
+    clustered together (finetuned rows: one finetune over the series), scored on the union, with
+    ``linked`` (see :func:`linked_share`); ``series`` says who recurs."""
 
     rows: list[RowResult]
     episodes: list[dict[str, Any]]
     config: dict[str, Any]
     dataset_name: str | None = None
+    series_rows: list[RowResult] = field(default_factory=list)
+    series: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": [r.to_dict() for r in self.rows], "episodes": self.episodes, "config": self.config}
+        out = {"rows": [r.to_dict() for r in self.rows], "episodes": self.episodes, "config": self.config}
+        if self.series is not None:
+            out["series"] = self.series
+            out["series_rows"] = [r.to_dict() for r in self.series_rows]
+        return out
 
     def to_markdown(self) -> str:
-        return format_rows(self.rows) + "\n\n" + format_episodes(self.episodes)
+        text = format_rows(self.rows) + "\n\n" + format_episodes(self.episodes) + "\n\n" + format_health(self.episodes)
+        if self.series is not None:
+            s = self.series
+            text += (f"\n\nAcross episodes ({s['episodes']} episodes, {s['recurring_identities']} of "
+                     f"{s['identities']} identities in more than one; one finetune over the series):\n\n"
+                     + format_rows(self.series_rows, linked=True))  # fmt: skip
+        return text
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -145,21 +161,21 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def format_rows(rows: Sequence[RowResult]) -> str:
-    """The ablation table as Markdown."""
+def format_rows(rows: Sequence[RowResult], linked: bool = False) -> str:
+    """The ablation table as Markdown (``linked``: with the cross-episode column of series rows)."""
     head = ["method", "finetuned", "guard", "WCP", "accuracy", "pairwise F", "BCubed F", "NMI", "cluster ratio",
-            "clusters / identities", "Unknown", "seconds"]  # fmt: skip
+            "clusters / identities", "Unknown", "seconds"] + (["linked"] if linked else [])  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         s, m = r.spec, r.metrics
         name = s.name + (f" [ORACLE, t={r.threshold:.3f}]" if s.oracle and r.threshold is not None else "")
         guard = ("on" if s.guard else "off") if s.method in ("loss", "cosine", "euclidean") else "-"
         if m is None:
-            cells = [name, "yes" if s.finetuned else "no", guard] + [r.note.split(":")[0]] + [""] * 8
+            cells = [name, "yes" if s.finetuned else "no", guard] + [r.note.split(":")[0]] + [""] * (8 + linked)
         else:
             cells = [name, "yes" if s.finetuned else "no", guard, *(_fmt(m[k]) for k in FRACTION_KEYS),
                      _fmt(m["cluster_ratio"], 2), f"{m['n_clusters']} / {m['n_identities']}", str(m["unknown"]),
-                     _fmt(r.seconds, 1)]  # fmt: skip
+                     _fmt(r.seconds, 1)] + ([_fmt(m.get("linked"))] if linked else [])  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -180,9 +196,67 @@ def format_episodes(episodes: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _pr(q: dict) -> str:
+    return f"{_fmt(q['precision'], 2)} / {_fmt(q['recall'], 2)} ({q['pairs']} pairs, {q['true_pairs']} true)"
+
+
+def format_health(episodes: Sequence[dict[str, Any]]) -> str:
+    """Finetuning health per episode as Markdown: coarse matching precision / recall per round,
+    the final teacher, and the share of same- / different-identity pairs whose first-round merge
+    ratio is below 1 (see :mod:`vcn_plugin.evaluation.finetune_health`)."""
+    head = ["video", "matching P / R per round", "teacher entropy (uniform)", "prototypes / tracks / identities",
+            "merge < 1: same / different, pretrained cosine", "finetuned cosine", "loss"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for e in episodes:
+        h = e.get("health") or {}
+        teacher = h.get("teacher") or []
+        last = teacher[-1] if teacher else None
+        ratios = h.get("merge_ratios", {})
+
+        def share(key: str) -> str:
+            r = ratios.get(key)
+            return f"{_fmt(r['same']['below_1'], 2)} / {_fmt(r['different']['below_1'], 2)}" if r else "n/a"
+
+        cells = [e["video"], "; ".join(_pr(q) for q in h.get("matching", [])) or "n/a",
+                 f"{last['entropy']:.2f} ({last['max_entropy']:.2f})" if last else "n/a",
+                 f"{last['track_prototypes']} / {last['tracks']} / {e['gt_identities']}" if last else "n/a",
+                 share("pretrained cosine"), share("finetuned cosine"), share("loss")]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def scored(assignments: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The assignments that are scored: matched to a ground-truth track that is not a distractor."""
     return [a for a in assignments if a["gt"] is not None and not a.get("distractor", False)]
+
+
+def linked_share(assignments: Sequence[dict[str, Any]]) -> float | None:
+    """Share of the identities scored in two or more videos that are linked across them: in every
+    one of their videos the cluster holding most of their tracks is one and the same cluster, and
+    that cluster holds more of their tracks than of anyone else's (so merging everybody into one
+    cluster links nobody). None when no identity recurs."""
+    from collections import Counter
+
+    rows = scored(assignments)
+    videos: dict[str, set[str]] = {}
+    for a in rows:
+        videos.setdefault(a["gt"], set()).add(a["video"])
+    recurring = [g for g, v in videos.items() if len(v) > 1]
+    if not recurring:
+        return None
+    owner = {}  # cluster -> its dominant identity
+    for cluster in {a["pred"] for a in rows}:
+        counts = Counter(a["gt"] for a in rows if a["pred"] == cluster)
+        owner[cluster] = counts.most_common(1)[0][0]
+    linked = 0
+    for g in recurring:
+        dominant = set()
+        for video in videos[g]:
+            counts = Counter(a["pred"] for a in rows if a["gt"] == g and a["video"] == video)
+            dominant.add(min(counts, key=lambda c: (-counts[c], str(c))))
+        cluster = dominant.pop() if len(dominant) == 1 else None
+        linked += cluster is not None and cluster != UNKNOWN and owner[cluster] == g
+    return linked / len(recurring)
 
 
 def aggregate_episodes(per_episode: Sequence[ClusteringMetrics]) -> dict[str, float | int]:

@@ -29,6 +29,14 @@ numbers aggregate the episodes as follows:
 
 Anyone can recompute a row from its ``assignments`` with the same two steps.
 
+Series. When the episodes share a cast (the builder's ``series`` preset, or ``series=True``),
+every row is computed a second time across episodes (``series_rows``): all tracks of all
+episodes are clustered together, finetuned rows after one more finetune over every episode
+(scope "dataset", as ``vcn finetune --scope dataset``), and scored on the union with the
+identities as labels, so a character split between episodes costs accuracy. Their ``linked``
+is the share of recurring identities kept in one cluster of their own across all their episodes
+(:func:`vcn_plugin.benchmark.rows.linked_share`).
+
 The oracle. ``HAC cosine, oracle threshold`` cuts the average-linkage dendrogram of every
 episode at one threshold shared by the whole benchmark, the one with the best aggregated
 accuracy (ties: best BCubed F, then the smallest threshold), chosen with the ground truth. It
@@ -60,6 +68,7 @@ from vcn_plugin.benchmark.rows import (
     RowResult,
     RowSpec,
     aggregate_episodes,
+    linked_share,
     scored,
 )
 from vcn_plugin.core.progress import Progress, sub_progress
@@ -94,6 +103,7 @@ class _Episode(MatchedVideo):
     finetune_seconds: float = 0.0
     finetune_error: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    video_of: dict[str, str] = field(default_factory=dict)  # sample id -> video file name
 
     def assignment_skeleton(self) -> list[dict[str, Any]]:
         """One entry per predicted track (sorted by id), without ``pred``."""
@@ -110,14 +120,36 @@ class _Episode(MatchedVideo):
         return out
 
 
+@dataclass
+class _Series:
+    """Every episode of a series as one unit: one finetune over all their tracks (scope "dataset"),
+    and clusters across episodes, so a character of two episodes must land in one cluster."""
+
+    episodes: list[_Episode]
+    track_set: Any  # TrackSet of every video
+    features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    feature_seconds: dict[str, float] = field(default_factory=dict)
+    finetune_seconds: float = 0.0
+    finetune_error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    video: str = "series"
+
+    @property
+    def video_of(self) -> dict[str, str]:
+        return {k: v for ep in self.episodes for k, v in ep.video_of.items()}
+
+    def assignment_skeleton(self) -> list[dict[str, Any]]:
+        return [a for ep in self.episodes for a in ep.assignment_skeleton()]
+
+
 def _match_episode(sample, video: str, track_set) -> _Episode:
     matched = match_video(video, read_tracks(sample, schema.FACES, video), read_tracks(sample, schema.GT_FACES, video),
                           BENCHMARK_MATCHING)
     index_of = {tf.track: i for i, tf in enumerate(track_set.tracks)}
-    return _Episode(**vars(matched), track_set=track_set, index_of=index_of)
+    return _Episode(**vars(matched), track_set=track_set, index_of=index_of, video_of={sample.id: video})
 
 
-def _embed(episode: _Episode, model: SSLModel | None, backbone: Backbone) -> tuple[dict[str, np.ndarray], float]:
+def _embed(episode: _Episode | _Series, model: SSLModel | None, backbone: Backbone) -> tuple[dict[str, np.ndarray], float]:
     from vcn_plugin.steps.cluster import track_features
 
     start = time.perf_counter()
@@ -125,7 +157,7 @@ def _embed(episode: _Episode, model: SSLModel | None, backbone: Backbone) -> tup
     return features, time.perf_counter() - start
 
 
-def _prepare_features(episode: _Episode, backbone: Backbone, finetune_config: FinetuneConfig, progress: Progress | None) -> None:
+def _prepare_features(episode: _Episode | _Series, backbone: Backbone, finetune_config: FinetuneConfig, progress: Progress | None) -> None:
     """Pretrained embeddings; finetune once; finetuned embeddings and head outputs."""
     from vcn_plugin.steps.cluster import track_features
     from vcn_plugin.steps.finetune import finetune_track_set
@@ -143,10 +175,38 @@ def _prepare_features(episode: _Episode, backbone: Backbone, finetune_config: Fi
     episode.finetune_seconds = time.perf_counter() - start
     episode.info["finetune_result"] = {k: result[k] for k in ("device", "num_tracks", "num_chips", "match_counts",
                                                               "stage_seconds", "stage_steps")}  # fmt: skip
+    episode.info["finetune_curve"] = {"loss": result["loss_curve"], "stage": result["stage_of_step"]}
+    episode.info["teacher"] = result["health"]
+    episode.info["match_pairs"] = result["match_pairs"]
     episode.features["finetuned"], episode.feature_seconds["finetuned"] = _embed(episode, model, backbone)
     start = time.perf_counter()
     episode.features["loss"] = track_features(episode.track_set, "loss", model, backbone)
     episode.feature_seconds["loss"] = time.perf_counter() - start
+
+
+def finetune_health(unit: _Episode | _Series) -> dict[str, Any]:
+    """The unit's finetuning health (:mod:`vcn_plugin.evaluation.finetune_health`): coarse matching
+    per round against the ground truth, the teacher's health per stage, the loss curve, and the
+    first-round merge ratios of same- and different-identity pairs for each feature space."""
+    from vcn_plugin.clustering.stats import make_stats
+    from vcn_plugin.evaluation.finetune_health import matching_quality, merge_ratios
+
+    ts, video_of = unit.track_set, unit.video_of
+    gt = {(a["video"], a["track"]): None if a["distractor"] else a["gt"] for a in unit.assignment_skeleton()}
+    names = [(video_of[tf.video_id], tf.track) for tf in ts.tracks]
+    identity = [gt.get(name) for name in names]
+    shot = {name: (name[0], ts.shots[i]) for i, name in enumerate(names)}
+    took_part = {name: identity[i] for i, name in enumerate(names) if not ts.low_quality[i]}
+    rounds = [matching_quality([tuple((video_of[k[0]], k[1]) for k in pair) for pair in pairs], took_part, shot).to_dict()
+              for pairs in unit.info.get("match_pairs", [])]  # fmt: skip
+    scored_identity = [None if ts.low_quality[i] else g for i, g in enumerate(identity)]
+    ratios = {}
+    for key, metric in (("pretrained", "cosine"), ("finetuned", "cosine"), ("loss", "loss")):
+        if key in unit.features:
+            stats = make_stats(metric, ts.face_track, n_tracks=len(ts), **unit.features[key])
+            ratios[f"{key} {metric}" if key != "loss" else "loss"] = merge_ratios(stats, scored_identity)
+    return {"matching": rounds, "teacher": unit.info.get("teacher", []), "merge_ratios": ratios,
+            "loss_curve": unit.info.get("finetune_curve")}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- rows
@@ -158,8 +218,9 @@ def _feature_key(spec: RowSpec) -> str:
     return "loss" if spec.method == "loss" else "finetuned"
 
 
-def _cluster_episode(episode: _Episode, spec: RowSpec, threshold: float | None, backbone: str) -> tuple[dict[int, str], float]:
-    """Predicted track id -> cluster name (Unknown when excluded or not clusterable), and seconds."""
+def _cluster_episode(episode: _Episode | _Series, spec: RowSpec, threshold: float | None,
+                     backbone: str) -> tuple[dict[tuple[str, int], str], float]:
+    """(video, predicted track id) -> cluster name (Unknown when excluded or not clusterable), and seconds."""
     from vcn_plugin.steps.cluster import cluster_track_set
 
     key = _feature_key(spec)
@@ -169,30 +230,37 @@ def _cluster_episode(episode: _Episode, spec: RowSpec, threshold: float | None, 
     result = cluster_track_set(episode.track_set, spec.method, None, backbone, guard=spec.guard,
                                threshold=threshold, features=episode.features[key])  # fmt: skip
     seconds = time.perf_counter() - start
-    return {tf.track: name for tf, name in zip(episode.track_set.tracks, result.names)}, seconds
+    return _keyed(episode, result.names), seconds
 
 
-def _assign(episode: _Episode, clusters: dict[int, str]) -> list[dict[str, Any]]:
+def _keyed(unit: _Episode | _Series, names: Sequence[str]) -> dict[tuple[str, int], str]:
+    video_of = unit.video_of
+    return {(video_of[tf.video_id], tf.track): name for tf, name in zip(unit.track_set.tracks, names)}
+
+
+def _assign(episode: _Episode | _Series, clusters: dict[tuple[str, int], str]) -> list[dict[str, Any]]:
     rows = episode.assignment_skeleton()
     for a in rows:
-        a["pred"] = clusters.get(a["track"], schema.UNKNOWN)
+        a["pred"] = clusters.get((a["video"], a["track"]), schema.UNKNOWN)
     return rows
 
 
-def _score(assignments_per_episode: list[list[dict[str, Any]]], unknown_mode: str) -> tuple[dict, list[dict]]:
+def _score(assignments_per_episode: list[list[dict[str, Any]]], unknown_mode: str,
+           labels: Sequence[str] | None = None) -> tuple[dict, list[dict]]:
     metrics = []
     per_episode = []
-    for rows in assignments_per_episode:
+    for i, rows in enumerate(assignments_per_episode):
         s = scored(rows)
         m = evaluate_clustering([a["gt"] for a in s], [a["pred"] for a in s], schema.UNKNOWN, unknown_mode)
         metrics.append(m)
-        per_episode.append({"video": rows[0]["video"] if rows else None, "n_evaluated": m.n_evaluated,
+        label = labels[i] if labels is not None else (rows[0]["video"] if rows else None)
+        per_episode.append({"video": label, "n_evaluated": m.n_evaluated,
                             **{k: getattr(m, k) for k in (*FRACTION_KEYS, "cluster_ratio", "n_clusters",
                                                           "n_identities", "n_unknown")}})  # fmt: skip
     return aggregate_episodes(metrics), per_episode
 
 
-def _oracle_threshold(episodes: list[_Episode], spec: RowSpec, unknown_mode: str) -> float:
+def _oracle_threshold(episodes: Sequence[_Episode | _Series], spec: RowSpec, unknown_mode: str) -> float:
     """The one HAC cosine threshold for all episodes with the best aggregated accuracy (ties: BCubed F,
     then the smallest threshold). Candidates: 0 and every merge height of every episode's dendrogram."""
     from vcn_plugin.clustering import cluster_names, cut_heights, hac, track_means
@@ -212,16 +280,16 @@ def _oracle_threshold(episodes: list[_Episode], spec: RowSpec, unknown_mode: str
         per_episode = []
         for ep, means in prepared:
             labels = hac(means, "cosine", t, excluded=ep.track_set.low_quality).labels
-            clusters = {tf.track: n for tf, n in zip(ep.track_set.tracks, cluster_names(labels))}
-            per_episode.append(_assign(ep, clusters))
+            per_episode.append(_assign(ep, _keyed(ep, cluster_names(labels))))
         agg, _ = _score(per_episode, unknown_mode)
         if (agg["accuracy"], agg["bcubed_f"]) > best:
             best_t, best = t, (agg["accuracy"], agg["bcubed_f"])
     return best_t
 
 
-def compute_row(episodes: list[_Episode], spec: RowSpec, backbone: str, unknown_mode: str = "exclude") -> RowResult:
-    """One ablation row from the prepared episodes (features are never recomputed here)."""
+def compute_row(episodes: Sequence[_Episode | _Series], spec: RowSpec, backbone: str, unknown_mode: str = "exclude") -> RowResult:
+    """One ablation row from the prepared episodes, or from a series as one unit (features are
+    never recomputed here)."""
     if not spec.applicable:
         return RowResult(spec, None, None, note=LOSS_NOT_APPLICABLE)
     start = time.perf_counter()
@@ -236,7 +304,9 @@ def compute_row(episodes: list[_Episode], spec: RowSpec, backbone: str, unknown_
         if spec.finetuned and ep.finetune_error:
             notes.append(f"{ep.video}: not finetuned ({ep.finetune_error}); its tracks count as Unknown")
         assignments.append(_assign(ep, clusters))
-    metrics, per_episode = _score(assignments, unknown_mode)
+    metrics, per_episode = _score(assignments, unknown_mode, [ep.video for ep in episodes])
+    if len(episodes) == 1 and isinstance(episodes[0], _Series):
+        metrics["linked"] = linked_share(assignments[0])
     return RowResult(spec, metrics, seconds, [a for rows in assignments for a in rows], per_episode,
                      threshold, "; ".join(notes))  # fmt: skip
 
@@ -244,24 +314,46 @@ def compute_row(episodes: list[_Episode], spec: RowSpec, backbone: str, unknown_
 # --------------------------------------------------------------------------- the runner
 
 
-def _manifest_records(bench_dir: Path, progress: Progress | None = None) -> dict[str, dict[str, Any]]:
-    """What the builder's ``manifest.json`` says of each episode; a benchmark needs none. A
-    manifest from another tool or an older build is ignored with a one-line notice."""
+def _manifest_records(bench_dir: Path, progress: Progress | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """What the builder's ``manifest.json`` says of each episode, and the build config; a
+    benchmark needs none. A manifest from another tool or an older build is ignored with a
+    one-line notice."""
     from vcn_plugin.benchmark.builder import Manifest
 
     path = bench_dir / "manifest.json"
     if not path.is_file():
-        return {}
+        return {}, {}
     keep = ("identities", "n_identities", "n_shots", "n_frames", "n_tracks", "look", "look_severity", "cast_mode",
-            "style", "mean_cast_distance", "knobs")  # fmt: skip
+            "style", "mean_cast_distance", "knobs", "guests")  # fmt: skip
     try:
-        return {Path(e.video).name: {k: getattr(e, k) for k in keep} for e in Manifest.load(path).episodes}
+        manifest = Manifest.load(path)
+        records = {Path(e.video).name: {k: getattr(e, k) for k in keep} for e in manifest.episodes}
+        return records, dict(manifest.config)
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         notice = f"ignoring {path}: not a vcn benchmark manifest ({type(err).__name__}: {err})"
         logger.warning(notice)
         if progress is not None:
             progress(0.0, notice)
-        return {}
+        return {}, {}
+
+
+def _series_summary(series: _Series) -> dict[str, Any]:
+    videos: dict[str, set[str]] = {}
+    for ep in series.episodes:
+        for t, identity in ep.gt_identity.items():
+            if not ep.gt_distractor[t]:
+                videos.setdefault(identity, set()).add(ep.video)
+    finetune = {"skipped": series.finetune_error} if series.finetune_error else {
+        "seconds": series.finetune_seconds, **series.info.get("finetune_result", {})}
+    return {
+        "episodes": len(series.episodes),
+        "identities": len(videos),
+        "recurring_identities": sum(len(v) > 1 for v in videos.values()),
+        "episodes_per_identity": {g: sorted(v) for g, v in sorted(videos.items())},
+        "finetune": finetune,
+        "health": finetune_health(series),
+        "feature_seconds": dict(series.feature_seconds),
+    }
 
 
 def _episode_summary(ep: _Episode, stage1_stats: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
@@ -286,6 +378,7 @@ def _episode_summary(ep: _Episode, stage1_stats: dict[str, Any], manifest: dict[
         "stage1_seconds": stage1_stats.get("seconds"),
         "feature_seconds": dict(ep.feature_seconds),
         "finetune": finetune,
+        "health": finetune_health(ep),
         "manifest": manifest,
     }
 
@@ -301,6 +394,7 @@ def run_benchmark(
     unknown_mode: str = "exclude",
     keep_dataset: bool = False,
     reuse_stage1: bool = True,
+    series: bool | None = None,
     progress: Progress | None = None,
 ) -> BenchmarkResult:
     """Run the ablation on the benchmark at ``bench_dir`` (see the module docstring).
@@ -311,6 +405,9 @@ def run_benchmark(
     inspection; its name is in :attr:`BenchmarkResult.dataset_name`. ``reuse_stage1``: take
     stage 1 of videos already processed with the same config from vcn's stage-1 cache
     (``<vcn root>/stage1_cache``), so a rerun of the ablation does not redo detection.
+    ``series``: also score every row across episodes (:class:`BenchmarkResult` ``series_rows``:
+    all tracks clustered together, finetuned rows after one more finetune over every episode);
+    None: when the manifest says the episodes share a cast (the ``series`` preset).
     Writes the JSON to ``json_out`` when given.
     """
     import fiftyone as fo
@@ -334,7 +431,9 @@ def run_benchmark(
     try:
         if progress:
             progress(0.0, f"importing {bench_dir}")
-        manifest = _manifest_records(bench_dir, progress)
+        manifest, build_config = _manifest_records(bench_dir, progress)
+        if series is None:
+            series = build_config.get("cast_scope") == "series"
         import_benchmark(bench_dir, dataset)  # validates every annotation before any video is processed
         report = detect_faces(dataset, stage1_config, sub_progress(progress, 0.02, 0.4),
                               cache_dir=vcn_root() / "stage1_cache" if reuse_stage1 else None)
@@ -346,15 +445,23 @@ def run_benchmark(
         for i, sample in enumerate(samples):
             video = Path(sample.filepath).name
             ep = _match_episode(sample, video, track_set.subset({sample.id}))
-            _prepare_features(ep, backbone_model, finetune_config,
-                              sub_progress(progress, 0.45 + 0.5 * i / len(samples), 0.45 + 0.5 * (i + 1) / len(samples)))
+            span = (0.45 + 0.5 * i / len(samples), 0.45 + 0.5 * (i + 1) / len(samples))
+            if series:  # the series' own finetune takes a share as large as all the episodes'
+                span = (0.45 + 0.25 * i / len(samples), 0.45 + 0.25 * (i + 1) / len(samples))
+            _prepare_features(ep, backbone_model, finetune_config, sub_progress(progress, *span))
             episodes.append(ep)
             summaries_in.append((report.processed.get(sample.filepath, {}), manifest.get(video, {})))
-        rows = []
+        whole = None
+        if series:
+            whole = _Series(episodes, track_set)
+            _prepare_features(whole, backbone_model, finetune_config, sub_progress(progress, 0.7, 0.95))
+        rows, series_rows = [], []
         for j, spec in enumerate(methods):
             if progress:
                 progress(0.95 + 0.05 * j / len(methods), f"row {spec.name}")
             rows.append(compute_row(episodes, spec, backbone, unknown_mode))
+            if whole is not None:
+                series_rows.append(compute_row([whole], spec, backbone, unknown_mode))
         result = BenchmarkResult(
             rows=rows,
             episodes=[_episode_summary(ep, st, mf) for ep, (st, mf) in zip(episodes, summaries_in)],
@@ -364,6 +471,8 @@ def run_benchmark(
                     "stage1": stage1_config.to_dict(), "finetune": finetune_config.to_dict(),
                     "max_faces_per_track": max_faces_per_track},  # fmt: skip
             dataset_name=dataset.name if keep_dataset else None,
+            series_rows=series_rows,
+            series=_series_summary(whole) if whole is not None else None,
         )
     finally:
         if not keep_dataset:

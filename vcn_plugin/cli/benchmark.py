@@ -130,9 +130,12 @@ def build_cmd(faces_dir: str, out_dir: str, episodes: int, seed: int, preset: st
 @click.argument("bench_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="write rows (with every track's assignment) and per-episode stage numbers as JSON")
+@click.option("--series/--no-series", default=None,
+              help="also score across episodes (one finetune over all of them); default: when the manifest "
+                   "says the episodes share a cast (--preset series)")
 @with_options(run_options)
-def run_cmd(bench_dir: str, json_out: str | None, finetune_preset: str, quick_finetune: bool, device: str,
-            detector: str, upsample: int | None, detect_every: int, threads: int | None) -> None:
+def run_cmd(bench_dir: str, json_out: str | None, series: bool | None, finetune_preset: str, quick_finetune: bool,
+            device: str, detector: str, upsample: int | None, detect_every: int, threads: int | None) -> None:
     """Run every ablation row on BENCH_DIR and print the table."""
     from vcn_plugin.benchmark.runner import run_benchmark
 
@@ -141,7 +144,8 @@ def run_cmd(bench_dir: str, json_out: str | None, finetune_preset: str, quick_fi
     stage1 = _stage1_config(detector, upsample, detect_every)
     try:
         with progress_bar("benchmark") as progress:
-            result = run_benchmark(bench_dir, json_out, finetune_config=finetune, stage1_config=stage1, progress=progress)
+            result = run_benchmark(bench_dir, json_out, finetune_config=finetune, stage1_config=stage1, series=series,
+                                   progress=progress)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(result.to_markdown())

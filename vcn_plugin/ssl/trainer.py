@@ -38,7 +38,8 @@ from torch import nn
 from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.ssl.augment import augment_chips
 from vcn_plugin.ssl.config import FinetuneConfig, resolve_device
-from vcn_plugin.ssl.loss import DINOLoss
+from vcn_plugin.ssl.health import teacher_health
+from vcn_plugin.ssl.loss import DINOLoss, teacher_probabilities
 from vcn_plugin.ssl.model import SSLModel, validate_chips
 from vcn_plugin.ssl.track_gaussians import match_tracks
 
@@ -46,7 +47,8 @@ logger = logging.getLogger(__name__)
 
 #: ``[(track_key, chips uint8 (n, H, W, 3)), ...]``
 TrackChips = Sequence[tuple[Hashable, np.ndarray]]
-#: ``progress(stage, step, total, info)``; stages: "cache", "head", "match", "joint".
+#: ``progress(stage, step, total, info)``; stages: "cache", "head", "match", "joint", "health"
+#: (the last: embedding the chips once more with the final teacher, for its health numbers).
 ProgressCallback = Callable[[str, int, int, dict[str, Any]], None]
 
 
@@ -60,6 +62,10 @@ class FinetuneResult:
     loss_curve: list[float] = field(default_factory=list)  # one value per training step, in order
     stage_of_step: list[str] = field(default_factory=list)  # "head" or "joint" for each loss value
     match_counts: list[int] = field(default_factory=list)  # matched track pairs per round
+    match_pairs: list[list[tuple]] = field(default_factory=list)  # the matched track-key pairs of each round
+    #: the teacher's health (:class:`vcn_plugin.ssl.health.TeacherHealth`) after the head stage
+    #: and after each joint round, each with ``after``: "head", "joint 1", ...
+    health: list[dict[str, Any]] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     stage_steps: dict[str, int] = field(default_factory=dict)
 
@@ -205,11 +211,17 @@ class _Trainer:
     def run(self) -> tuple[SSLModel, FinetuneResult]:
         views = self._timed("cache", self._cache_views)
         self._timed("head", lambda: self._train_head(views))
+        self._timed("health", lambda: self._record_health("head", views[0]))
         for round_index in range(self.config.rounds):
             # until the joint stage moves it, the teacher backbone is the frozen one that made the views
-            current = views.cpu().numpy() if round_index == 0 else None
-            self._timed("match", lambda: self._match(round_index, current))
+            if round_index > 0:
+                views = self._timed("match", lambda: self._embed_views(self.model.teacher_backbone))
+                self._timed("health", lambda: self._record_health(f"joint {round_index}", views[0]))
+            self._timed("match", lambda: self._match(round_index, views.cpu().numpy()))
             self._timed("joint", lambda: self._train_joint(round_index))
+        if self.config.rounds:
+            final = self._timed("health", lambda: self._embed_views(self.model.teacher_backbone, "health", 1))
+            self._timed("health", lambda: self._record_health(f"joint {self.config.rounds}", final[0]))
         self.model.center.copy_(self.loss.center)
         logger.info("finetuning done: %s", self.result.to_dict())
         return self.model, self.result
@@ -323,13 +335,11 @@ class _Trainer:
             self._report("joint", stage_step, self.joint_steps, loss, round=round_index + 1)
         self.result.stage_steps["joint"] = self.result.stage_steps.get("joint", 0) + self.joint_steps
 
-    def _match(self, round_index: int, views: np.ndarray | None) -> None:
+    def _match(self, round_index: int, views: np.ndarray) -> None:
         """Coarse matching on (V, N, D) teacher-backbone embeddings of the chips and their
         augmentations (see :mod:`vcn_plugin.ssl.track_gaussians` for why views)."""
         total = len(self.data.keys)
         self.progress("match", 0, total, {"round": round_index + 1})
-        if views is None:
-            views = self._embed_views(self.model.teacher_backbone).cpu().numpy()
         per_track = {key: views[:, idx] for key, idx in zip(self.data.keys, self.data.chips_of_track)}
         result = match_tracks(per_track, self.cannot_link, min_faces=self.config.min_faces_to_fit)
         index = {key: i for i, key in enumerate(self.data.keys)}
@@ -338,6 +348,7 @@ class _Trainer:
             self.matches[index[a]].append(index[b])
             self.matches[index[b]].append(index[a])
         self.result.match_counts.append(len(result.pairs))
+        self.result.match_pairs.append(list(result.pairs))
         logger.info("round %d: coarse matching made %d track pairs", round_index + 1, len(result.pairs))
         self.progress("match", total, total, {"round": round_index + 1, "pairs": len(result.pairs)})
 
@@ -374,18 +385,28 @@ class _Trainer:
         return self._embed_views(self.model.student_backbone, "cache")
 
     @torch.no_grad()
-    def _embed_views(self, backbone: nn.Module, stage: str = "match") -> torch.Tensor:
-        """(cache_views, N, D) embeddings by ``backbone``: the chips, then augmentations of them."""
+    def _record_health(self, after: str, embeddings: torch.Tensor) -> None:
+        """The teacher head's health on (N, D) backbone embeddings of the chips (view 0)."""
+        out = self.model.teacher_head(embeddings.to(self.device))
+        probs = teacher_probabilities(out, self.loss.center, self.config.teacher_temp).cpu().numpy()
+        health = teacher_health(probs, self.data.track_of_chip)
+        self.result.health.append({"after": after, **health.to_dict()})
+
+    @torch.no_grad()
+    def _embed_views(self, backbone: nn.Module, stage: str = "match", num_views: int | None = None) -> torch.Tensor:
+        """(views, N, D) embeddings by ``backbone``: the chips, then augmentations of them
+        (``num_views``, default ``cache_views``)."""
         n, batch = len(self.data.chips), self.config.inference_batch_size
-        total = self.config.cache_views * math.ceil(n / batch)
+        num_views = num_views or self.config.cache_views
+        total = num_views * math.ceil(n / batch)
         views, done = [], 0
-        for view in range(self.config.cache_views):
+        for view in range(num_views):
             parts = []
             for i in range(0, n, batch):
                 x = self._augmented_batch(np.arange(i, min(i + batch, n)), augment=view > 0)
                 parts.append(backbone(x).float())
                 done += 1
-                if stage == "cache":
+                if stage in ("cache", "health"):
                     self.progress(stage, done, total, {"view": view})
             views.append(torch.cat(parts))
         return torch.stack(views)

@@ -46,6 +46,12 @@ class FinetuneSummary:
                 f"  {key}: {res['num_tracks']} tracks, {res['num_chips']} faces, matches per round {res['match_counts']}, "
                 f"{sum(res['stage_seconds'].values()):.1f} s on {res['device']}"
             )
+            if res.get("health"):
+                h = res["health"][-1]
+                lines.append(
+                    f"    teacher after {h['after']}: entropy {h['entropy']:.2f} of {h['max_entropy']:.2f} (uniform), "
+                    f"sharpness {h['sharpness']:.2f}, {h['track_prototypes']} prototypes for {h['tracks']} tracks"
+                )
         lines += [f"  skipped {k}: {v}" for k, v in self.skipped.items()]
         return "\n".join(lines)
 
@@ -86,9 +92,11 @@ def finetune_track_set(
             fraction = 0.2 * within
         elif stage == "head":
             fraction = 0.2 + 0.4 * within
+        elif stage == "health":
+            fraction = 0.97 + 0.03 * within
         else:
             done_rounds = max(int(info.get("round", 1)) - 1, 0)
-            share = 0.4 / max(rounds, 1)
+            share = 0.37 / max(rounds, 1)
             fraction = 0.6 + share * (done_rounds + (0.1 * within if stage == "match" else 0.1 + 0.9 * within))
         detail = f"round {info['round']} " if stage in ("match", "joint") and "round" in info else ""
         progress(min(fraction, 1.0), f"{label} {detail}{stage} {step}/{total}".strip())

@@ -1,0 +1,99 @@
+"""Finetuning health against ground truth: did coarse matching find the cross-shot positives,
+and does the merge rule separate one person's tracks from two people's?
+
+Two measures, each of one stage of VideoClusterNet:
+
+* :func:`matching_quality`: coarse matching (the positives finetuning learns from) per round,
+  as precision (matched pairs whose two tracks show one labelled identity) and recall (of the
+  true cross-shot pairs: two tracks of one identity in different shots, among the tracks that
+  took part). A wrong pair teaches the head that two people are one; a missed one leaves the
+  head with only within-track positives.
+* :func:`merge_ratios`: the first round of the aggregation merges two tracks when their
+  distance is below the larger of their thresholds, i.e. when ``d(a, b) / max(thr_a, thr_b) < 1``.
+  The distributions of that ratio over same-identity and different-identity pairs say, before
+  any transitive chaining, how many true pairs the rule can merge and how many false ones it
+  will; a good metric puts the first below 1 and the second above.
+"""
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from vcn_plugin.clustering.stats import TrackStats
+
+
+@dataclass(frozen=True)
+class MatchingQuality:
+    """One matching round against ground truth (see the module docstring)."""
+
+    pairs: int
+    correct: int
+    precision: float | None  # None without pairs
+    true_pairs: int
+    found: int  # true cross-shot pairs among ``pairs``
+    recall: float | None  # None without true pairs
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def matching_quality(
+    pairs: Sequence[tuple[Hashable, Hashable]],
+    identity: Mapping[Hashable, str | None],
+    shot: Mapping[Hashable, int],
+) -> MatchingQuality:
+    """Score matched ``pairs`` of track keys. ``identity``: every track that took part -> its
+    ground-truth identity (None: a false detection or an unlabelled extra, never a correct
+    pair); ``shot``: track -> shot index (one video; a series: ``(video, shot)`` or any
+    hashable would do, so shots of different videos differ)."""
+    unknown = [k for pair in pairs for k in pair if k not in identity]
+    if unknown:
+        raise ValueError(f"matched tracks {unknown[:3]!r} are not among the tracks given with identities")
+
+    def same(a: Hashable, b: Hashable) -> bool:
+        return identity[a] is not None and identity[a] == identity[b]
+
+    keys = list(identity)
+    true = {frozenset((a, b)) for i, a in enumerate(keys) for b in keys[i + 1:] if same(a, b) and shot[a] != shot[b]}
+    matched = {frozenset(p) for p in pairs}
+    correct = sum(same(*p) for p in matched)
+    found = len(matched & true)
+    return MatchingQuality(
+        pairs=len(matched),
+        correct=correct,
+        precision=correct / len(matched) if matched else None,
+        true_pairs=len(true),
+        found=found,
+        recall=found / len(true) if true else None,
+    )
+
+
+def merge_ratios(stats: TrackStats, identity: Sequence[str | None], singleton: str = "median") -> dict:
+    """Distribution of ``d(a, b) / max(thr_a, thr_b)`` over pairs of labelled tracks.
+
+    ``stats``: one row per track (the aggregation's statistics); ``identity``: per row, the
+    ground-truth identity or None (left out). Returns ``{"same": ..., "different": ...}``, each
+    with ``pairs``, ``below_1`` (the share the first round would merge), ``median`` and
+    quartiles ``q25``/``q75`` (None without pairs)."""
+    if len(identity) != len(stats):
+        raise ValueError(f"identity has {len(identity)} entries for {len(stats)} tracks")
+    rows = np.array([i for i, g in enumerate(identity) if g is not None], dtype=np.int64)
+    out = {"same": _summary(np.zeros(0)), "different": _summary(np.zeros(0))}
+    if rows.size < 2:
+        return out
+    a, b = np.triu_indices(rows.size, 1)
+    i, j = rows[a], rows[b]
+    thr = stats.thresholds(singleton)
+    ratio = stats.pair_distances(i, stats, j) / np.maximum(thr[i], thr[j])
+    same = np.array([identity[x] == identity[y] for x, y in zip(i, j)], dtype=bool)
+    return {"same": _summary(ratio[same]), "different": _summary(ratio[~same])}
+
+
+def _summary(values: np.ndarray) -> dict:
+    if values.size == 0:
+        return {"pairs": 0, "below_1": None, "median": None, "q25": None, "q75": None}
+    q25, median, q75 = np.percentile(values, [25, 50, 75])
+    return {"pairs": int(values.size), "below_1": float(np.mean(values < 1.0)), "median": float(median),
+            "q25": float(q25), "q75": float(q75)}  # fmt: skip
