@@ -256,3 +256,10 @@ def test_series_needs_a_photo_per_episode(faces_dir, tmp_path, built):
         build_benchmark(faces_dir, tmp_path, 5, replace(SERIES, n_identities=(6, 6)))
     with pytest.raises(ValueError, match="cast_scope"):
         replace(TINY, cast_scope="season")
+
+
+def test_the_cli_offers_every_preset():
+    from vcn_plugin.benchmark.builder import PRESETS
+    from vcn_plugin.cli.benchmark import PRESET_NAMES
+
+    assert sorted(PRESET_NAMES) == sorted(PRESETS)

@@ -48,10 +48,11 @@ oracle the threshold search.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,13 +160,20 @@ def _embed(episode: _Episode | _Series, model: SSLModel | None, backbone: Backbo
 
 def _prepare_features(episode: _Episode | _Series, backbone: Backbone, finetune_config: FinetuneConfig, progress: Progress | None) -> None:
     """Pretrained embeddings; finetune once; finetuned embeddings and head outputs."""
-    from vcn_plugin.steps.cluster import track_features
-    from vcn_plugin.steps.finetune import finetune_track_set
-
     if len(episode.track_set) == 0:
         episode.finetune_error = "no face tracks"
         return
     episode.features["pretrained"], episode.feature_seconds["pretrained"] = _embed(episode, None, backbone)
+    finetune_unit(episode, backbone, finetune_config, progress)
+
+
+def finetune_unit(episode: _Episode | _Series, backbone: Backbone, finetune_config: FinetuneConfig,
+                  progress: Progress | None = None) -> None:
+    """Finetune on the unit's tracks; record the finetuned embeddings, head outputs and health.
+    (The finetuning study calls this once per configuration on episodes prepared once.)"""
+    from vcn_plugin.steps.cluster import track_features
+    from vcn_plugin.steps.finetune import finetune_track_set
+
     start = time.perf_counter()
     try:
         model, result = finetune_track_set(episode.track_set, backbone, finetune_config, progress, label=episode.video)
@@ -383,6 +391,71 @@ def _episode_summary(ep: _Episode, stage1_stats: dict[str, Any], manifest: dict[
     }
 
 
+@dataclass
+class PreparedBenchmark:
+    """A benchmark up to finetuning: stage 1 run (or reused), predicted tracks matched to the
+    ground truth, chips read and pretrained embeddings computed, once for every configuration."""
+
+    bench_dir: Path
+    episodes: list[_Episode]
+    track_set: Any  # TrackSet of every video
+    stage1: list[dict[str, Any]]  # per episode, stage 1's record
+    manifest: list[dict[str, Any]]  # per episode, what the builder's manifest says
+    build_config: dict[str, Any]  # the builder's config ({} without a vcn manifest)
+    dataset_name: str
+
+
+@contextlib.contextmanager
+def prepare_benchmark(
+    bench_dir: str | Path,
+    stage1_config: Stage1Config | None = None,
+    backbone: Backbone | None = None,
+    max_faces_per_track: int = 8,
+    reuse_stage1: bool = True,
+    keep_dataset: bool = False,
+    progress: Progress | None = None,
+) -> Iterator[PreparedBenchmark]:
+    """Import ``bench_dir`` into a fresh non-persistent dataset, run stage 1, match and embed
+    (see :func:`run_benchmark`); the dataset is deleted on exit unless ``keep_dataset``."""
+    import fiftyone as fo
+
+    from vcn_plugin.backbones import get_backbone
+    from vcn_plugin.evaluation.ground_truth import import_benchmark
+    from vcn_plugin.fo.storage import vcn_root
+    from vcn_plugin.fo.track_sets import load_track_set
+    from vcn_plugin.steps.detect import detect_faces
+
+    bench_dir = Path(bench_dir)
+    stage1_config = stage1_config or BENCHMARK_STAGE1
+    backbone = backbone or get_backbone(DEFAULT_BACKBONE)
+    dataset = fo.Dataset(f"vcn-benchmark-{uuid.uuid4().hex[:10]}")
+    try:
+        if progress:
+            progress(0.0, f"importing {bench_dir}")
+        manifest, build_config = _manifest_records(bench_dir, progress)
+        import_benchmark(bench_dir, dataset)  # validates every annotation before any video is processed
+        report = detect_faces(dataset, stage1_config, sub_progress(progress, 0.02, 0.9),
+                              cache_dir=vcn_root() / "stage1_cache" if reuse_stage1 else None)
+        if report.failed:
+            raise RuntimeError(f"stage 1 failed on {report.failed}")
+        track_set = load_track_set(dataset, backbone, max_faces_per_track, progress=sub_progress(progress, 0.9, 0.97))
+        episodes, stage1, records = [], [], []
+        for sample in dataset.select_fields([schema.frame_path(schema.FACES), schema.frame_path(schema.GT_FACES)]):
+            video = Path(sample.filepath).name
+            ep = _match_episode(sample, video, track_set.subset({sample.id}))
+            if len(ep.track_set) == 0:
+                ep.finetune_error = "no face tracks"
+            else:
+                ep.features["pretrained"], ep.feature_seconds["pretrained"] = _embed(ep, None, backbone)
+            episodes.append(ep)
+            stage1.append(report.processed.get(sample.filepath, {}))
+            records.append(manifest.get(video, {}))
+        yield PreparedBenchmark(bench_dir, episodes, track_set, stage1, records, build_config, dataset.name)
+    finally:
+        if not keep_dataset:
+            dataset.delete()
+
+
 def run_benchmark(
     bench_dir: str | Path,
     json_out: str | Path | None = None,
@@ -410,50 +483,29 @@ def run_benchmark(
     None: when the manifest says the episodes share a cast (the ``series`` preset).
     Writes the JSON to ``json_out`` when given.
     """
-    import fiftyone as fo
-
     from vcn_plugin.backbones import get_backbone
-    from vcn_plugin.evaluation.ground_truth import import_benchmark
     from vcn_plugin.evaluation.metrics import UNKNOWN_MODES
-    from vcn_plugin.fo.storage import vcn_root
-    from vcn_plugin.fo.track_sets import load_track_set
-    from vcn_plugin.steps.detect import detect_faces
 
     if unknown_mode not in UNKNOWN_MODES:
         raise ValueError(f"unknown_mode must be one of {UNKNOWN_MODES}, got {unknown_mode!r}")
     if not methods:
         raise ValueError("no rows to compute: pass at least one RowSpec (e.g. DEFAULT_ROWS)")
-    bench_dir = Path(bench_dir)
     finetune_config = finetune_config or FinetuneConfig()
     stage1_config = stage1_config or BENCHMARK_STAGE1
     backbone_model = get_backbone(backbone)  # loaded once, shared by every episode
-    dataset = fo.Dataset(f"vcn-benchmark-{uuid.uuid4().hex[:10]}")
-    try:
-        if progress:
-            progress(0.0, f"importing {bench_dir}")
-        manifest, build_config = _manifest_records(bench_dir, progress)
+    with prepare_benchmark(bench_dir, stage1_config, backbone_model, max_faces_per_track, reuse_stage1,
+                           keep_dataset, sub_progress(progress, 0.0, 0.45)) as prep:  # fmt: skip
         if series is None:
-            series = build_config.get("cast_scope") == "series"
-        import_benchmark(bench_dir, dataset)  # validates every annotation before any video is processed
-        report = detect_faces(dataset, stage1_config, sub_progress(progress, 0.02, 0.4),
-                              cache_dir=vcn_root() / "stage1_cache" if reuse_stage1 else None)
-        if report.failed:
-            raise RuntimeError(f"stage 1 failed on {report.failed}")
-        track_set = load_track_set(dataset, backbone_model, max_faces_per_track, progress=sub_progress(progress, 0.4, 0.45))
-        episodes, summaries_in = [], []
-        samples = list(dataset.select_fields([schema.frame_path(schema.FACES), schema.frame_path(schema.GT_FACES)]))
-        for i, sample in enumerate(samples):
-            video = Path(sample.filepath).name
-            ep = _match_episode(sample, video, track_set.subset({sample.id}))
-            span = (0.45 + 0.5 * i / len(samples), 0.45 + 0.5 * (i + 1) / len(samples))
-            if series:  # the series' own finetune takes a share as large as all the episodes'
-                span = (0.45 + 0.25 * i / len(samples), 0.45 + 0.25 * (i + 1) / len(samples))
-            _prepare_features(ep, backbone_model, finetune_config, sub_progress(progress, *span))
-            episodes.append(ep)
-            summaries_in.append((report.processed.get(sample.filepath, {}), manifest.get(video, {})))
+            series = prep.build_config.get("cast_scope") == "series"
+        episodes = prep.episodes
+        share = 0.25 if series else 0.5  # the series' own finetune takes a share as large as all the episodes'
+        for i, ep in enumerate(episodes):
+            if not ep.finetune_error:
+                span = (0.45 + share * i / len(episodes), 0.45 + share * (i + 1) / len(episodes))
+                finetune_unit(ep, backbone_model, finetune_config, sub_progress(progress, *span))
         whole = None
         if series:
-            whole = _Series(episodes, track_set)
+            whole = _Series(episodes, prep.track_set)
             _prepare_features(whole, backbone_model, finetune_config, sub_progress(progress, 0.7, 0.95))
         rows, series_rows = [], []
         for j, spec in enumerate(methods):
@@ -464,19 +516,16 @@ def run_benchmark(
                 series_rows.append(compute_row([whole], spec, backbone, unknown_mode))
         result = BenchmarkResult(
             rows=rows,
-            episodes=[_episode_summary(ep, st, mf) for ep, (st, mf) in zip(episodes, summaries_in)],
-            config={"benchmark": str(bench_dir.resolve()), "backbone": backbone, "unknown_mode": unknown_mode,
+            episodes=[_episode_summary(ep, st, mf) for ep, st, mf in zip(episodes, prep.stage1, prep.manifest)],
+            config={"benchmark": str(prep.bench_dir.resolve()), "backbone": backbone, "unknown_mode": unknown_mode,
                     "aggregation": "fractions: track-weighted mean of per-episode values; counts: sums; "
                                    "cluster_ratio: summed clusters / summed identities",
                     "stage1": stage1_config.to_dict(), "finetune": finetune_config.to_dict(),
-                    "max_faces_per_track": max_faces_per_track},  # fmt: skip
-            dataset_name=dataset.name if keep_dataset else None,
+                    "max_faces_per_track": max_faces_per_track, "series": bool(series)},  # fmt: skip
+            dataset_name=prep.dataset_name if keep_dataset else None,
             series_rows=series_rows,
             series=_series_summary(whole) if whole is not None else None,
         )
-    finally:
-        if not keep_dataset:
-            dataset.delete()
     if json_out is not None:
         write_json(result.to_dict(), json_out)
     if progress:

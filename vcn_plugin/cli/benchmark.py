@@ -14,7 +14,8 @@ from tqdm import tqdm
 from vcn_plugin.cli.common import FINETUNE_PRESETS, finetune_config, progress_bar, stage1_config, with_options
 from vcn_plugin.stage1.pipeline import Stage1Config
 
-PRESET_NAMES = ["default", "paper", "hard", "720p", "quick"]
+#: the builder's presets (kept literal so `vcn --help` does not import the renderer; a test keeps them equal)
+PRESET_NAMES = ["default", "static", "paper", "hard", "720p", "series", "quick"]
 
 
 @contextmanager

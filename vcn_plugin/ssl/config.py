@@ -13,6 +13,7 @@ from vcn_plugin.ssl.head import DEFAULT_BOTTLENECK_DIM, DEFAULT_HIDDEN_DIM, DEFA
 from vcn_plugin.ssl.loss import DEFAULT_CENTER_MOMENTUM, DEFAULT_STUDENT_TEMP, DEFAULT_TEACHER_TEMP
 
 DEVICES = ("auto", "cpu", "cuda")
+MATCHING_RULES = ("gaussian", "mutual")
 
 
 @dataclass
@@ -63,6 +64,9 @@ class FinetuneConfig:
             stage 2 (backbone and head), per round.
         match_pair_fraction: share of a track's pairs drawn from its matched
             tracks (when it has any); the rest are two faces of the track itself.
+        matching: how coarse matching pairs tracks across shots: "gaussian" (the paper's
+            per-track Gaussians, :mod:`vcn_plugin.ssl.track_gaussians`) or "mutual"
+            (mutual nearest track means, :mod:`vcn_plugin.ssl.mutual_neighbours`).
         min_faces_to_fit: tracks with fewer faces are not fitted in matching
             (they can still be matched by others).
         inference_batch_size: chips per forward pass in embedding/inference.
@@ -96,6 +100,7 @@ class FinetuneConfig:
     joint_min_steps_per_round: int = 5
     joint_max_steps_per_round: int = 10
     match_pair_fraction: float = 0.5
+    matching: str = "gaussian"
     min_faces_to_fit: int = 3
     inference_batch_size: int = 64
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -125,6 +130,8 @@ class FinetuneConfig:
         for name in ("teacher_momentum", "center_momentum", "warmup_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.matching not in MATCHING_RULES:
+            raise ValueError(f"matching must be one of {MATCHING_RULES}, got {self.matching!r}")
         if not 0.0 <= self.match_pair_fraction <= 1.0:
             raise ValueError(f"match_pair_fraction must be in [0, 1], got {self.match_pair_fraction}")
         if self.min_faces_to_fit < 3:

@@ -1,0 +1,202 @@
+"""Finetuning study: which finetuning makes the loss metric win, measured over a whole suite.
+
+Every benchmark directory given with ``--bench`` (a built episode set, a sweep cell, a user's
+folder) is prepared ONCE (stage 1 from vcn's cache, tracks matched to the ground truth, chips
+read, pretrained embeddings and the pretrained FINCH / HDBSCAN rows computed); each study point
+then costs only its own finetuning and clustering. Per point and episode it prints the loss
+metric's accuracy and cluster ratio against the better of FINCH and HDBSCAN (pretrained, the
+peers a user would pick), the finetuned FINCH/HDBSCAN (does finetuning move the backbone?),
+and the health of the finetuning (coarse-matching precision / recall of the last round, the
+teacher's entropy and prototypes, the share of same- / different-identity track pairs the
+first merge round accepts). The last table is the mean over the suite, the only basis on which
+a default may be chosen (one set for every video, as the paper).
+
+    .venv/bin/python benchmarks/finetune_study.py --bench /tmp/bench --bench /tmp/hard \\
+        --points default,head-2k --json study.json [--device cuda] [--threads 2]
+
+``--points`` takes names of :data:`POINTS` (``--list`` prints them).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vcn_plugin.benchmark.rows import RowSpec  # noqa: E402
+from vcn_plugin.ssl import FinetuneConfig  # noqa: E402
+
+#: study points: FinetuneConfig overrides (``clustering`` rows are scored on each)
+POINTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "mutual": {"matching": "mutual"},
+    "mutual-rounds-3": {"matching": "mutual", "rounds": 3},
+    "mutual-joint-40": {"matching": "mutual", "joint_min_steps_per_round": 40, "joint_max_steps_per_round": 40},
+    "head-1k": {"head_min_steps": 1000, "head_max_steps": 1000},
+    "head-3k": {"head_min_steps": 3000, "head_max_steps": 3000},
+    "k1024": {"num_prototypes": 1024},
+    "k256": {"num_prototypes": 256},
+    "k256-head-1k": {"num_prototypes": 256, "head_min_steps": 1000, "head_max_steps": 1000},
+    "joint-40": {"joint_min_steps_per_round": 40, "joint_max_steps_per_round": 40},
+    "rounds-3": {"rounds": 3},
+    "teacher-0.07": {"teacher_temp": 0.07},
+    "views-5": {"cache_views": 5},
+}
+#: the rows scored at every point (pretrained peers are computed once per benchmark)
+PEERS = (RowSpec("FINCH", "finch", finetuned=False), RowSpec("HDBSCAN", "hdbscan", finetuned=False))
+FINETUNED = (
+    RowSpec("ours, loss", "loss", finetuned=True),
+    RowSpec("FINCH", "finch", finetuned=True),
+    RowSpec("HDBSCAN", "hdbscan", finetuned=True),
+)
+
+
+def _fresh(ep):
+    """The episode as prepared: pretrained features only, nothing of an earlier point."""
+    return dataclasses.replace(ep, features={"pretrained": ep.features["pretrained"]},
+                               feature_seconds={"pretrained": ep.feature_seconds["pretrained"]},
+                               finetune_seconds=0.0, finetune_error=None, info={})  # fmt: skip
+
+
+def _cell(ep, rows: dict[str, dict], health: dict, seconds: float) -> dict[str, Any]:
+    peer = max(rows["FINCH"]["accuracy"], rows["HDBSCAN"]["accuracy"])
+    last = (health["matching"] or [{}])[-1]
+    teacher = (health["teacher"] or [{}])[-1]
+    ratios = health["merge_ratios"].get("loss", {})
+    return {
+        "video": ep.video,
+        "detection_recall": ep.matching.detection.recall,
+        "loss_accuracy": rows["ours, loss"]["accuracy"],
+        "loss_ratio": rows["ours, loss"]["cluster_ratio"],
+        "loss_wcp": rows["ours, loss"]["wcp"],
+        "peer_accuracy": peer,
+        "margin": rows["ours, loss"]["accuracy"] - peer,
+        "finetuned_finch": rows["FINCH (finetuned)"]["accuracy"],
+        "finetuned_hdbscan": rows["HDBSCAN (finetuned)"]["accuracy"],
+        "pretrained_finch": rows["FINCH"]["accuracy"],
+        "pretrained_hdbscan": rows["HDBSCAN"]["accuracy"],
+        "matching_precision": last.get("precision"),
+        "matching_recall": last.get("recall"),
+        "matching_pairs": [q["pairs"] for q in health["matching"]],
+        "teacher_entropy": teacher.get("entropy"),
+        "track_prototypes": teacher.get("track_prototypes"),
+        "tracks": teacher.get("tracks"),
+        "same_below_1": (ratios.get("same") or {}).get("below_1"),
+        "different_below_1": (ratios.get("different") or {}).get("below_1"),
+        "finetune_seconds": seconds,
+    }
+
+
+def study(bench_dirs: list[str], points: list[str], device: str, progress: bool = True) -> dict[str, Any]:
+    from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone
+    from vcn_plugin.benchmark.runner import compute_row, finetune_health, finetune_unit, prepare_benchmark
+
+    backbone = get_backbone(DEFAULT_BACKBONE)
+    cells: dict[str, list[dict]] = {p: [] for p in points}
+    for bench in bench_dirs:
+        with prepare_benchmark(bench, backbone=backbone) as prep:
+            episodes = [ep for ep in prep.episodes if not ep.finetune_error]
+            peers = {spec.name: [compute_row([ep], spec, DEFAULT_BACKBONE).metrics for ep in episodes] for spec in PEERS}
+            for point in points:
+                config = FinetuneConfig(device=device, **POINTS[point])
+                for e, prepared in enumerate(episodes):
+                    ep = _fresh(prepared)
+                    start = time.perf_counter()
+                    finetune_unit(ep, backbone, config)
+                    seconds = time.perf_counter() - start
+                    rows = {name: values[e] for name, values in peers.items()}
+                    for spec in FINETUNED:
+                        key = spec.name if spec.method == "loss" else f"{spec.name} (finetuned)"
+                        rows[key] = compute_row([ep], spec, DEFAULT_BACKBONE).metrics
+                    cell = {"bench": str(bench), **_cell(ep, rows, finetune_health(ep), seconds)}
+                    cells[point].append(cell)
+                    if progress:
+                        print(f"[{point}] {Path(bench).name}/{ep.video}: loss {cell['loss_accuracy']:.3f} "
+                              f"(ratio {cell['loss_ratio']:.2f}) vs peers {cell['peer_accuracy']:.3f}, "
+                              f"matching P/R {cell['matching_precision']} / {cell['matching_recall']}, "
+                              f"{seconds:.0f} s", flush=True)  # fmt: skip
+    return {"points": {p: POINTS[p] for p in points}, "cells": cells, "mean": {p: _mean(c) for p, c in cells.items()}}
+
+
+def _mean(cells: list[dict]) -> dict[str, float | None]:
+    keys = ("loss_accuracy", "loss_ratio", "loss_wcp", "peer_accuracy", "margin", "finetuned_finch",
+            "finetuned_hdbscan", "pretrained_finch", "pretrained_hdbscan", "matching_precision", "matching_recall",
+            "teacher_entropy", "same_below_1", "different_below_1", "finetune_seconds")  # fmt: skip
+    out: dict[str, float | None] = {}
+    for k in keys:
+        values = [c[k] for c in cells if c[k] is not None]
+        out[k] = float(np.mean(values)) if values else None
+    out["cells_won"] = sum(c["margin"] >= 0 for c in cells)
+    out["cells"] = len(cells)
+    return out
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    return "n/a" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    head = ["point", "episode", "det. recall", "loss acc", "ratio", "WCP", "best peer", "margin", "finetuned FINCH / HDBSCAN",
+            "matching P / R (last round)", "pairs per round", "entropy", "prototypes / tracks", "merge<1 same / diff", "s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for point, cells in result["cells"].items():
+        for c in cells:
+            lines.append("| " + " | ".join([
+                point, f"{Path(c['bench']).name}/{c['video']}", _f(c["detection_recall"], 2), _f(c["loss_accuracy"]),
+                _f(c["loss_ratio"], 2), _f(c["loss_wcp"]), _f(c["peer_accuracy"]), _f(c["margin"]),
+                f"{_f(c['finetuned_finch'])} / {_f(c['finetuned_hdbscan'])}",
+                f"{_f(c['matching_precision'], 2)} / {_f(c['matching_recall'], 2)}", str(c["matching_pairs"]),
+                _f(c["teacher_entropy"], 2), f"{c['track_prototypes']} / {c['tracks']}",
+                f"{_f(c['same_below_1'], 2)} / {_f(c['different_below_1'], 2)}", _f(c["finetune_seconds"], 0),
+            ]) + " |")  # fmt: skip
+    head = ["point", "cells won", "loss acc", "ratio", "WCP", "best peer", "margin", "finetuned FINCH", "pretrained FINCH",
+            "matching P", "matching R", "merge<1 same", "merge<1 diff", "finetune s"]
+    lines += ["", "Mean over the suite:", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for point, m in result["mean"].items():
+        lines.append("| " + " | ".join([
+            point, f"{m['cells_won']} / {m['cells']}", _f(m["loss_accuracy"]), _f(m["loss_ratio"], 2), _f(m["loss_wcp"]),
+            _f(m["peer_accuracy"]), _f(m["margin"]), _f(m["finetuned_finch"]), _f(m["pretrained_finch"]),
+            _f(m["matching_precision"], 2), _f(m["matching_recall"], 2), _f(m["same_below_1"], 2),
+            _f(m["different_below_1"], 2), _f(m["finetune_seconds"], 0),
+        ]) + " |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bench", action="append", default=[], help="a benchmark directory (repeat for the suite)")
+    parser.add_argument("--points", default="default", help=f"comma-separated study points: {', '.join(POINTS)}")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--list", action="store_true", help="print the study points and exit")
+    args = parser.parse_args()
+    if args.list:
+        for name, overrides in POINTS.items():
+            print(f"{name}: {overrides}")
+        return
+    points = args.points.split(",")
+    unknown = [p for p in points if p not in POINTS]
+    if unknown or not args.bench:
+        parser.error(f"unknown points {unknown}; choose from {sorted(POINTS)}" if unknown else "give at least one --bench")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    result = study(args.bench, points, args.device)
+    print(to_markdown(result))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
