@@ -257,6 +257,22 @@ def test_merges_are_transitive_and_stop_at_a_fixpoint():
     assert result.info["converged"]
 
 
+def test_mutual_linkage_merges_only_mutual_nearest_clusters():
+    """The chain A-B-C (edges A-B and B-C at mean squared distance 3, thresholds 4): transitive
+    linkage joins all three; mutual linkage joins A and B (B's nearest, ties to the smaller
+    index), then AB (threshold 20/6) and C (threshold 4) are 36/8 = 4.5 apart: two clusters."""
+    stats = EuclideanStats.from_faces(CHAIN_FACES, CHAIN_TRACKS)
+    result = aggregate(stats, config=AggregationConfig(linkage="mutual"))
+    np.testing.assert_array_equal(result.labels, [0, 0, 1])
+    assert (result.iterations, result.merges_per_iteration) == (1, [1])
+    assert result.info["linkage"] == "mutual" and result.info["converged"]
+    # the cannot-link A-B leaves B to C, its other nearest
+    guarded = aggregate(stats, cannot_link=[[0, 1]], config=AggregationConfig(linkage="mutual"))
+    np.testing.assert_array_equal(guarded.labels, [1, 0, 0])
+    with pytest.raises(ValueError, match="linkage"):
+        AggregationConfig(linkage="single")
+
+
 def test_fixpoint_on_random_tracks():
     rng = np.random.default_rng(6)
     ident = np.repeat(np.arange(6), 5)

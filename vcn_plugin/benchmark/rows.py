@@ -30,7 +30,8 @@ class RowSpec:
     cluster features of the model finetuned to the video (else the pretrained backbone);
     ``guard``: forbid merging tracks seen in the same frame (aggregation methods only);
     ``oracle``: HAC threshold chosen with the ground truth (``hac-cosine`` only);
-    ``threshold``: fixed HAC distance threshold.
+    ``threshold``: fixed HAC distance threshold; ``linkage``: the aggregation's merge rule
+    (:class:`~vcn_plugin.clustering.AggregationConfig`).
     """
 
     name: str
@@ -39,6 +40,7 @@ class RowSpec:
     guard: bool = True
     oracle: bool = False
     threshold: float | None = None
+    linkage: str = "transitive"
 
     def __post_init__(self) -> None:
         from vcn_plugin.clustering import METHODS
@@ -115,6 +117,7 @@ class RowResult:
             "seconds": self.seconds,
             "name": s.name,
             "guard": s.guard,
+            "linkage": s.linkage,
             "threshold": self.threshold,
             "note": self.note,
             "per_episode": self.per_episode,

@@ -19,7 +19,14 @@ Constraints (used for the co-occurrence guard and for user corrections):
   without constraints the result is the same as plain connected components.
 - ``excluded``: tracks left out (low quality); their label is -1 ("Unknown").
 
-Only clusters that changed in a round (or whose threshold changed) can create
+Linkage. ``"transitive"`` (the paper): every accepted edge of a round merges, so one
+false edge joins two whole clusters, and the merged cluster's threshold, recomputed over all
+its faces, includes the cross-track pairs and grows. ``"mutual"``: of the accepted edges, a
+round keeps only those whose two clusters are each other's nearest accepted cluster (each
+cluster merges with at most one other per round), and rounds repeat to the same fixpoint rule;
+a false edge then joins two clusters only when they prefer each other to everything else.
+
+With transitive linkage only clusters that changed in a round (or whose threshold changed) can create
 new edges in the next one: an unchanged pair has the same distance and
 thresholds as before, and a pair refused by a cannot-link constraint stays
 refused because clusters only grow. Later rounds therefore only search the
@@ -79,6 +86,9 @@ class ClusteringResult:
         return cluster_names(self.labels)
 
 
+LINKAGES = ("transitive", "mutual")
+
+
 @dataclass
 class AggregationConfig:
     """Options of :func:`aggregate`.
@@ -88,14 +98,18 @@ class AggregationConfig:
         max_iterations: safety cap on rounds (default 100; the fixpoint is normally reached in < 10).
         compute_margins: compute :attr:`ClusteringResult.margins` (default True).
         tile_entries: entries of one distance tile; bounds the working memory (default 16 Mi).
+        linkage: "transitive" (the paper, default) or "mutual" (see the module docstring).
     """
 
     singleton: SingletonPolicy = "median"
     max_iterations: int = 100
     compute_margins: bool = True
     tile_entries: int = DEFAULT_TILE_ENTRIES
+    linkage: str = "transitive"
 
     def __post_init__(self) -> None:
+        if self.linkage not in LINKAGES:
+            raise ValueError(f"linkage must be one of {LINKAGES}, got {self.linkage!r}")
         if self.singleton not in SINGLETON_POLICIES:
             raise ValueError(f"singleton must be one of {SINGLETON_POLICIES}, got {self.singleton!r}")
         if self.max_iterations < 1:
@@ -206,6 +220,25 @@ class _UnionFind:
         return np.array([self.find(x) for x in range(len(self.parent))], dtype=np.int64)
 
 
+def mutual_best_edges(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray,
+                      cannot: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges whose two ends are each other's nearest neighbour among the edges (ties: the
+    smaller index), after dropping edges between cannot-link clusters."""
+    if cannot.size and i.size:
+        forbidden = set(map(tuple, np.sort(cannot, axis=1).tolist()))
+        keep = np.array([(a, b) not in forbidden for a, b in zip(i.tolist(), j.tolist())], dtype=bool)
+        i, j, d = i[keep], j[keep], d[keep]
+    best = np.full(n, -1, np.int64)
+    for e in np.lexsort((j, i, d)):  # increasing distance: the first edge seen at a node is its best
+        a, b = int(i[e]), int(j[e])
+        if best[a] < 0:
+            best[a] = b
+        if best[b] < 0:
+            best[b] = a
+    keep = (best[i] == j) & (best[j] == i)
+    return i[keep], j[keep], d[keep]
+
+
 def _apply_edges(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray, cannot: np.ndarray) -> tuple[np.ndarray, int]:
     """Merge along edges (transitively), refusing any union that joins a cannot-link pair."""
     if cannot.size == 0:
@@ -311,6 +344,8 @@ def aggregate(
     while not converged and len(merges) < config.max_iterations:
         i, j, d = candidate_edges(cluster_stats, thr, rows, config.tile_entries)
         cannot_clusters = np.unique(np.sort(track2cluster[cannot_local], axis=1), axis=0) if cannot_local.size else cannot_local
+        if config.linkage == "mutual":
+            i, j, d = mutual_best_edges(len(cluster_stats), i, j, d, cannot_clusters)
         groups, n_groups = _apply_edges(len(cluster_stats), i, j, d, cannot_clusters)
         if n_groups == len(cluster_stats):
             converged = True
@@ -326,7 +361,8 @@ def aggregate(
         else:
             cluster_stats = cluster_stats.merge_rows_inplace(groups, n_groups)
         new_thr = cluster_stats.thresholds(config.singleton)
-        rows = np.flatnonzero((sizes > 1) | (new_thr != thr[first]))
+        # mutual: a pair of unchanged clusters refused for not being mutual may be mutual now
+        rows = np.flatnonzero((sizes > 1) | (new_thr != thr[first])) if config.linkage == "transitive" else None
         thr = new_thr
 
     margins = np.full(n, np.nan)
@@ -348,6 +384,7 @@ def aggregate(
             "n_excluded": int(excl.sum()),
             "n_cannot_link": int(cannot.shape[0]),
             "singleton": config.singleton,
+            "linkage": config.linkage,
             "seconds": time.perf_counter() - start,
         },
     )

@@ -86,9 +86,11 @@ def cluster_track_set(
     excluded: np.ndarray | None = None,
     features: dict[str, np.ndarray] | None = None,
     keep: np.ndarray | None = None,
+    linkage: str = "transitive",
 ) -> ClusteringResult:
     """Cluster the tracks of ``track_set``; low-quality tracks (and ``excluded``) become Unknown,
-    except those in ``keep`` (tracks a user placed in an identity)."""
+    except those in ``keep`` (tracks a user placed in an identity). ``linkage``: of the
+    aggregation methods, see :class:`~vcn_plugin.clustering.AggregationConfig`."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     if len(track_set) == 0:
@@ -112,7 +114,7 @@ def cluster_track_set(
         must_link=(must_link or None) if supports_constraints else None,
         cannot_link=np.array(pairs, np.int64).reshape(-1, 2) if supports_constraints else None,
         threshold=threshold,
-        config=AggregationConfig(),
+        config=AggregationConfig(linkage=linkage),
         **features,
     )
 
