@@ -41,6 +41,9 @@ POINTS: dict[str, dict[str, Any]] = {
     "mutual-rounds-3": {"matching": "mutual", "rounds": 3},
     "mutual-head-3k": {"matching": "mutual", "head_min_steps": 3000, "head_max_steps": 3000},
     "mutual-k256": {"matching": "mutual", "num_prototypes": 256},
+    "mutual-head-100": {"matching": "mutual", "head_min_steps": 100, "head_max_steps": 100},
+    "mutual-head-30": {"matching": "mutual", "head_min_steps": 30, "head_max_steps": 30},
+    "head-100": {"head_min_steps": 100, "head_max_steps": 100},
     "mutual-joint-40": {"matching": "mutual", "joint_min_steps_per_round": 40, "joint_max_steps_per_round": 40},
     "head-1k": {"head_min_steps": 1000, "head_max_steps": 1000},
     "head-3k": {"head_min_steps": 3000, "head_max_steps": 3000},
@@ -101,7 +104,24 @@ def _cell(ep, rows: dict[str, dict], health: dict, seconds: float) -> dict[str, 
     }
 
 
-def study(bench_dirs: list[str], points: list[str], device: str, progress: bool = True) -> dict[str, Any]:
+def save_features(ep, path: Path) -> None:
+    """The episode's per-face features and its ground truth, for trying clustering rules offline
+    (``np.load``: probs, bottleneck, prototypes, temperature, pretrained, finetuned, face_track,
+    identity per track ('' unscored), low_quality, cooccurring)."""
+    gt = {a["track"]: ("" if a["gt"] is None or a["distractor"] else a["gt"]) for a in ep.assignment_skeleton()}
+    loss = ep.features["loss"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path, probs=loss["probs"], bottleneck=loss["student"].bottleneck, prototypes=loss["student"].prototypes,
+        temperature=loss["student"].temperature, pretrained=ep.features["pretrained"]["embeddings"],
+        finetuned=ep.features["finetuned"]["embeddings"], face_track=ep.track_set.face_track,
+        identity=np.array([gt.get(tf.track, "") for tf in ep.track_set.tracks]), low_quality=ep.track_set.low_quality,
+        cooccurring=ep.track_set.cooccurring, shots=np.array(ep.track_set.shots),
+    )  # fmt: skip
+
+
+def study(bench_dirs: list[str], points: list[str], device: str, progress: bool = True,
+          features_dir: Path | None = None) -> dict[str, Any]:
     from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone
     from vcn_plugin.benchmark.runner import compute_row, finetune_health, finetune_unit, prepare_benchmark
 
@@ -118,6 +138,8 @@ def study(bench_dirs: list[str], points: list[str], device: str, progress: bool 
                     start = time.perf_counter()
                     finetune_unit(ep, backbone, config)
                     seconds = time.perf_counter() - start
+                    if features_dir is not None:
+                        save_features(ep, features_dir / point / f"{Path(bench).name}-{Path(ep.video).stem}.npz")
                     rows = {name: values[e] for name, values in peers.items()}
                     for spec in FINETUNED:
                         key = spec.name if spec.method == "loss" else f"{spec.name} (finetuned)"
@@ -185,6 +207,7 @@ def main() -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--save-features", default=None, help="folder: per point and episode, the features (npz)")
     parser.add_argument("--list", action="store_true", help="print the study points and exit")
     args = parser.parse_args()
     if args.list:
@@ -199,7 +222,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    result = study(args.bench, points, args.device)
+    result = study(args.bench, points, args.device, features_dir=Path(args.save_features) if args.save_features else None)
     print(to_markdown(result))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
-
-from vcn_plugin.clustering.stats import TrackStats
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,12 @@ def matching_quality(
     )
 
 
-def merge_ratios(stats: TrackStats, identity: Sequence[str | None], singleton: str = "median") -> dict:
+def merge_ratios(stats: Any, identity: Sequence[str | None], singleton: str = "median") -> dict:
     """Distribution of ``d(a, b) / max(thr_a, thr_b)`` over pairs of labelled tracks.
 
-    ``stats``: one row per track (the aggregation's statistics); ``identity``: per row, the
+    ``stats``: one row per track, a :class:`vcn_plugin.clustering.stats.TrackStats` (the
+    aggregation's statistics; typed loosely: evaluation imports layers 0 and 2 only, see
+    docs/architecture.md); ``identity``: per row, the
     ground-truth identity or None (left out). Returns ``{"same": ..., "different": ...}``, each
     with ``pairs``, ``below_1`` (the share the first round would merge), ``median`` and
     quartiles ``q25``/``q75`` (None without pairs)."""
