@@ -121,7 +121,9 @@ def save_features(ep, path: Path) -> None:
 
 
 def study(bench_dirs: list[str], points: list[str], device: str, progress: bool = True,
-          features_dir: Path | None = None) -> dict[str, Any]:
+          features_dir: Path | None = None, base: str = "default") -> dict[str, Any]:
+    """Every point on every episode of ``bench_dirs``; ``base``: "default" (FinetuneConfig) or
+    "tiny" (FinetuneConfig.tiny, a smoke run) under each point's overrides."""
     from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone
     from vcn_plugin.benchmark.runner import compute_row, finetune_health, finetune_unit, prepare_benchmark
 
@@ -132,7 +134,8 @@ def study(bench_dirs: list[str], points: list[str], device: str, progress: bool 
             episodes = [ep for ep in prep.episodes if not ep.finetune_error]
             peers = {spec.name: [compute_row([ep], spec, DEFAULT_BACKBONE).metrics for ep in episodes] for spec in PEERS}
             for point in points:
-                config = FinetuneConfig(device=device, **POINTS[point])
+                make = FinetuneConfig.tiny if base == "tiny" else FinetuneConfig
+                config = make(device=device, **POINTS[point])
                 for e, prepared in enumerate(episodes):
                     ep = _fresh(prepared)
                     start = time.perf_counter()
@@ -209,6 +212,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--save-features", default=None, help="folder: per point and episode, the features (npz)")
     parser.add_argument("--list", action="store_true", help="print the study points and exit")
+    parser.add_argument("--tiny", action="store_true", help="smoke run: FinetuneConfig.tiny() under each point")
     args = parser.parse_args()
     if args.list:
         for name, overrides in POINTS.items():
@@ -222,7 +226,8 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    result = study(args.bench, points, args.device, features_dir=Path(args.save_features) if args.save_features else None)
+    result = study(args.bench, points, args.device, features_dir=Path(args.save_features) if args.save_features else None,
+                   base="tiny" if args.tiny else "default")
     print(to_markdown(result))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

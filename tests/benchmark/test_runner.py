@@ -296,3 +296,25 @@ def test_series_is_scored_per_episode_and_across_episodes(shared_data: Path, tmp
     assert "Across episodes" in result.to_markdown()
     plain = run_benchmark(tmp_path, None, specs[:2], FinetuneConfig.tiny(), series=False)
     assert plain.series is None and plain.series_rows == []
+
+
+def test_finetune_study_scores_every_point_on_episodes_prepared_once(bench, tmp_path):
+    """benchmarks/finetune_study.py (tiny finetuning): one cell per point and episode, margins
+    against the better peer, health numbers, saved features, and the suite mean."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "finetune_study.py"
+    spec = importlib.util.spec_from_file_location("finetune_study", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.study([str(bench)], ["default", "mutual"], "cpu", progress=False, features_dir=tmp_path, base="tiny")
+    assert set(result["cells"]) == {"default", "mutual"}
+    for cells in result["cells"].values():
+        (cell,) = cells
+        assert cell["margin"] == pytest.approx(cell["loss_accuracy"] - max(cell["pretrained_finch"], cell["pretrained_hdbscan"]))
+        assert 0.0 <= cell["loss_accuracy"] <= 1.0 and cell["matching_pairs"]
+        assert cell["teacher_entropy"] > 0
+    assert result["mean"]["default"]["cells"] == 1
+    saved = np.load(tmp_path / "mutual" / f"{bench.name}-ep000.npz")
+    assert saved["probs"].shape[0] == saved["face_track"].shape[0]
+    assert "Mean over the suite" in module.to_markdown(result)
