@@ -14,7 +14,7 @@ from vcn_plugin.fo.track_records import check_consistency, frame_identities, get
 from vcn_plugin.ssl import FinetuneConfig
 from vcn_plugin.steps.cluster import cluster_identities
 from vcn_plugin.steps.detect import detect_faces
-from vcn_plugin.steps.finetune import finetune_dataset, load_finetuned
+from vcn_plugin.steps.finetune import FinetuneSummary, finetune_dataset, load_finetuned
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,12 @@ def test_finetune_records_run_and_reloadable_checkpoint(processed):
     chips = np.random.default_rng(0).integers(0, 255, (2, 150, 150, 3), dtype=np.uint8)
     p, log_q = model.head_outputs(chips)
     assert np.allclose(p.sum(1), 1, atol=1e-4) and np.all(log_q <= 0)
+    # what a user reads of the run's health: the teacher per stage and the matched pairs per round
+    (per_model,) = results["per_model"].values()
+    assert [h["after"] for h in per_model["health"]] == ["head", "joint 1"]
+    assert len(per_model["match_pairs"]) == len(per_model["match_counts"]) == 1
+    text = FinetuneSummary("vcn_finetune", results={video_id: per_model}).summary()
+    assert "teacher after joint 1: entropy" in text and f"for {per_model['num_tracks']} tracks" in text
 
 
 @pytest.mark.parametrize("method", ["loss", "cosine", "hac-euclidean"])
