@@ -29,6 +29,10 @@ from vcn_plugin.clustering.search import best_two_distances, candidate_edges
 from vcn_plugin.clustering.stats import center_student_log_probs
 
 
+#: the paper's merge rule, for the tests of its mechanics (mutual linkage has its own tests)
+PAPER = AggregationConfig(linkage="transitive")
+
+
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
@@ -123,8 +127,8 @@ def test_factored_and_dense_loss_cluster_identically():
     p = p.astype(np.float32)
     student = StudentFactors(student.bottleneck.astype(np.float32), student.prototypes.astype(np.float32), 0.1)
     cannot = np.array([[0, 1], [2, 3]])
-    factored = cluster_tracks("loss", face_track, probs=p, student=student, cannot_link=cannot)
-    dense = cluster_tracks("loss", face_track, probs=p, log_probs=student.log_probs(), cannot_link=cannot)
+    factored = cluster_tracks("loss", face_track, probs=p, student=student, cannot_link=cannot, config=PAPER)
+    dense = cluster_tracks("loss", face_track, probs=p, log_probs=student.log_probs(), cannot_link=cannot, config=PAPER)
     assert factored.n_clusters >= 12 and adjusted_rand_score(ident, factored.labels) > 0.9
     assert np.array_equal(factored.labels, dense.labels)
     assert factored.merges_per_iteration == dense.merges_per_iteration
@@ -194,12 +198,14 @@ def test_pruned_search_gives_the_dense_result():
     idx = np.arange(48)
     bound, exact = pruned.lower_bounds(idx, pruned, idx)
     assert not exact and np.all(bound <= dense.distances(idx, dense, idx) + 1e-5)
-    config = AggregationConfig(tile_entries=100)  # many small tiles
-    a, b = aggregate(pruned, config=config), aggregate(dense, config=config)
-    np.testing.assert_array_equal(a.labels, b.labels)
-    assert a.merges_per_iteration == b.merges_per_iteration
-    np.testing.assert_allclose(a.margins, b.margins, rtol=1e-4)
-    assert adjusted_rand_score(ident, a.labels) == 1.0
+    for linkage in ("transitive", "mutual"):
+        config = AggregationConfig(tile_entries=100, linkage=linkage)  # many small tiles
+        a, b = aggregate(pruned, config=config), aggregate(dense, config=config)
+        np.testing.assert_array_equal(a.labels, b.labels)
+        assert a.merges_per_iteration == b.merges_per_iteration
+        np.testing.assert_allclose(a.margins, b.margins, rtol=1e-4)
+        if linkage == "transitive":
+            assert adjusted_rand_score(ident, a.labels) == 1.0
 
 
 def test_candidate_edges_and_margins_match_brute_force():
@@ -251,7 +257,7 @@ def test_merges_are_transitive_and_stop_at_a_fixpoint():
     i, j, d = candidate_edges(stats, stats.thresholds())
     assert list(zip(i.tolist(), j.tolist())) == [(0, 1), (1, 2)]  # no direct A-C edge
     np.testing.assert_allclose(d, [3.0, 3.0])
-    result = aggregate(stats)
+    result = aggregate(stats, config=PAPER)
     np.testing.assert_array_equal(result.labels, [0, 0, 0])
     assert (result.iterations, result.merges_per_iteration, result.n_clusters) == (1, [2], 1)
     assert result.info["converged"]
@@ -310,9 +316,9 @@ def test_must_link_and_cannot_link_are_honoured():
     ident = np.array([0, 0, 1, 1, 2, 2])
     emb = centres[ident[face_track]] + 0.3 * rng.normal(size=(18, 16))
     stats = CosineStats.from_faces(emb, face_track)
-    free = aggregate(stats)
+    free = aggregate(stats, config=PAPER)
     assert adjusted_rand_score(ident, free.labels) == 1.0
-    constrained = aggregate(stats, must_link=[[0, 4]], cannot_link=[[2, 3]])
+    constrained = aggregate(stats, must_link=[[0, 4]], cannot_link=[[2, 3]], config=PAPER)
     assert constrained.labels[0] == constrained.labels[4]  # user placed them together
     assert constrained.labels[2] != constrained.labels[3]  # user separated them
     assert constrained.labels[0] == constrained.labels[1] == constrained.labels[5]
@@ -529,8 +535,8 @@ def test_a_student_mode_shared_by_all_faces_does_not_merge_everything():
     s[:, :3] += 4.0
     t[person == 0, :3] += 2.0
     probs, log_probs = _softmax((t - t.mean(axis=0)) / 0.04), _log_softmax(s / 0.1)
-    raw = aggregate(make_stats("loss", face_track, probs=probs, log_probs=log_probs, center_student=False))
-    centred = aggregate(make_stats("loss", face_track, probs=probs, log_probs=log_probs))
+    raw = aggregate(make_stats("loss", face_track, probs=probs, log_probs=log_probs, center_student=False), config=PAPER)
+    centred = aggregate(make_stats("loss", face_track, probs=probs, log_probs=log_probs), config=PAPER)
     assert raw.n_clusters == 1
     assert centred.n_clusters == 4 and len(set(centred.labels[4:])) == 3 and centred.labels[4] == centred.labels[5]
 

@@ -18,6 +18,7 @@ import numpy as np
 from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone, resolve_backbone
 from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.clustering import METHODS, AggregationConfig, ClusteringResult, cluster_tracks
+from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE
 from vcn_plugin.core.progress import Progress
 from vcn_plugin.core.types import TrackKey
 from vcn_plugin.fo import schema
@@ -86,7 +87,7 @@ def cluster_track_set(
     excluded: np.ndarray | None = None,
     features: dict[str, np.ndarray] | None = None,
     keep: np.ndarray | None = None,
-    linkage: str = "transitive",
+    linkage: str = DEFAULT_LINKAGE,
 ) -> ClusteringResult:
     """Cluster the tracks of ``track_set``; low-quality tracks (and ``excluded``) become Unknown,
     except those in ``keep`` (tracks a user placed in an identity). ``linkage``: of the
@@ -130,8 +131,10 @@ def cluster_identities(
     run_key: str = DEFAULT_RUN_KEY,
     max_faces_per_track: int = 8,
     progress: Progress | None = None,
+    linkage: str = DEFAULT_LINKAGE,
 ) -> ClusterSummary:
-    """Cluster every video's tracks into identities; write labels, track records and a run."""
+    """Cluster every video's tracks into identities; write labels, track records and a run.
+    ``linkage``: the aggregation's merge rule ("transitive": the paper exactly)."""
     dataset = samples._dataset
     schema.require_video_dataset(dataset)
     check_run_key(dataset, run_key, "cluster")
@@ -155,7 +158,8 @@ def cluster_identities(
         must, cannot, excluded, placed = _constraint_indices(subset, constraints)
         features = track_features(subset, method, model, backbone_model)
         result = cluster_track_set(
-            subset, method, model, backbone, guard, threshold, must, cannot, excluded, features, keep=placed
+            subset, method, model, backbone, guard, threshold, must, cannot, excluded, features, keep=placed,
+            linkage=linkage,
         )
         prefix = f"{names_by_video[key]}/" if key in names_by_video else ""
         labels = {k: (schema.UNKNOWN if n == schema.UNKNOWN else prefix + n) for k, n in zip(subset.keys, result.names)}
@@ -177,7 +181,7 @@ def cluster_identities(
     save_run(
         dataset, run_key, method="cluster",
         config={"method": method, "finetune_run": finetune_run if models else None, "backbone": backbone,
-                "guard": guard, "threshold": threshold, "scope": scope},
+                "guard": guard, "threshold": threshold, "scope": scope, "linkage": linkage},
         results={"per_group": summary.results, "n_clusters": summary.n_clusters, "unknown": summary.n_unknown,
                  "seconds": time.perf_counter() - start},
     )
