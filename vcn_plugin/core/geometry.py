@@ -40,9 +40,12 @@ def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def downscale(image: np.ndarray, max_side: int | None = None, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def downscale(
+    image: np.ndarray, max_side: int | None = None, width: int | None = None, interpolation: int = cv2.INTER_AREA
+) -> tuple[np.ndarray, np.ndarray]:
     """Shrink ``image`` (never enlarge) so its long side is at most ``max_side``, or its width
-    at most ``width``; returns the image and the (x, y) factors applied (area interpolation)."""
+    at most ``width``; returns the image and the (x, y) factors applied (area interpolation
+    unless told otherwise)."""
     h, w = image.shape[:2]
     if width is not None:
         if w <= width:
@@ -55,7 +58,7 @@ def downscale(image: np.ndarray, max_side: int | None = None, width: int | None 
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
     # factors per axis: rounding the size makes them differ slightly from one scale
     factors = np.array([size[0] / w, size[1] / h], dtype=np.float32)
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), factors
+    return cv2.resize(image, size, interpolation=interpolation), factors
 
 
 def resize_max_side(image: np.ndarray, max_side: int) -> np.ndarray:

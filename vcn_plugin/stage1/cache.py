@@ -19,7 +19,7 @@ from vcn_plugin.stage1.detectors import FaceDetector
 from vcn_plugin.stage1.pipeline import Stage1Config, VideoFaces, process_video
 
 #: bump when VideoFaces or stage 1's output changes, so older entries are not reused
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: shots from linearly downscaled frames; VideoFaces.stage_seconds
 
 
 def cache_key(path: str | Path, config: Stage1Config) -> str:

@@ -23,7 +23,9 @@ class ShotConfig:
     hue_threshold: float = 30.0
     #: frames; shorter shots are merged into their neighbour
     min_shot_len: int = 8
-    #: frames are downscaled to this width for shot detection (PySceneDetect does the same)
+    #: frames are downscaled to this width for shot detection, with linear interpolation, as
+    #: PySceneDetect's SceneManager does (area interpolation from 1080p costs 30x more: 6.7 ms
+    #: a frame against 0.23 ms, measured)
     analysis_width: int = 256
 
 
@@ -51,7 +53,7 @@ class ShotDetector:
 
     def update(self, frame_number: int, frame_rgb: np.ndarray) -> None:
         """Feed frame ``frame_number`` (1-based, consecutive)."""
-        small, _ = downscale(frame_rgb, width=self.config.analysis_width)
+        small, _ = downscale(frame_rgb, width=self.config.analysis_width, interpolation=cv2.INTER_LINEAR)
         bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
         timecode = FrameTimecode(frame_number - 1, self.fps)
         for detector in self._detectors:

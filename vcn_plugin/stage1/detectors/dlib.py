@@ -5,18 +5,14 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
-from vcn_plugin.core.geometry import downscale
 from vcn_plugin.core.types import FaceDetection
 from vcn_plugin.stage1.detectors.base import (
     FaceDetector,
     check_max_side,
     check_unit_interval,
-    to_frame_coordinates,
-    validate_frame,
 )
 
 #: Slope of the logistic that maps a dlib SVM margin to a confidence. dlib HOG
@@ -174,17 +170,9 @@ class DlibMmodDetector(FaceDetector):
     def _detect_small(self, frame: np.ndarray) -> list[FaceDetection]:
         return self._to_detections(frame, self._detector(frame, self.config.upsample))
 
-    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[FaceDetection]]:
+    def _detect_small_batch(self, frames: list[np.ndarray]) -> list[list[FaceDetection]]:
         """One dlib batch call when all frames share a shape (video), else frame by frame."""
-        frames = [validate_frame(f) for f in frames]
-        if not frames:
-            return []
-        if len({f.shape for f in frames}) != 1 or frames[0].size == 0:
-            return [self.detect(f) for f in frames]
-        scaled = [downscale(f, max_side=self.max_side) for f in frames]
-        smalls = [s for s, _ in scaled]
-        batches = self._detector(smalls, self.config.upsample, batch_size=self.config.batch_size)
-        return [
-            to_frame_coordinates(self._to_detections(small, rects), factors, frame.shape)
-            for frame, (small, factors), rects in zip(frames, scaled, batches)
-        ]
+        if len({f.shape for f in frames}) != 1:
+            return [self._detect_small(f) for f in frames]
+        batches = self._detector(frames, self.config.upsample, batch_size=self.config.batch_size)
+        return [self._to_detections(small, rects) for small, rects in zip(frames, batches)]

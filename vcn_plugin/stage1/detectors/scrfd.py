@@ -5,12 +5,12 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from vcn_plugin.core.types import FaceDetection
 from vcn_plugin.stage1.detectors.base import FaceDetector, check_unit_interval
+from vcn_plugin.stage1.detectors.onnx_session import make_session
 
 
 def insightface_root(root: str | os.PathLike | None = None) -> Path:
@@ -52,22 +52,6 @@ def resolve_scrfd_model(model: str | os.PathLike, root: str | os.PathLike | None
     if not candidates:
         raise _missing_pack_error(pack_dir)
     return candidates[0]
-
-
-def _onnx_providers(requested: Sequence[str] | None) -> list[str]:
-    import onnxruntime
-    from insightface.model_zoo.onnxruntime_utils import preload_cuda_libraries
-
-    available = onnxruntime.get_available_providers()
-    if requested is None:
-        chosen = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-    else:
-        missing = [p for p in requested if p not in available]
-        if missing:
-            raise ValueError(f"onnxruntime providers {missing} are not available here; available: {available}")
-        chosen = list(requested)
-    preload_cuda_libraries(chosen)  # finds pip-installed CUDA/cuDNN libraries; no-op without CUDA
-    return chosen
 
 
 @dataclass(frozen=True)
@@ -114,18 +98,12 @@ class ScrfdDetector(FaceDetector):
     landmark_format = "arcface5"
 
     def __init__(self, config: ScrfdConfig | None = None) -> None:
-        import onnxruntime
         from insightface.model_zoo.scrfd import SCRFD
 
         self.config = config or ScrfdConfig()
         self.max_side = self.config.input_size
         self.model_path = resolve_scrfd_model(self.config.model, self.config.root)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.config.num_threads
-        options.log_severity_level = 3  # dynamic-size inputs trip shape warnings on every run
-        session = onnxruntime.InferenceSession(
-            str(self.model_path), sess_options=options, providers=_onnx_providers(self.config.providers)
-        )
+        session = make_session(self.model_path, self.config.providers, self.config.num_threads)
         # static_shape_sessions=False: one dynamic session serves every frame shape
         self._scrfd = SCRFD(model_file=str(self.model_path), session=session, static_shape_sessions=False)
         if not self._scrfd.use_kps:
