@@ -555,3 +555,28 @@ def test_concatenated_chunks_equal_one_pass():
         np.testing.assert_allclose(getattr(stacked, name), getattr(whole, name), rtol=1e-12)
     with pytest.raises(ValueError, match="FactoredLossStats"):
         FactoredLossStats.concatenate([first, make_stats("cosine", face_track[:3], embeddings=rng.normal(size=(3, 4)))])
+
+
+@pytest.mark.parametrize("linkage", ["mutual", "transitive"])
+def test_carried_edges_give_the_full_re_search_result(monkeypatch, linkage):
+    """Searching only pairs that touch a changed cluster, and carrying the other accepted edges,
+    is exact: the same merges, round by round, as searching every pair again each round."""
+    from vcn_plugin.clustering import aggregation
+
+    rng = np.random.default_rng(11)
+    ident = np.repeat(np.arange(15), 6)
+    face_track = np.repeat(np.arange(90), 4)
+    emb = rng.normal(size=(15, 16))[ident[face_track]] + 0.9 * rng.normal(size=(360, 16))
+    cannot = [[0, 1], [6, 7], [30, 31]]
+    incremental = [aggregate(CosineStats.from_faces(emb, face_track), cannot_link=c,
+                             config=AggregationConfig(linkage=linkage)) for c in (None, cannot)]  # fmt: skip
+    full_search = aggregation.candidate_edges
+    monkeypatch.setattr(aggregation, "candidate_edges", lambda s, t, rows, tiles: full_search(s, t, None, tiles))
+    monkeypatch.setattr(aggregation, "_carry_edges", lambda *args: aggregation._NO_EDGES)
+    full = [aggregate(CosineStats.from_faces(emb, face_track), cannot_link=c,
+                      config=AggregationConfig(linkage=linkage)) for c in (None, cannot)]  # fmt: skip
+    for a, b in zip(incremental, full):
+        np.testing.assert_array_equal(a.labels, b.labels)
+        assert a.merges_per_iteration == b.merges_per_iteration
+    if linkage == "mutual":
+        assert incremental[0].iterations >= 3  # several rounds, so carrying was exercised

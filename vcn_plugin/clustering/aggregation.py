@@ -258,6 +258,17 @@ def _apply_edges(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray, cannot: np
     return canonical_groups(uf.labels())
 
 
+_NO_EDGES = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+
+
+def _carry_edges(i: np.ndarray, j: np.ndarray, d: np.ndarray, groups: np.ndarray,
+                 changed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges between two unchanged clusters, renumbered to the clusters after the merge."""
+    keep = ~changed[groups[i]] & ~changed[groups[j]]
+    a, b = groups[i[keep]], groups[j[keep]]
+    return np.minimum(a, b), np.maximum(a, b), d[keep]
+
+
 def _mask(name: str, value: np.ndarray | Sequence[int] | None, n: int) -> np.ndarray:
     if value is None:
         return np.zeros(n, bool)
@@ -348,9 +359,14 @@ def aggregate(
     converged = act_idx.size == 0
     thr = cluster_stats.thresholds(config.singleton) if act_idx.size else np.zeros(0)
     rows: np.ndarray | None = None
+    carried = _NO_EDGES  # accepted edges between clusters the last round left unchanged
     while not converged and len(merges) < config.max_iterations:
-        i, j, d = candidate_edges(cluster_stats, thr, rows, config.tile_entries)
+        # only pairs touching a changed cluster are searched again: the others' distances and
+        # thresholds did not move, so their accepted edges are carried over as they were
+        found = candidate_edges(cluster_stats, thr, rows, config.tile_entries)
+        all_i, all_j, all_d = (np.concatenate([a, b]) for a, b in zip(carried, found))
         cannot_clusters = np.unique(np.sort(track2cluster[cannot_local], axis=1), axis=0) if cannot_local.size else cannot_local
+        i, j, d = all_i, all_j, all_d
         if config.linkage == "mutual":
             i, j, d = mutual_best_edges(len(cluster_stats), i, j, d, cannot_clusters)
         groups, n_groups = _apply_edges(len(cluster_stats), i, j, d, cannot_clusters)
@@ -368,8 +384,9 @@ def aggregate(
         else:
             cluster_stats = cluster_stats.merge_rows_inplace(groups, n_groups)
         new_thr = cluster_stats.thresholds(config.singleton)
-        # mutual: a pair of unchanged clusters refused for not being mutual may be mutual now
-        rows = np.flatnonzero((sizes > 1) | (new_thr != thr[first])) if config.linkage == "transitive" else None
+        changed = (sizes > 1) | (new_thr != thr[first])
+        rows = np.flatnonzero(changed)
+        carried = _carry_edges(all_i, all_j, all_d, groups, changed)
         thr = new_thr
 
     margins = np.full(n, np.nan)
