@@ -54,6 +54,11 @@ POINTS: dict[str, dict[str, Any]] = {
     "rounds-3": {"rounds": 3},
     "teacher-0.07": {"teacher_temp": 0.07},
     "views-5": {"cache_views": 5},
+    "tracks": {"prototype_init": "tracks"},
+    "tracks-mutual": {"prototype_init": "tracks", "matching": "mutual"},
+    "tracks-head-30": {"prototype_init": "tracks", "head_min_steps": 30, "head_max_steps": 30},
+    "tracks-head-1k": {"prototype_init": "tracks", "head_min_steps": 1000, "head_max_steps": 1000},
+    "tracks-k256": {"prototype_init": "tracks", "num_prototypes": 256},
 }
 #: the rows scored at every point (pretrained peers are computed once per benchmark)
 PEERS = (RowSpec("FINCH", "finch", finetuned=False), RowSpec("HDBSCAN", "hdbscan", finetuned=False))

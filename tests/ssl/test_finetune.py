@@ -288,3 +288,20 @@ def test_loss_features_factor_the_student_exactly(trained: tuple, tracks: list) 
     rows = np.arange(len(tracks))
     assert np.allclose(factored.distances(rows, factored, rows), dense.distances(rows, dense, rows), rtol=1e-4, atol=1e-3)
     assert np.allclose(factored.thresholds(), dense.thresholds(), rtol=1e-4, atol=1e-3)
+
+
+def test_track_prototype_init_starts_the_teacher_sharp_on_each_track(tracks: list) -> None:
+    """prototype_init="tracks": after one head step (prototypes frozen in the first epoch), each
+    track has its own argmax prototype; with DINO's random prototypes, tracks share theirs."""
+
+    def first_health(init: str) -> dict:
+        config = FinetuneConfig.tiny(device="cpu", prototype_init=init, head_min_steps=1, head_max_steps=1,
+                                     rounds=0, freeze_last_layer_epochs=1)  # fmt: skip
+        return finetune(make_backbone(), tracks, config=config)[1].health[0]
+
+    ours, dino = first_health("tracks"), first_health("random")
+    # every face's argmax is a track prototype, and every track has its own
+    assert ours["face_prototypes"] == ours["track_prototypes"] == ours["tracks"] == 6
+    assert dino["track_prototypes"] < 6  # random prototypes: tracks share their argmax
+    with pytest.raises(ValueError, match="prototype_init"):
+        FinetuneConfig(prototype_init="kmeans")

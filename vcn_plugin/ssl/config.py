@@ -14,6 +14,7 @@ from vcn_plugin.ssl.loss import DEFAULT_CENTER_MOMENTUM, DEFAULT_STUDENT_TEMP, D
 
 DEVICES = ("auto", "cpu", "cuda")
 MATCHING_RULES = ("gaussian", "mutual")
+PROTOTYPE_INITS = ("random", "tracks")
 
 
 @dataclass
@@ -75,6 +76,10 @@ class FinetuneConfig:
             (.642 against .665 accuracy with transitive linkage).
         min_faces_to_fit: tracks with fewer faces are not fitted in matching
             (they can still be matched by others).
+        prototype_init: "random" (DINO's truncated normal) or "tracks": the first prototypes
+            are the tracks' mean bottlenecks (the head at initialisation, on the cached
+            frozen-backbone embeddings), the rest random, so the teacher starts sharp on each
+            track's own prototype instead of near uniform.
         inference_batch_size: chips per forward pass in embedding/inference.
         augment: chip augmentation ranges.
     """
@@ -108,6 +113,7 @@ class FinetuneConfig:
     match_pair_fraction: float = 0.5
     matching: str = "gaussian"
     min_faces_to_fit: int = 3
+    prototype_init: str = "random"
     inference_batch_size: int = 64
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -138,6 +144,8 @@ class FinetuneConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.matching not in MATCHING_RULES:
             raise ValueError(f"matching must be one of {MATCHING_RULES}, got {self.matching!r}")
+        if self.prototype_init not in PROTOTYPE_INITS:
+            raise ValueError(f"prototype_init must be one of {PROTOTYPE_INITS}, got {self.prototype_init!r}")
         if not 0.0 <= self.match_pair_fraction <= 1.0:
             raise ValueError(f"match_pair_fraction must be in [0, 1], got {self.match_pair_fraction}")
         if self.min_faces_to_fit < 3:

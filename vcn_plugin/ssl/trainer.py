@@ -211,6 +211,8 @@ class _Trainer:
 
     def run(self) -> tuple[SSLModel, FinetuneResult]:
         views = self._timed("cache", self._cache_views)
+        if self.config.prototype_init == "tracks":
+            self._timed("head", lambda: self._init_prototypes_from_tracks(views[0]))
         self._timed("head", lambda: self._train_head(views))
         self._timed("health", lambda: self._record_health("head", views[0]))
         for round_index in range(self.config.rounds):
@@ -298,6 +300,18 @@ class _Trainer:
         return value
 
     # ---- stages -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _init_prototypes_from_tracks(self, embeddings: torch.Tensor) -> None:
+        """Prototype k = the mean bottleneck of track k (of the first K tracks), in student and teacher."""
+        z = self.model.student_head.bottleneck(embeddings.to(self.device)).float()
+        track = torch.from_numpy(self.data.track_of_chip).to(self.device)
+        n_tracks = min(len(self.data.keys), self.config.num_prototypes)
+        sums = torch.zeros(len(self.data.keys), z.shape[1], device=self.device).index_add_(0, track, z)
+        means = torch.nn.functional.normalize(sums[:n_tracks], dim=1)
+        for head in (self.model.student_head, self.model.teacher_head):
+            direction = head.last_layer.parametrizations.weight.original1
+            direction[:n_tracks] = means.to(direction.dtype)
+
     def _train_head(self, views: torch.Tensor) -> None:
         self.model.student_backbone.requires_grad_(False)
         num_views = views.shape[0]
