@@ -46,8 +46,8 @@ def load_episodes(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:
 def plot_matching(ax, health: dict[str, Any]) -> None:
     rounds = health.get("matching") or []
     x = range(1, len(rounds) + 1)
-    ax.plot(x, [r["precision"] if r["precision"] is not None else float("nan") for r in rounds], "o-", label="precision")
-    ax.plot(x, [r["recall"] if r["recall"] is not None else float("nan") for r in rounds], "s-", label="recall")
+    for key, marker in (("precision", "o-"), ("recall", "s-")):
+        ax.plot(x, [float("nan") if r[key] is None else r[key] for r in rounds], marker, label=key)
     ax.axhline(0.95, color="C0", ls=":", lw=0.8)
     ax.axhline(0.5, color="C1", ls=":", lw=0.8)
     ax.set_ylim(-0.05, 1.05)
@@ -74,6 +74,7 @@ def plot_loss(ax, health: dict[str, Any]) -> None:
 
 def plot_ratios(ax, health: dict[str, Any]) -> None:
     ratios = health.get("merge_ratios") or {}
+    low, high = 1.0, 1.0
     for k, key in enumerate(RATIO_KEYS):
         for side, (kind, colour) in enumerate((("same", "C2"), ("different", "C3"))):
             r = (ratios.get(key) or {}).get(kind)
@@ -83,8 +84,10 @@ def plot_ratios(ax, health: dict[str, Any]) -> None:
             ax.bar(x, r["q75"] - r["q25"], bottom=r["q25"], color=colour, alpha=0.5, width=0.8,
                    label=f"{kind} identity" if k == 0 else None)  # fmt: skip
             ax.plot([x - 0.4, x + 0.4], [r["median"]] * 2, color="k", lw=1.2)
+            low, high = min(low, r["q25"]), max(high, r["q75"])
     ax.axhline(1.0, color="k", ls="--", lw=0.8)
     ax.set_yscale("log")
+    ax.set_ylim(low / 1.15, high * 1.15)  # bars start at their q25, below 1 for merged pairs
     ax.set_xticks([3 * k + 0.5 for k in range(len(RATIO_KEYS))])
     ax.set_xticklabels(["pretrained\ncosine", "finetuned\ncosine", "finetuned\nloss"], fontsize=7)
 
