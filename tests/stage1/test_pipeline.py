@@ -135,6 +135,35 @@ def test_video_without_faces_gives_empty_result_and_failures_leave_others(tmp_pa
     assert _face_counts(dataset) == before
 
 
+def test_several_videos_at_once_give_the_same_labels(tmp_path, sample_clip):
+    """parallel_videos=2 (the GPU path, forced on the CPU): the same labels as one at a time,
+    progress up to 1.0, and a failing video reported by name while the others are written."""
+    other = tmp_path / "other.mp4"
+    make_sample_clip(other, shot_seconds=1.0)
+    paths = [sample_clip[0], other, write_video(tmp_path / "noise.mp4", noise_frames(12))]
+    one, two = fo.Dataset(), fo.Dataset()
+    import_videos(paths, one)
+    import_videos(paths, two)
+    detect_faces(one, Stage1Config())
+    seen: list[float] = []
+    other.rename(tmp_path / "gone.mp4")  # fails in the parallel run only: it is compared apart
+    report = detect_faces(two, Stage1Config(), progress=lambda f, m: seen.append(f), parallel_videos=2)
+    (tmp_path / "gone.mp4").rename(other)
+    assert list(report.failed) == [str(other)] and len(report.processed) == 2
+    assert seen[-1] == 1.0 and all(0.0 <= f <= 1.0 for f in seen)
+    for path in (sample_clip[0], paths[2]):
+        a = one.match(fo.ViewField("filepath") == str(path)).first()
+        b = two.match(fo.ViewField("filepath") == str(path)).first()
+        assert _labels(a) == _labels(b)
+    with pytest.raises(ValueError, match="several videos at once"):
+        detect_faces(two, Stage1Config(detector="dlib-hog"), parallel_videos=2)
+
+
+def _labels(sample) -> list:
+    return [(n, d.index, [round(v, 4) for v in d.bounding_box]) for n, f in sample.frames.items()
+            for d in (f[schema.FACES].detections if f[schema.FACES] else [])]  # fmt: skip
+
+
 def test_very_large_frames_are_downscaled_for_detection(tmp_path):
     import cv2
 

@@ -54,13 +54,13 @@ def import_cmd(paths: tuple[str, ...], dataset_name: str, recursive: bool) -> No
         sys.exit(1)
 
 
-def _detect(dataset_name: str, config: Stage1Config) -> None:
+def _detect(dataset_name: str, config: Stage1Config, parallel_videos: int | None = None) -> None:
     from vcn_plugin.steps.detect import detect_faces
 
     dataset = load_dataset(dataset_name)
     with progress_bar("detect + track") as progress:
         try:
-            report = detect_faces(dataset, config, progress)
+            report = detect_faces(dataset, config, progress, parallel_videos=parallel_videos)
         except (ValueError, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from err
     click.echo(report.summary())
@@ -74,9 +74,12 @@ def _detect(dataset_name: str, config: Stage1Config) -> None:
 @click.command("detect")
 @click.option("--dataset", "dataset_name", required=True)
 @with_options(detector_options)
-def detect_cmd(dataset_name: str, detector: str, detect_every: int, upsample: int | None) -> None:
+@click.option("--parallel-videos", type=click.IntRange(min=1), default=None,
+              help="videos processed at once (default: 4 when the detector runs on a GPU, else 1)")
+def detect_cmd(dataset_name: str, detector: str, detect_every: int, upsample: int | None,
+               parallel_videos: int | None) -> None:
     """Stage 1: shots, faces, quality and tracks for every video of a dataset."""
-    _detect(dataset_name, stage1_config(detector, detect_every, upsample))
+    _detect(dataset_name, stage1_config(detector, detect_every, upsample), parallel_videos)
 
 
 def _finetune(dataset_name: str, backbone: str, scope: str, device: str, run_key: str, preset: str) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import pickle
+import threading
 from pathlib import Path
 
 from vcn_plugin.core.progress import Progress
@@ -49,7 +50,7 @@ def cached_process_video(
             pass
     result = process_video(path, config, detector, progress)
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+    tmp = entry.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")  # per process and thread
     with tmp.open("wb") as f:
         pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(tmp, entry)  # atomic: a concurrent reader sees the old entry or the new one

@@ -1,11 +1,12 @@
 """Stage 1 on a FiftyOne dataset: shots, faces and tracks of every video, written as labels and a run."""
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Union
 
 import fiftyone as fo
 
@@ -15,9 +16,9 @@ from vcn_plugin.fo import schema
 from vcn_plugin.fo.labels import shots_to_temporal, tracks_to_frame_labels, write_frame_detections
 from vcn_plugin.fo.runs import save_run, stage1_records
 from vcn_plugin.fo.track_records import delete_track_records
-from vcn_plugin.stage1 import Stage1Config, process_video, track_summary
+from vcn_plugin.stage1 import Stage1Config, VideoFaces, process_video, track_summary
 from vcn_plugin.stage1.cache import cached_process_video
-from vcn_plugin.stage1.detectors import get_detector
+from vcn_plugin.stage1.detectors import FaceDetector, get_detector
 
 #: a video is reported as truncated when stage 1 decodes fewer frames than its container
 #: announces by more than this share (containers may round their count by a frame or two)
@@ -52,6 +53,7 @@ def detect_faces(
     config: Stage1Config | None = None,
     progress: Progress | None = None,
     cache_dir: str | Path | None = None,
+    parallel_videos: int | None = None,
 ) -> DetectReport:
     """Stage 1 on every video of ``samples``: shots, faces, quality and tracks, written to
     ``shots`` and ``frames.faces`` with the video's stage-1 record ``vcn_video`` (see
@@ -66,27 +68,36 @@ def detect_faces(
     :meth:`DetectReport.raise_for_failures`. ``cache_dir``: reuse (and keep) stage-1 results of
     unchanged videos under the same config there (:mod:`vcn_plugin.stage1.cache`); the record
     of a reused video says ``cached: 1`` and keeps the seconds of the run that computed it.
+
+    ``parallel_videos``: videos decoded and detected at once, each in its own thread, all
+    sharing the one detector (which must be ``thread_safe``) (results are the same as one by one; labels are written by the
+    calling thread). None = automatic: :data:`GPU_PARALLEL_VIDEOS` when the detector runs on a
+    GPU, whose batches would otherwise wait on one video's decoding; 1 on the CPU, whose cores
+    the detector already uses.
     """
     config = config or Stage1Config()
     dataset = samples._dataset
     schema.require_video_dataset(dataset)
     detector = get_detector(config.detector, **config.detector_options)
+    if parallel_videos is None:
+        parallel_videos = GPU_PARALLEL_VIDEOS if _on_gpu(detector) else 1
+    if parallel_videos < 1:
+        raise ValueError(f"parallel_videos must be >= 1, got {parallel_videos}")
+    if parallel_videos > 1 and not detector.thread_safe:
+        raise ValueError(f"the {config.detector} detector cannot serve several videos at once; use parallel_videos=1 "
+                         "or an onnxruntime detector (centerface, scrfd)")
     schema.declare_face_field(dataset)
     schema.declare_shot_field(dataset)
     report = DetectReport()
     sample_list = list(samples.select_fields().iter_samples(autosave=False))
-    n = len(sample_list)
-    for i, light_sample in enumerate(sample_list):
-        video_progress = sub_progress(progress, i / n, (i + 1) / n, f"video {i + 1}/{n}: ")
-        path = light_sample.filepath
-        try:
-            if cache_dir is None:
-                result, cached = process_video(path, config, detector, video_progress), False
-            else:
-                result, cached = cached_process_video(path, config, detector, cache_dir, video_progress)
-        except VideoError as err:
-            report.failed[path] = str(err)
+    paths = [s.filepath for s in sample_list]
+    results = _stage1_results(paths, config, detector, cache_dir, parallel_videos, progress)
+    for i, outcome in results:
+        light_sample, path = sample_list[i], paths[i]
+        if isinstance(outcome, VideoError):
+            report.failed[path] = str(outcome)
             continue
+        result, cached = outcome
         stats = {**track_summary(result), "cached": int(cached)}
         expected = result.info.num_frames
         if expected and result.num_frames < expected * (1 - TRUNCATION_TOLERANCE):
@@ -101,6 +112,63 @@ def detect_faces(
         progress(1.0, "done")
     _save_stage1_run(dataset, config, detector.landmark_format, report)
     return report
+
+
+#: videos processed at once when the detector runs on a GPU (see :func:`detect_faces`)
+GPU_PARALLEL_VIDEOS = 4
+
+_Outcome = Union[tuple[VideoFaces, bool], VideoError]  # (result, from the cache) or why it failed
+
+
+def _on_gpu(detector: FaceDetector) -> bool:
+    providers = getattr(detector, "providers", None) or ["CPUExecutionProvider"]
+    return providers[0] == "CUDAExecutionProvider"
+
+
+def _run_one(path: str, config: Stage1Config, detector: FaceDetector, cache_dir: str | Path | None,
+             progress: Progress | None) -> _Outcome:
+    try:
+        if cache_dir is None:
+            return process_video(path, config, detector, progress), False
+        return cached_process_video(path, config, detector, cache_dir, progress)
+    except VideoError as err:
+        return err
+
+
+def _stage1_results(paths: list[str], config: Stage1Config, detector: FaceDetector, cache_dir: str | Path | None,
+                    workers: int, progress: Progress | None) -> Iterator[tuple[int, _Outcome]]:
+    """``(index, outcome)`` per video, in order when one at a time, else as videos finish. With
+    several workers, progress is the mean of the videos' own fractions, reported from the caller's
+    thread (FiftyOne's ``ctx.set_progress`` and tqdm are not called from the workers)."""
+    n = len(paths)
+    if workers == 1 or n < 2:
+        for i, path in enumerate(paths):
+            yield i, _run_one(path, config, detector, cache_dir,
+                              sub_progress(progress, i / n, (i + 1) / n, f"video {i + 1}/{n}: "))
+        return
+    fractions = [0.0] * n
+
+    def tracker(i: int) -> Progress:
+        def report(fraction: float, message: str) -> None:
+            fractions[i] = fraction  # one float per video: written by its worker, read by the caller
+
+        return report
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, n), thread_name_prefix="vcn-stage1")
+    try:
+        pending = {pool.submit(_run_one, p, config, detector, cache_dir, tracker(i)): i for i, p in enumerate(paths)}
+        done_count = 0
+        while pending:
+            finished, _ = concurrent.futures.wait(pending, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in finished:
+                i = pending.pop(future)
+                fractions[i] = 1.0
+                done_count += 1
+                yield i, future.result()
+            if progress is not None:
+                progress(sum(fractions) / n, f"{done_count}/{n} videos done, {min(workers, len(pending))} running")
+    finally:  # the caller stopped early (an error while writing): videos not started are dropped
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _write_video(dataset: fo.Dataset, sample_id: str, result, record: dict[str, Any]) -> None:

@@ -77,6 +77,8 @@ class FaceDetector(abc.ABC):
     max_side: int | None = None
     #: frames the pipeline collects for one :meth:`detect_batch` call (1: frame by frame)
     batch_size: int = 1
+    #: whether several threads may call :meth:`detect_batch` at once (several videos at once)
+    thread_safe: ClassVar[bool] = False
 
     def detect(self, frame: np.ndarray) -> list[FaceDetection]:
         """Faces in one RGB ``uint8`` frame ``(H, W, 3)``, in that frame's pixels, best first."""

@@ -50,6 +50,7 @@ class CenterFaceDetector(FaceDetector):
 
     name = "centerface"
     landmark_format = "arcface5"
+    thread_safe = True  # onnxruntime sessions run concurrent calls; decoding is numpy
 
     def __init__(self, config: CenterFaceConfig | None = None) -> None:
         self.config = config or CenterFaceConfig()

@@ -96,6 +96,7 @@ class ScrfdDetector(FaceDetector):
 
     name = "scrfd"
     landmark_format = "arcface5"
+    thread_safe = True  # onnxruntime sessions run concurrent calls; decoding is numpy
 
     def __init__(self, config: ScrfdConfig | None = None) -> None:
         from insightface.model_zoo.scrfd import SCRFD
