@@ -126,18 +126,20 @@ def save_features(ep, path: Path) -> None:
 
 
 def study(bench_dirs: list[str], points: list[str], device: str, progress: bool = True,
-          features_dir: Path | None = None, base: str = "default") -> dict[str, Any]:
+          features_dir: Path | None = None, base: str = "default", backbone_name: str | None = None) -> dict[str, Any]:
     """Every point on every episode of ``bench_dirs``; ``base``: "default" (FinetuneConfig) or
-    "tiny" (FinetuneConfig.tiny, a smoke run) under each point's overrides."""
+    "tiny" (FinetuneConfig.tiny, a smoke run) under each point's overrides; ``backbone_name``:
+    the base model (default: the product's), whose embeddings the peers cluster too."""
     from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone
     from vcn_plugin.benchmark.runner import compute_row, finetune_health, finetune_unit, prepare_benchmark
 
-    backbone = get_backbone(DEFAULT_BACKBONE)
+    backbone_name = backbone_name or DEFAULT_BACKBONE
+    backbone = get_backbone(backbone_name)
     cells: dict[str, list[dict]] = {p: [] for p in points}
     for bench in bench_dirs:
         with prepare_benchmark(bench, backbone=backbone) as prep:
             episodes = [ep for ep in prep.episodes if not ep.finetune_error]
-            peers = {spec.name: [compute_row([ep], spec, DEFAULT_BACKBONE).metrics for ep in episodes] for spec in PEERS}
+            peers = {spec.name: [compute_row([ep], spec, backbone_name).metrics for ep in episodes] for spec in PEERS}
             for point in points:
                 make = FinetuneConfig.tiny if base == "tiny" else FinetuneConfig
                 config = make(device=device, **POINTS[point])
@@ -151,7 +153,7 @@ def study(bench_dirs: list[str], points: list[str], device: str, progress: bool 
                     rows = {name: values[e] for name, values in peers.items()}
                     for spec in FINETUNED:
                         key = spec.name if spec.method == "loss" else f"{spec.name} (finetuned)"
-                        rows[key] = compute_row([ep], spec, DEFAULT_BACKBONE).metrics
+                        rows[key] = compute_row([ep], spec, backbone_name).metrics
                     cell = {"bench": str(bench), **_cell(ep, rows, finetune_health(ep), seconds)}
                     cells[point].append(cell)
                     if progress:
@@ -218,6 +220,9 @@ def main() -> None:
     parser.add_argument("--save-features", default=None, help="folder: per point and episode, the features (npz)")
     parser.add_argument("--list", action="store_true", help="print the study points and exit")
     parser.add_argument("--tiny", action="store_true", help="smoke run: FinetuneConfig.tiny() under each point")
+    parser.add_argument("--backbone", default=None,
+                        help="base model, e.g. arcface-onnx:../shared/models/mobilefacenet/mobilefacenet_128d.onnx "
+                             "(default: the product's, dlib-resnet)")
     args = parser.parse_args()
     if args.list:
         for name, overrides in POINTS.items():
@@ -232,7 +237,7 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
     result = study(args.bench, points, args.device, features_dir=Path(args.save_features) if args.save_features else None,
-                   base="tiny" if args.tiny else "default")
+                   base="tiny" if args.tiny else "default", backbone_name=args.backbone)
     print(to_markdown(result))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
