@@ -79,7 +79,11 @@ class FinetuneConfig:
         prototype_init: "random" (DINO's truncated normal) or "tracks": the first prototypes
             are the tracks' mean bottlenecks (the head at initialisation, on the cached
             frozen-backbone embeddings), the rest random, so the teacher starts sharp on each
-            track's own prototype instead of near uniform.
+            track's own prototype instead of near uniform. Default "random": on the 10-episode
+            suite "tracks" scores higher (loss-metric accuracy .746 against .720, WCP .910
+            against .829, hard episode .698 against .660) but splits more (cluster ratio 1.29
+            against 1.07), and on the real-photo test it merges two of the six people for
+            seeds 0 and 1, where "random" is exact for seed 0.
         inference_batch_size: chips per forward pass in embedding/inference.
         augment: chip augmentation ranges.
     """
