@@ -305,3 +305,17 @@ def test_track_prototype_init_starts_the_teacher_sharp_on_each_track(tracks: lis
     assert dino["track_prototypes"] < 6  # random prototypes: tracks share their argmax
     with pytest.raises(ValueError, match="prototype_init"):
         FinetuneConfig(prototype_init="kmeans")
+
+
+def test_round_head_steps_train_the_head_on_each_rounds_matches(tracks: list) -> None:
+    config = FinetuneConfig.tiny(device="cpu", round_head_steps=2, rounds=2)
+    calls: list = []
+    _, result = finetune(make_backbone(), tracks, config=config,
+                         progress=lambda stage, step, total, info: calls.append((stage, dict(info))))  # fmt: skip
+    stages = result.stage_of_step
+    per_round = ["head"] * 2 + ["joint"] * config.joint_max_steps_per_round
+    assert stages == ["head"] * config.head_max_steps + per_round * 2
+    assert result.stage_steps["head"] == config.head_max_steps + 2 * 2
+    assert {info["round"] for stage, info in calls if stage == "head"} == {0, 1, 2}
+    with pytest.raises(ValueError, match="round_head_steps"):
+        FinetuneConfig(round_head_steps=-1)

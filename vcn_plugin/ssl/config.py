@@ -76,6 +76,9 @@ class FinetuneConfig:
             (.642 against .665 accuracy with transitive linkage).
         min_faces_to_fit: tracks with fewer faces are not fitted in matching
             (they can still be matched by others).
+        round_head_steps: head-only steps (on the cached views, with the round's matched
+            pairs as positives) after each coarse-matching round, before its joint steps; 0 (the
+            paper) trains the head on matched pairs only inside the joint stage.
         prototype_init: "random" (DINO's truncated normal) or "tracks": the first prototypes
             are the tracks' mean bottlenecks (the head at initialisation, on the cached
             frozen-backbone embeddings), the rest random, so the teacher starts sharp on each
@@ -118,6 +121,7 @@ class FinetuneConfig:
     matching: str = "gaussian"
     min_faces_to_fit: int = 3
     prototype_init: str = "random"
+    round_head_steps: int = 0
     inference_batch_size: int = 64
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -134,7 +138,8 @@ class FinetuneConfig:
         for name in positive_ints:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("head_min_steps", "joint_min_steps_per_round", "rounds", "freeze_last_layer_epochs"):
+        for name in ("head_min_steps", "joint_min_steps_per_round", "rounds", "freeze_last_layer_epochs",
+                     "round_head_steps"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("teacher_temp", "student_temp", "head_lr", "grad_clip"):

@@ -202,7 +202,7 @@ class _Trainer:
         self.steps_per_epoch = config.steps_per_epoch(num_chips)
         self.head_steps = config.head_steps(num_chips)
         self.joint_steps = config.joint_steps_per_round(num_chips)
-        self.total_steps = self.head_steps + config.rounds * self.joint_steps
+        self.total_steps = self.head_steps + config.rounds * (config.round_head_steps + self.joint_steps)
         self.step = 0
         self.optimizer = self._make_optimizer()
         self.scaler, self.autocast_dtype = self._mixed_precision()
@@ -213,7 +213,7 @@ class _Trainer:
         views = self._timed("cache", self._cache_views)
         if self.config.prototype_init == "tracks":
             self._timed("head", lambda: self._init_prototypes_from_tracks(views[0]))
-        self._timed("head", lambda: self._train_head(views))
+        self._timed("head", lambda: self._train_head(views, self.head_steps))
         self._timed("health", lambda: self._record_health("head", views[0]))
         for round_index in range(self.config.rounds):
             # until the joint stage moves it, the teacher backbone is the frozen one that made the views
@@ -221,6 +221,8 @@ class _Trainer:
                 views = self._timed("match", lambda: self._embed_views(self.model.teacher_backbone))
                 self._timed("health", lambda: self._record_health(f"joint {round_index}", views[0]))
             self._timed("match", lambda: self._match(round_index, views.cpu().numpy()))
+            if self.config.round_head_steps:
+                self._timed("head", lambda: self._train_head(views, self.config.round_head_steps, round_index + 1))
             self._timed("joint", lambda: self._train_joint(round_index))
         if self.config.rounds:
             final = self._timed("health", lambda: self._embed_views(self.model.teacher_backbone, "health", 1))
@@ -312,11 +314,13 @@ class _Trainer:
             direction = head.last_layer.parametrizations.weight.original1
             direction[:n_tracks] = means.to(direction.dtype)
 
-    def _train_head(self, views: torch.Tensor) -> None:
+    def _train_head(self, views: torch.Tensor, steps: int, round_index: int = 0) -> None:
+        """Head-only steps on (V, N, D) cached embeddings; after a matching round (``round_index``
+        > 0) matched tracks are positives too."""
         self.model.student_backbone.requires_grad_(False)
         num_views = views.shape[0]
-        for stage_step in range(self.head_steps):
-            anchors, partners = self._sample_pairs(self.config.batch_size, use_matches=False)
+        for stage_step in range(steps):
+            anchors, partners = self._sample_pairs(self.config.batch_size, use_matches=round_index > 0)
             view_a = self.pair_rng.integers(num_views, size=len(anchors))
             # a different view when the pair is one chip (single-chip track) and there are views to spare
             view_b = (view_a + 1 + self.pair_rng.integers(max(1, num_views - 1), size=len(anchors))) % num_views
@@ -329,9 +333,9 @@ class _Trainer:
                     teacher_a, teacher_b = teacher(emb_a), teacher(emb_b)
                 return student(emb_a), student(emb_b), teacher_a, teacher_b
 
-            loss = self._optimise("head", stage_step, self.head_steps, embed)
-            self._report("head", stage_step, self.head_steps, loss, round=0)
-        self.result.stage_steps["head"] = self.head_steps
+            loss = self._optimise("head", stage_step, steps, embed)
+            self._report("head", stage_step, steps, loss, round=round_index)
+        self.result.stage_steps["head"] = self.result.stage_steps.get("head", 0) + steps
 
     def _train_joint(self, round_index: int) -> None:
         self.model.student_backbone.requires_grad_(True)
