@@ -45,6 +45,7 @@ UI_TIMEOUT_MS = 90_000
 SELECT_TILE_TITLE = "Click to select sample, Shift+Click to select a range"
 OPERATOR_SEARCH_PLACEHOLDER = "Search operations by name..."
 OPERATOR_PROMPT = '[data-cy="operators-prompt-modal"]'
+MODAL = '[data-cy="modal"]'  # the expanded-sample modal
 
 
 def chromium_path() -> Path | None:
@@ -190,10 +191,29 @@ def open_dataset(page, app_url: str, name: str, n_samples: int, attempts: int = 
             raise AssertionError(f"the App left dataset '{name}' for {page.url} right after opening it")
     # the session keeps its last state: close a sample that an earlier page expanded
     for _ in range(3):
-        if page.get_by_role("button", name="Explore", exact=True).count() == 0:
+        if page.locator(MODAL).count() == 0:
             break
         page.keyboard.press("Escape")
         page.wait_for_timeout(500)
+
+
+def expand_first_sample(page, attempts: int = 5) -> None:
+    """Expand the grid's first sample and wait for the sample modal to show.
+
+    On a loaded machine the grid can re-render between showing a tile and taking the click,
+    which then expands nothing; the click is retried until the modal shows.
+    """
+    from playwright.sync_api import Error, expect
+
+    modal = page.locator(MODAL)
+    for _ in range(attempts):
+        try:
+            page.get_by_title("Click to expand").first.click(timeout=UI_TIMEOUT_MS)
+            modal.first.wait_for(timeout=10_000)
+            return
+        except Error:
+            page.wait_for_timeout(1_000)  # the tile was re-rendered under the click: try again
+    expect(modal.first).to_be_visible(timeout=1_000)
 
 
 def tile(page, identity: str):

@@ -26,6 +26,7 @@ from tests.browser_helpers import (
     chromium_path,
     diagnostics,
     dismiss_popups,
+    expand_first_sample,
     free_port,
     listed_operator_labels,
     open_dataset,
@@ -163,7 +164,7 @@ def test_video_shows_the_face_boxes(page, app, processed, work_dir):
     assert n_faces > 0
     with diagnostics(page, app, work_dir, "video"):
         open_dataset(page, app.url, video.name, 1)
-        page.get_by_title("Click to expand").first.click()
+        expand_first_sample(page)
         # the expanded sample's sidebar counts the video's face boxes
         expect(page.get_by_text(str(n_faces), exact=True).filter(visible=True).first).to_be_visible()
         page.wait_for_timeout(1500)  # the player draws the first frame's boxes on a canvas
