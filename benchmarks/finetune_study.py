@@ -60,6 +60,7 @@ POINTS: dict[str, dict[str, Any]] = {
     "tracks-head-1k": {"prototype_init": "tracks", "head_min_steps": 1000, "head_max_steps": 1000},
     "tracks-k256": {"prototype_init": "tracks", "num_prototypes": 256},
     "hidden-512": {"hidden_dim": 512},
+    "round-head-0": {"round_head_steps": 0},  # the paper: matched pairs train the head only in the joint stage
     "round-head-100": {"round_head_steps": 100},
     "round-head-300": {"round_head_steps": 300},
     "bottleneck-64": {"bottleneck_dim": 64},

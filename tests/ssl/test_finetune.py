@@ -93,7 +93,7 @@ def test_finetune_changes_the_model_and_reports(trained: tuple, tracks: list) ->
     assert teacher_changed, "the teacher backbone follows the student by EMA"
     assert not torch.equal(model.center, torch.zeros_like(model.center))
     config = FinetuneConfig.tiny()
-    assert len(result.loss_curve) == config.head_max_steps + config.rounds * config.joint_max_steps_per_round
+    assert len(result.loss_curve) == config.head_max_steps + config.rounds * (config.round_head_steps + config.joint_max_steps_per_round)
     assert all(np.isfinite(result.loss_curve))
     assert result.stage_of_step.count("joint") == config.rounds * config.joint_max_steps_per_round
     assert len(result.match_counts) == config.rounds

@@ -78,7 +78,12 @@ class FinetuneConfig:
             (they can still be matched by others).
         round_head_steps: head-only steps (on the cached views, with the round's matched
             pairs as positives) after each coarse-matching round, before its joint steps; 0 (the
-            paper) trains the head on matched pairs only inside the joint stage.
+            paper) trains the head on matched pairs only inside the joint stage. Default 100:
+            on the 10-episode suite it raises the loss metric from .722 to .787 accuracy (hard
+            episode .660 -> .717, WCP .831 -> .896, cluster ratio 1.07 -> 1.13) and moves the
+            backbone (finetuned FINCH .877 -> .901, pretrained .877), for 44 s instead of 33 s
+            of finetuning per episode; and the real-photo test is exact for finetune seeds 0, 1
+            and 2, where 0 merges two of the six people for seed 1.
         prototype_init: "random" (DINO's truncated normal) or "tracks": the first prototypes
             are the tracks' mean bottlenecks (the head at initialisation, on the cached
             frozen-backbone embeddings), the rest random, so the teacher starts sharp on each
@@ -121,7 +126,7 @@ class FinetuneConfig:
     matching: str = "gaussian"
     min_faces_to_fit: int = 3
     prototype_init: str = "random"
-    round_head_steps: int = 0
+    round_head_steps: int = 100
     inference_batch_size: int = 64
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -166,7 +171,7 @@ class FinetuneConfig:
         values: dict[str, Any] = dict(
             num_prototypes=64, hidden_dim=64, bottleneck_dim=32, batch_size=4, joint_batch_size=4, head_lr=1e-3, backbone_lr=1e-3,
             head_epochs=1, head_min_steps=4, head_max_steps=4, cache_views=2, rounds=1,
-            joint_epochs_per_round=1, joint_min_steps_per_round=3, joint_max_steps_per_round=3,
+            joint_epochs_per_round=1, joint_min_steps_per_round=3, joint_max_steps_per_round=3, round_head_steps=2,
             freeze_last_layer_epochs=0, inference_batch_size=16,
         )
         values.update(overrides)
