@@ -38,6 +38,8 @@ from vcn_plugin.ssl import FinetuneConfig  # noqa: E402
 POINTS: dict[str, dict[str, Any]] = {
     "default": {},
     "mutual": {"matching": "mutual"},
+    "union": {"matching": "gaussian+mutual"},
+    "union-rounds-3": {"matching": "gaussian+mutual", "rounds": 3},
     "mutual-rounds-3": {"matching": "mutual", "rounds": 3},
     "mutual-head-3k": {"matching": "mutual", "head_min_steps": 3000, "head_max_steps": 3000},
     "mutual-k256": {"matching": "mutual", "num_prototypes": 256},
@@ -49,6 +51,7 @@ POINTS: dict[str, dict[str, Any]] = {
     "head-3k": {"head_min_steps": 3000, "head_max_steps": 3000},
     "k1024": {"num_prototypes": 1024},
     "k256": {"num_prototypes": 256},
+    "k64": {"num_prototypes": 64},
     "k256-head-1k": {"num_prototypes": 256, "head_min_steps": 1000, "head_max_steps": 1000},
     "joint-40": {"joint_min_steps_per_round": 40, "joint_max_steps_per_round": 40},
     "rounds-3": {"rounds": 3},
@@ -105,6 +108,9 @@ def _cell(ep, rows: dict[str, dict], health: dict, seconds: float) -> dict[str, 
         "matching_precision": last.get("precision"),
         "matching_recall": last.get("recall"),
         "matching_pairs": [q["pairs"] for q in health["matching"]],
+        # the best recall any distance gate reaches at precision .95 (oracle), per space
+        "bound_recall_pretrained": health["matching_bound"].get("pretrained", {}).get("recall"),
+        "bound_recall_finetuned": health["matching_bound"].get("finetuned", {}).get("recall"),
         "teacher_entropy": teacher.get("entropy"),
         "track_prototypes": teacher.get("track_prototypes"),
         "tracks": teacher.get("tracks"),
@@ -172,7 +178,7 @@ def study(bench_dirs: list[str], points: list[str], device: str, progress: bool 
 def _mean(cells: list[dict]) -> dict[str, float | None]:
     keys = ("loss_accuracy", "loss_ratio", "loss_wcp", "mutual_accuracy", "mutual_ratio", "mutual_wcp", "peer_accuracy", "margin", "finetuned_finch",
             "finetuned_hdbscan", "pretrained_finch", "pretrained_hdbscan", "matching_precision", "matching_recall",
-            "teacher_entropy", "same_below_1", "different_below_1", "finetune_seconds")  # fmt: skip
+            "bound_recall_pretrained", "bound_recall_finetuned", "teacher_entropy", "same_below_1", "different_below_1", "finetune_seconds")  # fmt: skip
     out: dict[str, float | None] = {}
     for k in keys:
         values = [c[k] for c in cells if c[k] is not None]
@@ -188,7 +194,7 @@ def _f(v: Any, digits: int = 3) -> str:
 
 def to_markdown(result: dict[str, Any]) -> str:
     head = ["point", "episode", "det. recall", "loss acc", "ratio", "WCP", "mutual-linkage acc / ratio / WCP", "best peer", "margin", "finetuned FINCH / HDBSCAN",
-            "matching P / R (last round)", "pairs per round", "entropy", "prototypes / tracks", "merge<1 same / diff", "s"]
+            "matching P / R (last round)", "oracle R at P .95 (pretrained / finetuned)", "pairs per round", "entropy", "prototypes / tracks", "merge<1 same / diff", "s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for point, cells in result["cells"].items():
         for c in cells:
@@ -197,19 +203,21 @@ def to_markdown(result: dict[str, Any]) -> str:
                 _f(c["loss_ratio"], 2), _f(c["loss_wcp"]),
                 f"{_f(c['mutual_accuracy'])} / {_f(c['mutual_ratio'], 2)} / {_f(c['mutual_wcp'])}", _f(c["peer_accuracy"]), _f(c["margin"]),
                 f"{_f(c['finetuned_finch'])} / {_f(c['finetuned_hdbscan'])}",
-                f"{_f(c['matching_precision'], 2)} / {_f(c['matching_recall'], 2)}", str(c["matching_pairs"]),
+                f"{_f(c['matching_precision'], 2)} / {_f(c['matching_recall'], 2)}",
+                f"{_f(c.get('bound_recall_pretrained'), 2)} / {_f(c.get('bound_recall_finetuned'), 2)}", str(c["matching_pairs"]),
                 _f(c["teacher_entropy"], 2), f"{c['track_prototypes']} / {c['tracks']}",
                 f"{_f(c['same_below_1'], 2)} / {_f(c['different_below_1'], 2)}", _f(c["finetune_seconds"], 0),
             ]) + " |")  # fmt: skip
     head = ["point", "cells won", "loss acc", "ratio", "WCP", "mutual-linkage acc / ratio / WCP", "best peer", "margin", "finetuned FINCH", "pretrained FINCH",
-            "matching P", "matching R", "merge<1 same", "merge<1 diff", "finetune s"]
+            "matching P", "matching R", "oracle R at P .95", "merge<1 same", "merge<1 diff", "finetune s"]
     lines += ["", "Mean over the suite:", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for point, m in result["mean"].items():
         lines.append("| " + " | ".join([
             point, f"{m['cells_won']} / {m['cells']}", _f(m["loss_accuracy"]), _f(m["loss_ratio"], 2), _f(m["loss_wcp"]),
             f"{_f(m['mutual_accuracy'])} / {_f(m['mutual_ratio'], 2)} / {_f(m['mutual_wcp'])}",
             _f(m["peer_accuracy"]), _f(m["margin"]), _f(m["finetuned_finch"]), _f(m["pretrained_finch"]),
-            _f(m["matching_precision"], 2), _f(m["matching_recall"], 2), _f(m["same_below_1"], 2),
+            _f(m["matching_precision"], 2), _f(m["matching_recall"], 2), _f(m.get("bound_recall_pretrained"), 2),
+            _f(m["same_below_1"], 2),
             _f(m["different_below_1"], 2), _f(m["finetune_seconds"], 0),
         ]) + " |")  # fmt: skip
     return "\n".join(lines)

@@ -156,6 +156,11 @@ def test_episode_reports_finetune_health(run):
     cos = health["merge_ratios"]["pretrained cosine"]
     assert cos["same"]["median"] < cos["different"]["median"]
     assert "matching P / R per round" in result.to_markdown()
+    # the oracle gate of each embedding space, against the same true pairs as the rounds
+    assert set(health["matching_bound"]) == {"pretrained", "finetuned"}
+    for bound in health["matching_bound"].values():
+        assert bound["precision_target"] == 0.95 and bound["true_pairs"] == health["matching"][0]["true_pairs"]
+        assert 0.0 <= bound["recall"] <= 1.0
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path, bench):

@@ -49,3 +49,38 @@ def test_merge_ratios_follow_the_first_round_rule():
     assert out["different"]["pairs"] == 2 and out["different"]["below_1"] == 0.0
     left_out = merge_ratios(stats, ["Ann", None, "Bob"])
     assert left_out["same"]["pairs"] == 0 and left_out["different"]["pairs"] == 1
+
+
+def test_matching_bound_is_the_best_gate_at_the_precision():
+    """Tracks a1, a2 (Ann, shots 0 / 1), b1, b2 (Bob, shots 0 / 2), c1 (Cy, shot 1). Sorted
+    distances: a1-a2 .1 (true), a1-b1 .2 (false), b1-b2 .3 (true), the rest 1.0 (hand-made)."""
+    from vcn_plugin.evaluation.finetune_health import matching_bound
+
+    d = np.ones((5, 5))
+    for (x, y), v in {(0, 1): 0.1, (0, 2): 0.2, (2, 3): 0.3}.items():
+        d[x, y] = d[y, x] = v
+    identity, shot = ["Ann", "Ann", "Bob", "Bob", "Cy"], [0, 1, 0, 2, 1]
+    strict = matching_bound(d, identity, shot, precision=0.95)
+    assert (strict.recall, strict.gate, strict.pairs, strict.true_pairs) == (0.5, 0.1, 1, 2)
+    loose = matching_bound(d, identity, shot, precision=0.6)  # 2 of 3 right at gate .3
+    assert (loose.recall, loose.gate, loose.pairs) == (1.0, 0.3, 3)
+    # the false pair is cannot-linked (seen in one frame): no matcher proposes it
+    linked = matching_bound(d, identity, shot, precision=0.95, cannot_link=[(2, 0)])
+    assert (linked.recall, linked.gate, linked.pairs) == (1.0, 0.3, 2)
+
+
+def test_matching_bound_admits_tied_distances_together_and_handles_no_true_pairs():
+    from vcn_plugin.evaluation.finetune_health import matching_bound
+
+    d = np.ones((4, 4))
+    for (x, y), v in {(0, 1): 0.1, (2, 3): 0.1}.items():  # a true and a false pair at one distance
+        d[x, y] = d[y, x] = v
+    tied = matching_bound(d, ["Ann", "Ann", "Bob", None], [0, 1, 0, 1], precision=0.95)
+    assert (tied.recall, tied.gate, tied.pairs) == (0.0, None, 0)
+    # shots as (video, shot) tuples, as a series gives them: Ann's two tracks are in one shot
+    same_shot = matching_bound(d, ["Ann", "Ann", "Bob", None], [("v", 0), ("v", 0), ("v", 1), ("w", 0)])
+    assert same_shot.recall is None and same_shot.true_pairs == 0
+    none = matching_bound(d, ["Ann", "Bob", "Cy", None], [0, 1, 0, 1])
+    assert none.recall is None and none.true_pairs == 0
+    with pytest.raises(ValueError, match="distances must be"):
+        matching_bound(np.ones((3, 3)), ["Ann"] * 4, [0, 1, 2, 3])

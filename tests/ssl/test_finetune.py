@@ -319,3 +319,14 @@ def test_round_head_steps_train_the_head_on_each_rounds_matches(tracks: list) ->
     assert {info["round"] for stage, info in calls if stage == "head"} == {0, 1, 2}
     with pytest.raises(ValueError, match="round_head_steps"):
         FinetuneConfig(round_head_steps=-1)
+
+
+def test_union_matching_finds_every_pair_of_its_two_rules(tracks: list) -> None:
+    """matching="gaussian+mutual": each round's pairs are those of the Gaussians and of mutual
+    neighbours, each once (the three runs share the seed, so round 1 sees the same views)."""
+    pairs = {}
+    for rule in ("gaussian", "mutual", "gaussian+mutual"):
+        _, result = finetune(make_backbone(), tracks, config=FinetuneConfig.tiny(device="cpu", matching=rule))
+        pairs[rule] = {frozenset(p) for p in result.match_pairs[0]}
+    assert pairs["gaussian+mutual"] == pairs["gaussian"] | pairs["mutual"]
+    assert pairs["mutual"], "six tracks always have a mutual nearest pair"

@@ -43,3 +43,19 @@ def test_config_names_the_rule():
     assert FinetuneConfig(matching="mutual").matching == "mutual"
     with pytest.raises(ValueError, match="matching"):
         FinetuneConfig(matching="nearest")
+
+
+def test_union_keeps_every_pair_of_either_rule_once():
+    """The Gaussians match a1-a2 (tight, overlapping tracks); mutual neighbours match a1-a2 as
+    (a2, a1)-equivalent and b1-b2, whose spread tracks sit too far apart for either Gaussian."""
+    from vcn_plugin.ssl.track_gaussians import MatchResult, match_tracks, union_of_matches
+
+    tracks = {"a1": _track(0, n=6, spread=3.0), "a2": _track(1, n=6, spread=3.0), "b1": _track(60), "b2": _track(80)}
+    gaussian, mutual = match_tracks(tracks), match_mutual_neighbours(tracks)
+    assert gaussian.pairs == [("a1", "a2")]
+    assert mutual.pairs == [("a1", "a2"), ("b1", "b2")]
+    union = union_of_matches(gaussian, MatchResult(pairs=[("a2", "a1"), ("b1", "b2")], num_tracks=4))
+    assert union.pairs == [("a1", "a2"), ("b1", "b2")] and union.num_tracks == 4
+    with pytest.raises(ValueError, match="different track counts"):
+        union_of_matches(gaussian, MatchResult(num_tracks=3))
+    assert FinetuneConfig(matching="gaussian+mutual").matching == "gaussian+mutual"

@@ -8,6 +8,11 @@ Two measures, each of one stage of VideoClusterNet:
   true cross-shot pairs: two tracks of one identity in different shots, among the tracks that
   took part). A wrong pair teaches the head that two people are one; a missed one leaves the
   head with only within-track positives.
+* :func:`matching_bound`: the most any coarse matcher that ranks track pairs by one distance can
+  do: the best recall of the true cross-shot pairs over every distance gate (chosen with the
+  ground truth, i.e. an oracle) whose accepted pairs keep a given precision. When it is low,
+  the embedding space puts look-alikes closer than one person's tracks, and no threshold,
+  Gaussian radius or neighbour rule on those distances can be both precise and complete.
 * :func:`merge_ratios`: the first round of the aggregation merges two tracks when their
   distance is below the larger of their thresholds, i.e. when ``d(a, b) / max(thr_a, thr_b) < 1``.
   The distributions of that ratio over same-identity and different-identity pairs say, before
@@ -67,6 +72,64 @@ def matching_quality(
         found=found,
         recall=found / len(true) if true else None,
     )
+
+
+@dataclass(frozen=True)
+class MatchingBound:
+    """The oracle distance gate of :func:`matching_bound`."""
+
+    precision_target: float
+    recall: float | None  # None without true pairs; 0.0 when no gate keeps the precision
+    gate: float | None  # the largest distance the best gate accepts (None: no gate)
+    pairs: int  # pairs the best gate accepts
+    true_pairs: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def matching_bound(
+    distances: np.ndarray,
+    identity: Sequence[str | None],
+    shot: Sequence[Hashable],
+    precision: float = 0.95,
+    cannot_link: Sequence[tuple[int, int]] = (),
+) -> MatchingBound:
+    """Best recall of the true cross-shot pairs that any gate ``d(a, b) <= g`` reaches while
+    its accepted pairs keep ``precision`` (see the module docstring).
+
+    ``distances``: (T, T) symmetric track distances (e.g. cosine between track means);
+    ``identity``: per track, the ground-truth identity or None (never a correct pair);
+    ``shot``: per track, its shot; ``cannot_link``: index pairs no matcher may propose (left
+    out). A gate accepts every pair at or below it, so tied distances enter together."""
+    d = np.asarray(distances, dtype=np.float64)
+    n = len(identity)
+    if d.shape != (n, n) or len(shot) != n:
+        raise ValueError(f"distances must be ({n}, {n}) with one shot per track; got {d.shape} and {len(shot)} shots")
+    if not 0.0 < precision <= 1.0:
+        raise ValueError(f"precision must be in (0, 1], got {precision}")
+    i, j = np.triu_indices(n, 1)
+    ident = np.array([g if g is not None else "" for g in identity], dtype=object)
+    _, shots = np.unique(np.array([repr(s) for s in shot]), return_inverse=True)  # any hashable, tuples too
+    correct = (ident[i] == ident[j]) & (ident[i] != "")
+    true = correct & (shots[i] != shots[j])
+    total = int(true.sum())  # as matching_quality counts them, cannot-linked ones included
+    if total == 0:
+        return MatchingBound(precision, None, None, 0, 0)
+    forbidden = {frozenset(map(int, p)) for p in cannot_link}
+    allowed = np.array([frozenset((a, b)) not in forbidden for a, b in zip(i.tolist(), j.tolist())], dtype=bool)
+    i, j, correct, true = i[allowed], j[allowed], correct[allowed], true[allowed]
+    dist = d[i, j]
+    order = np.argsort(dist, kind="stable")
+    dist, correct, true = dist[order], correct[order], true[order]
+    last_of_tie = np.append(dist[1:] != dist[:-1], True)  # a gate ends after the last of equal distances
+    accepted = np.arange(1, dist.size + 1)
+    keeps = last_of_tie & (np.cumsum(correct) >= precision * accepted - 1e-12)
+    if not keeps.any():
+        return MatchingBound(precision, 0.0, None, 0, total)
+    found = np.cumsum(true)
+    best = np.flatnonzero(keeps)[np.argmax(found[keeps])]  # the first gate with the most true pairs
+    return MatchingBound(precision, float(found[best] / total), float(dist[best]), int(best + 1), total)
 
 
 def merge_ratios(stats: Any, identity: Sequence[str | None], singleton: str = "median") -> dict:

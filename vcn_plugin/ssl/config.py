@@ -13,7 +13,7 @@ from vcn_plugin.ssl.head import DEFAULT_BOTTLENECK_DIM, DEFAULT_HIDDEN_DIM, DEFA
 from vcn_plugin.ssl.loss import DEFAULT_CENTER_MOMENTUM, DEFAULT_STUDENT_TEMP, DEFAULT_TEACHER_TEMP
 
 DEVICES = ("auto", "cpu", "cuda")
-MATCHING_RULES = ("gaussian", "mutual")
+MATCHING_RULES = ("gaussian", "mutual", "gaussian+mutual")
 PROTOTYPE_INITS = ("random", "tracks")
 
 

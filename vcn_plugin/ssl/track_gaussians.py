@@ -99,6 +99,23 @@ class MatchResult:
         return len(self.pairs)
 
 
+def union_of_matches(*results: MatchResult) -> MatchResult:
+    """The pairs found by any of several matchers over the same tracks, each once, in the order
+    first found (a pair matched as ``(b, a)`` by a later matcher is the same pair)."""
+    if not results:
+        raise ValueError("union_of_matches needs at least one MatchResult")
+    if len({r.num_tracks for r in results}) > 1:
+        raise ValueError(f"the matchers saw different track counts {[r.num_tracks for r in results]}")
+    seen: set[frozenset] = set()
+    union = MatchResult(num_tracks=results[0].num_tracks, num_fitted=max(r.num_fitted for r in results),
+                        num_excluded=max(r.num_excluded for r in results))  # fmt: skip
+    for pair in (p for r in results for p in r.pairs):
+        if frozenset(pair) not in seen:
+            seen.add(frozenset(pair))
+            union.pairs.append(pair)
+    return union
+
+
 def fit_gaussian(embeddings: np.ndarray) -> TrackGaussian:
     """OAS shrinkage Gaussian of embeddings (n >= 2, D), without a threshold."""
     x = _as_matrix(embeddings, "embeddings")

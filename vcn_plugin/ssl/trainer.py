@@ -42,7 +42,7 @@ from vcn_plugin.ssl.health import teacher_health
 from vcn_plugin.ssl.loss import DINOLoss, teacher_probabilities
 from vcn_plugin.ssl.model import SSLModel, validate_chips
 from vcn_plugin.ssl.mutual_neighbours import match_mutual_neighbours
-from vcn_plugin.ssl.track_gaussians import match_tracks
+from vcn_plugin.ssl.track_gaussians import match_tracks, union_of_matches
 
 logger = logging.getLogger(__name__)
 
@@ -360,10 +360,12 @@ class _Trainer:
         total = len(self.data.keys)
         self.progress("match", 0, total, {"round": round_index + 1})
         per_track = {key: views[:, idx] for key, idx in zip(self.data.keys, self.data.chips_of_track)}
-        if self.config.matching == "mutual":
-            result = match_mutual_neighbours(per_track, self.cannot_link)
-        else:
-            result = match_tracks(per_track, self.cannot_link, min_faces=self.config.min_faces_to_fit)
+        results = []
+        if self.config.matching in ("gaussian", "gaussian+mutual"):
+            results.append(match_tracks(per_track, self.cannot_link, min_faces=self.config.min_faces_to_fit))
+        if self.config.matching in ("mutual", "gaussian+mutual"):
+            results.append(match_mutual_neighbours(per_track, self.cannot_link))
+        result = union_of_matches(*results)
         index = {key: i for i, key in enumerate(self.data.keys)}
         self.matches = [[] for _ in self.data.keys]
         for a, b in result.pairs:
