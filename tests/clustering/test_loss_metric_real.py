@@ -46,10 +46,11 @@ def _purity_and_count(labels: np.ndarray, truth: list[str]) -> tuple[float, int]
     return correct / len(truth), len(set(labels))
 
 
+@pytest.mark.parametrize("matching", ["gaussian", "gaussian+mutual"])  # the default, and the union study point
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_loss_metric_finds_each_person_after_finetuning(tracks, seed: int) -> None:
+def test_loss_metric_finds_each_person_after_finetuning(tracks, seed: int, matching: str) -> None:
     backbone = get_backbone("dlib-resnet")
-    model, result = finetune(backbone, tracks, config=FinetuneConfig(seed=seed, device="cpu"))
+    model, result = finetune(backbone, tracks, config=FinetuneConfig(seed=seed, device="cpu", matching=matching))
     assert result.match_counts == [len(IDENTITIES)] * 2  # every person's two tracks matched, nothing else
     chips = np.concatenate([c for _, c in tracks])
     face_track = np.repeat(np.arange(len(tracks)), [len(c) for _, c in tracks])

@@ -76,7 +76,8 @@ class FinetuneConfig:
             (.642 against .665 accuracy with transitive linkage). "gaussian+mutual" trains on the pairs
             of both: with the per-round head steps it scores .821 on the suite against .787 (recall .76
             against .47 at precision .63 against .62, cluster ratio 0.97, WCP .861 against .896); it is
-            a study point until the real-photo seed test and the README tables are rerun with it.
+            a study point until the README tables are regenerated with it (the real-photo test is exact with it
+            for seeds 0, 1 and 2).
         min_faces_to_fit: tracks with fewer faces are not fitted in matching
             (they can still be matched by others).
         round_head_steps: head-only steps (on the cached views, with the round's matched
