@@ -40,6 +40,8 @@ POINTS: dict[str, dict[str, Any]] = {
     "mutual": {"matching": "mutual"},
     "union": {"matching": "gaussian+mutual"},
     "union-rounds-3": {"matching": "gaussian+mutual", "rounds": 3},
+    "union-round-head-200": {"matching": "gaussian+mutual", "round_head_steps": 200},
+    "union-round-head-300": {"matching": "gaussian+mutual", "round_head_steps": 300},
     "mutual-rounds-3": {"matching": "mutual", "rounds": 3},
     "mutual-head-3k": {"matching": "mutual", "head_min_steps": 3000, "head_max_steps": 3000},
     "mutual-k256": {"matching": "mutual", "num_prototypes": 256},
@@ -72,7 +74,7 @@ POINTS: dict[str, dict[str, Any]] = {
 PEERS = (RowSpec("FINCH", "finch", finetuned=False), RowSpec("HDBSCAN", "hdbscan", finetuned=False))
 FINETUNED = (
     RowSpec("ours, loss", "loss", finetuned=True),
-    RowSpec("ours, loss, mutual linkage", "loss", finetuned=True, linkage="mutual"),
+    RowSpec("ours, loss, threshold start", "loss", finetuned=True, start="threshold"),
     RowSpec("FINCH", "finch", finetuned=True),
     RowSpec("HDBSCAN", "hdbscan", finetuned=True),
 )
@@ -96,9 +98,9 @@ def _cell(ep, rows: dict[str, dict], health: dict, seconds: float) -> dict[str, 
         "loss_accuracy": rows["ours, loss"]["accuracy"],
         "loss_ratio": rows["ours, loss"]["cluster_ratio"],
         "loss_wcp": rows["ours, loss"]["wcp"],
-        "mutual_accuracy": rows["ours, loss, mutual linkage"]["accuracy"],
-        "mutual_ratio": rows["ours, loss, mutual linkage"]["cluster_ratio"],
-        "mutual_wcp": rows["ours, loss, mutual linkage"]["wcp"],
+        "threshold_start_accuracy": rows["ours, loss, threshold start"]["accuracy"],
+        "threshold_start_ratio": rows["ours, loss, threshold start"]["cluster_ratio"],
+        "threshold_start_wcp": rows["ours, loss, threshold start"]["wcp"],
         "peer_accuracy": peer,
         "margin": rows["ours, loss"]["accuracy"] - peer,
         "finetuned_finch": rows["FINCH (finetuned)"]["accuracy"],
@@ -176,7 +178,7 @@ def study(bench_dirs: list[str], points: list[str], device: str, progress: bool 
 
 
 def _mean(cells: list[dict]) -> dict[str, float | None]:
-    keys = ("loss_accuracy", "loss_ratio", "loss_wcp", "mutual_accuracy", "mutual_ratio", "mutual_wcp", "peer_accuracy", "margin", "finetuned_finch",
+    keys = ("loss_accuracy", "loss_ratio", "loss_wcp", "threshold_start_accuracy", "threshold_start_ratio", "threshold_start_wcp", "peer_accuracy", "margin", "finetuned_finch",
             "finetuned_hdbscan", "pretrained_finch", "pretrained_hdbscan", "matching_precision", "matching_recall",
             "bound_recall_pretrained", "bound_recall_finetuned", "teacher_entropy", "same_below_1", "different_below_1", "finetune_seconds")  # fmt: skip
     out: dict[str, float | None] = {}
@@ -193,7 +195,7 @@ def _f(v: Any, digits: int = 3) -> str:
 
 
 def to_markdown(result: dict[str, Any]) -> str:
-    head = ["point", "episode", "det. recall", "loss acc", "ratio", "WCP", "mutual-linkage acc / ratio / WCP", "best peer", "margin", "finetuned FINCH / HDBSCAN",
+    head = ["point", "episode", "det. recall", "loss acc", "ratio", "WCP", "threshold-start acc / ratio / WCP", "best peer", "margin", "finetuned FINCH / HDBSCAN",
             "matching P / R (last round)", "oracle R at P .95 (pretrained / finetuned)", "pairs per round", "entropy", "prototypes / tracks", "merge<1 same / diff", "s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for point, cells in result["cells"].items():
@@ -201,20 +203,20 @@ def to_markdown(result: dict[str, Any]) -> str:
             lines.append("| " + " | ".join([
                 point, f"{Path(c['bench']).name}/{c['video']}", _f(c["detection_recall"], 2), _f(c["loss_accuracy"]),
                 _f(c["loss_ratio"], 2), _f(c["loss_wcp"]),
-                f"{_f(c['mutual_accuracy'])} / {_f(c['mutual_ratio'], 2)} / {_f(c['mutual_wcp'])}", _f(c["peer_accuracy"]), _f(c["margin"]),
+                f"{_f(c['threshold_start_accuracy'])} / {_f(c['threshold_start_ratio'], 2)} / {_f(c['threshold_start_wcp'])}", _f(c["peer_accuracy"]), _f(c["margin"]),
                 f"{_f(c['finetuned_finch'])} / {_f(c['finetuned_hdbscan'])}",
                 f"{_f(c['matching_precision'], 2)} / {_f(c['matching_recall'], 2)}",
                 f"{_f(c.get('bound_recall_pretrained'), 2)} / {_f(c.get('bound_recall_finetuned'), 2)}", str(c["matching_pairs"]),
                 _f(c["teacher_entropy"], 2), f"{c['track_prototypes']} / {c['tracks']}",
                 f"{_f(c['same_below_1'], 2)} / {_f(c['different_below_1'], 2)}", _f(c["finetune_seconds"], 0),
             ]) + " |")  # fmt: skip
-    head = ["point", "cells won", "loss acc", "ratio", "WCP", "mutual-linkage acc / ratio / WCP", "best peer", "margin", "finetuned FINCH", "pretrained FINCH",
+    head = ["point", "cells won", "loss acc", "ratio", "WCP", "threshold-start acc / ratio / WCP", "best peer", "margin", "finetuned FINCH", "pretrained FINCH",
             "matching P", "matching R", "oracle R at P .95", "merge<1 same", "merge<1 diff", "finetune s"]
     lines += ["", "Mean over the suite:", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for point, m in result["mean"].items():
         lines.append("| " + " | ".join([
             point, f"{m['cells_won']} / {m['cells']}", _f(m["loss_accuracy"]), _f(m["loss_ratio"], 2), _f(m["loss_wcp"]),
-            f"{_f(m['mutual_accuracy'])} / {_f(m['mutual_ratio'], 2)} / {_f(m['mutual_wcp'])}",
+            f"{_f(m['threshold_start_accuracy'])} / {_f(m['threshold_start_ratio'], 2)} / {_f(m['threshold_start_wcp'])}",
             _f(m["peer_accuracy"]), _f(m["margin"]), _f(m["finetuned_finch"]), _f(m["pretrained_finch"]),
             _f(m["matching_precision"], 2), _f(m["matching_recall"], 2), _f(m.get("bound_recall_pretrained"), 2),
             _f(m["same_below_1"], 2),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from vcn_plugin.clustering.aggregation import DEFAULT_START
 from vcn_plugin.clustering import (
     METHODS,
     AggregationConfig,
@@ -25,12 +26,15 @@ from vcn_plugin.clustering import (
     make_stats,
     track_means,
 )
-from vcn_plugin.clustering.search import best_two_distances, candidate_edges
+from vcn_plugin.clustering.search import best_two_distances, candidate_edges, nearest_neighbours
 from vcn_plugin.clustering.stats import center_student_log_probs
 
 
-#: the paper's merge rule, for the tests of its mechanics (mutual linkage has its own tests)
-PAPER = AggregationConfig(linkage="transitive")
+#: the paper's merge rule, for the tests of its mechanics (mutual linkage and the
+#: mutual-neighbours start have their own tests)
+PAPER = AggregationConfig(linkage="transitive", start="threshold")
+#: the threshold rounds alone with mutual linkage
+THRESHOLD_START = AggregationConfig(start="threshold")
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -199,13 +203,14 @@ def test_pruned_search_gives_the_dense_result():
     bound, exact = pruned.lower_bounds(idx, pruned, idx)
     assert not exact and np.all(bound <= dense.distances(idx, dense, idx) + 1e-5)
     for linkage in ("transitive", "mutual"):
-        config = AggregationConfig(tile_entries=100, linkage=linkage)  # many small tiles
-        a, b = aggregate(pruned, config=config), aggregate(dense, config=config)
-        np.testing.assert_array_equal(a.labels, b.labels)
-        assert a.merges_per_iteration == b.merges_per_iteration
-        np.testing.assert_allclose(a.margins, b.margins, rtol=1e-4)
-        if linkage == "transitive":
-            assert adjusted_rand_score(ident, a.labels) == 1.0
+        for start in ("threshold", "mutual-neighbours"):
+            config = AggregationConfig(tile_entries=100, linkage=linkage, start=start)  # many small tiles
+            a, b = aggregate(pruned, config=config), aggregate(dense, config=config)
+            np.testing.assert_array_equal(a.labels, b.labels)
+            assert a.merges_per_iteration == b.merges_per_iteration
+            np.testing.assert_allclose(a.margins, b.margins, rtol=1e-4)
+            if (linkage, start) == ("transitive", "threshold"):  # the paper's rule
+                assert adjusted_rand_score(ident, a.labels) == 1.0
 
 
 def test_candidate_edges_and_margins_match_brute_force():
@@ -268,12 +273,12 @@ def test_mutual_linkage_merges_only_mutual_nearest_clusters():
     linkage joins all three; mutual linkage joins A and B (B's nearest, ties to the smaller
     index), then AB (threshold 20/6) and C (threshold 4) are 36/8 = 4.5 apart: two clusters."""
     stats = EuclideanStats.from_faces(CHAIN_FACES, CHAIN_TRACKS)
-    result = aggregate(stats, config=AggregationConfig(linkage="mutual"))
+    result = aggregate(stats, config=THRESHOLD_START)
     np.testing.assert_array_equal(result.labels, [0, 0, 1])
     assert (result.iterations, result.merges_per_iteration) == (1, [1])
     assert result.info["linkage"] == "mutual" and result.info["converged"]
     # the cannot-link A-B leaves B to C, its other nearest
-    guarded = aggregate(stats, cannot_link=[[0, 1]], config=AggregationConfig(linkage="mutual"))
+    guarded = aggregate(stats, cannot_link=[[0, 1]], config=THRESHOLD_START)
     np.testing.assert_array_equal(guarded.labels, [1, 0, 0])
     with pytest.raises(ValueError, match="linkage"):
         AggregationConfig(linkage="single")
@@ -344,7 +349,7 @@ def test_excluded_tracks_are_unknown():
 
 def test_labels_ordered_by_size_and_named():
     stats = EuclideanStats.from_faces(np.array([[100.0], [101], [0], [1], [0.5], [0.2], [50], [51]]), np.array([0, 0, 1, 1, 2, 2, 3, 3]))
-    result = aggregate(stats)
+    result = aggregate(stats, config=THRESHOLD_START)
     np.testing.assert_array_equal(result.labels, [1, 0, 0, 2])  # biggest cluster first, ties by first track
     assert result.names == ["person_02", "person_01", "person_01", "person_03"]
     assert cluster_names(np.array([-1, 0, 120])) == ["Unknown", "person_001", "person_121"]
@@ -580,3 +585,57 @@ def test_carried_edges_give_the_full_re_search_result(monkeypatch, linkage):
         assert a.merges_per_iteration == b.merges_per_iteration
     if linkage == "mutual":
         assert incremental[0].iterations >= 3  # several rounds, so carrying was exercised
+
+
+#: four tracks of two faces on a line: A and B are 1.02 apart (mean squared distance) with
+#: thresholds 0.04, C is 81.02 from B and 100.02 from A, D is 400 from C
+LINE_FACES = np.array([[0.0], [0.2], [1.0], [1.2], [10.0], [10.2], [30.0], [30.2]])
+LINE_TRACKS = np.repeat(np.arange(4), 2)
+
+
+def test_nearest_neighbours_skip_forbidden_pairs_and_match_brute_force():
+    stats = EuclideanStats.from_faces(LINE_FACES, LINE_TRACKS)
+    nn, dist = nearest_neighbours(stats)
+    np.testing.assert_array_equal(nn, [1, 0, 1, 2])
+    np.testing.assert_allclose(dist, [1.02, 1.02, 81.02, 400.02])
+    nn, dist = nearest_neighbours(stats, forbidden=np.array([[0, 1]]))  # A and B seen together
+    np.testing.assert_array_equal(nn, [2, 2, 1, 2])
+    # every other row forbidden: no neighbour
+    nn, dist = nearest_neighbours(stats, forbidden=np.array([[3, 0], [3, 1], [3, 2]]))
+    assert nn[3] == -1 and dist[3] == np.inf
+    # the pruned loss metric, in many small tiles, gives the brute-force neighbours
+    rng = np.random.default_rng(11)
+    ident = np.repeat(np.arange(10), 3)
+    face_track = np.repeat(np.arange(30), 4)
+    p, logq = _head_outputs(rng, face_track.size, 512, ident=ident[face_track], centres=rng.normal(scale=1.5, size=(10, 512)))
+    pruned = LossMetricStats.from_faces(p, logq, face_track, prune=True)
+    forbidden = np.array([[0, 1], [5, 4], [12, 29]])
+    nn, dist = nearest_neighbours(pruned, forbidden, tile_entries=90)
+    full = LossMetricStats.from_faces(p, logq, face_track, prune=False)
+    dense = full.distances(np.arange(30), full, np.arange(30))
+    np.fill_diagonal(dense, np.inf)
+    dense[forbidden[:, 0], forbidden[:, 1]] = dense[forbidden[:, 1], forbidden[:, 0]] = np.inf
+    np.testing.assert_array_equal(nn, dense.argmin(axis=1))
+    np.testing.assert_allclose(dist, dense.min(axis=1), rtol=1e-6)
+
+
+def test_mutual_neighbours_start_merges_mutual_nearest_tracks_before_the_thresholds():
+    """A and B are 1.02 apart, far above their thresholds (0.04): the threshold rounds never merge
+    them, the mutual-neighbours start does (each is the other's nearest track). C's nearest is B,
+    D's nearest is C: not mutual, so they stay. The merged AB has threshold 8.32 / 12 = 0.69 over
+    its 4 faces, far below its distance to C (about 90): nothing more merges."""
+    stats = EuclideanStats.from_faces(LINE_FACES, LINE_TRACKS)
+    paper = aggregate(stats, config=THRESHOLD_START)
+    np.testing.assert_array_equal(paper.labels, [0, 1, 2, 3])
+    result = aggregate(stats)
+    assert result.info["start"] == "mutual-neighbours" == DEFAULT_START
+    np.testing.assert_array_equal(result.labels, [0, 0, 1, 2])
+    assert result.info["start_merges"] == 1 and result.merges_per_iteration == [1]
+    # seen together, A and B cannot be neighbours: B and C are now each other's nearest
+    guarded = aggregate(stats, cannot_link=[[0, 1]])
+    np.testing.assert_array_equal(guarded.labels, [1, 0, 0, 2])
+    # excluded tracks take no part: without B, A and C are mutual nearest
+    excluded = aggregate(stats, excluded=[1])
+    np.testing.assert_array_equal(excluded.labels, [0, -1, 0, 1])
+    with pytest.raises(ValueError, match="start"):
+        AggregationConfig(start="first")

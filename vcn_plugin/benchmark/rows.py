@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE
+from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE, DEFAULT_START
 from vcn_plugin.core.types import UNKNOWN
 from vcn_plugin.evaluation.metrics import ClusteringMetrics
 
@@ -31,8 +31,8 @@ class RowSpec:
     cluster features of the model finetuned to the video (else the pretrained backbone);
     ``guard``: forbid merging tracks seen in the same frame (aggregation methods only);
     ``oracle``: HAC threshold chosen with the ground truth (``hac-cosine`` only);
-    ``threshold``: fixed HAC distance threshold; ``linkage``: the aggregation's merge rule
-    (:class:`~vcn_plugin.clustering.AggregationConfig`).
+    ``threshold``: fixed HAC distance threshold; ``linkage`` and ``start``: the aggregation's merge
+    rule and first round (:class:`~vcn_plugin.clustering.AggregationConfig`).
     """
 
     name: str
@@ -42,6 +42,7 @@ class RowSpec:
     oracle: bool = False
     threshold: float | None = None
     linkage: str = DEFAULT_LINKAGE
+    start: str = DEFAULT_START
 
     def __post_init__(self) -> None:
         from vcn_plugin.clustering import METHODS
@@ -88,7 +89,8 @@ DEFAULT_ROWS: tuple[RowSpec, ...] = (
     RowSpec("ours, Euclidean", "euclidean", finetuned=True),
     RowSpec("ours, loss", "loss", finetuned=True),
     RowSpec("ours, loss, no guard", "loss", finetuned=True, guard=False),
-    RowSpec("ours, loss, paper-exact (transitive linkage)", "loss", finetuned=True, linkage="transitive"),
+    RowSpec("ours, loss, threshold start", "loss", finetuned=True, start="threshold"),
+    RowSpec("ours, loss, paper-exact (transitive linkage)", "loss", finetuned=True, linkage="transitive", start="threshold"),
 )  # fmt: skip
 
 
@@ -120,6 +122,7 @@ class RowResult:
             "name": s.name,
             "guard": s.guard,
             "linkage": s.linkage,
+            "start": s.start,
             "threshold": self.threshold,
             "note": self.note,
             "per_episode": self.per_episode,

@@ -259,7 +259,8 @@ def _cluster_episode(episode: _Episode | _Series, spec: RowSpec, threshold: floa
         return {}, 0.0
     start = time.perf_counter()
     result = cluster_track_set(episode.track_set, spec.method, None, backbone, guard=spec.guard,
-                               threshold=threshold, features=episode.features[key], linkage=spec.linkage)  # fmt: skip
+                               threshold=threshold, features=episode.features[key], linkage=spec.linkage,
+                               start=spec.start)  # fmt: skip
     seconds = time.perf_counter() - start
     return _keyed(episode, result.names), seconds
 

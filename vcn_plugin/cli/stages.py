@@ -14,7 +14,7 @@ from vcn_plugin.cli.common import (
     stage1_config,
     with_options,
 )
-from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE
+from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE, DEFAULT_START, LINKAGES, STARTS
 from vcn_plugin.fo import schema
 from vcn_plugin.stage1 import Stage1Config
 from vcn_plugin.stage1.detectors import DEFAULT_DETECTOR, available_detectors
@@ -106,7 +106,8 @@ def finetune_cmd(dataset_name: str, backbone: str, scope: str, device: str, pres
 
 
 def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | None, finetuned: bool,
-             run_key: str, finetune_run: str, linkage: str = DEFAULT_LINKAGE) -> None:
+             run_key: str, finetune_run: str, linkage: str = DEFAULT_LINKAGE,
+             start: str = DEFAULT_START) -> None:
     from vcn_plugin.steps.cluster import cluster_identities
 
     dataset = load_dataset(dataset_name)
@@ -114,7 +115,7 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
         try:
             summary = cluster_identities(dataset, method=method, guard=guard, threshold=threshold,
                                          finetuned=finetuned, run_key=run_key, finetune_run=finetune_run,
-                                         progress=progress, linkage=linkage)
+                                         progress=progress, linkage=linkage, start=start)
         except (ValueError, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from err
     click.echo(summary.summary())
@@ -135,13 +136,16 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
               help="embedding methods: use the finetuned model when a finetuning run exists")
 @click.option("--run-key", default=schema.CLUSTER_RUN, show_default=True)
 @click.option("--finetune-run", default=schema.FINETUNE_RUN, show_default=True)
-@click.option("--linkage", type=click.Choice(["mutual", "transitive"]), default=DEFAULT_LINKAGE, show_default=True,
+@click.option("--linkage", type=click.Choice(LINKAGES), default=DEFAULT_LINKAGE, show_default=True,
               help="loss/cosine/Euclidean: merge mutual nearest clusters per round, or every accepted pair "
                    "transitively (the paper exactly)")
+@click.option("--start", type=click.Choice(STARTS), default=DEFAULT_START, show_default=True,
+              help="loss/cosine/Euclidean: first merge mutual nearest tracks, then the threshold rounds; or "
+                   "start with the threshold rounds (the paper exactly)")
 def cluster_cmd(dataset_name: str, method: str, guard: bool, threshold: float | None, finetuned: bool,
-                run_key: str, finetune_run: str, linkage: str) -> None:
+                run_key: str, finetune_run: str, linkage: str, start: str) -> None:
     """Stage 3: cluster face tracks into identities (labels, track records, a run)."""
-    _cluster(dataset_name, method, guard, threshold, finetuned, run_key, finetune_run, linkage)
+    _cluster(dataset_name, method, guard, threshold, finetuned, run_key, finetune_run, linkage, start)
 
 
 @click.command("visualize")

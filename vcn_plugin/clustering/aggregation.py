@@ -26,6 +26,17 @@ round keeps only those whose two clusters are each other's nearest accepted clus
 cluster merges with at most one other per round), and rounds repeat to the same fixpoint rule;
 a false edge then joins two clusters only when they prefer each other to everything else.
 
+Start. ``"threshold"`` (the paper): the first round is a round like every other. ``"mutual
+neighbours"``: a round zero first merges every pair of tracks that are each other's nearest
+track (FINCH's first-neighbour relation, Sarfraz et al., CVPR 2019, kept only where it is
+mutual; cannot-link pairs are never neighbours), whatever the thresholds say; the threshold
+rounds then start from those clusters. Why: a track's threshold is its mean intra-track loss,
+which only holds the variation of one shot; two tracks of one person in different shots sit
+at 1-1.4x that threshold and are refused. Once two tracks form a cluster, its threshold is
+recomputed over all its faces, cross-track pairs included, so it holds exactly the variation
+the next merges need. A mutual nearest pair is one person far more often than a pair under
+the threshold is (measured in :data:`DEFAULT_START`'s study).
+
 With transitive linkage only clusters that changed in a round (or whose threshold changed) can create
 new edges in the next one: an unchanged pair has the same distance and
 thresholds as before, and a pair refused by a cannot-link constraint stays
@@ -42,7 +53,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from vcn_plugin.clustering.search import DEFAULT_TILE_ENTRIES, best_two_distances, candidate_edges
+from vcn_plugin.clustering.search import DEFAULT_TILE_ENTRIES, best_two_distances, candidate_edges, nearest_neighbours
 from vcn_plugin.clustering.stats import SINGLETON_POLICIES, SingletonPolicy, TrackStats
 from vcn_plugin.core.types import UNKNOWN
 
@@ -94,6 +105,11 @@ LINKAGES = ("transitive", "mutual")
 #: .396 -> .660 on the hard one, where one false edge chained look-alikes into one cluster.
 DEFAULT_LINKAGE = "mutual"
 
+STARTS = ("threshold", "mutual-neighbours")
+#: how the aggregation starts (see the module docstring), chosen by the mean over the benchmark
+#: suite of ``benchmarks/finetune_study.py``; see README "The finetuning study" for the numbers.
+DEFAULT_START = "mutual-neighbours"
+
 
 @dataclass
 class AggregationConfig:
@@ -106,6 +122,8 @@ class AggregationConfig:
         tile_entries: entries of one distance tile; bounds the working memory (default 16 Mi).
         linkage: "mutual" (default, see :data:`DEFAULT_LINKAGE`) or "transitive" (the paper
             exactly); see the module docstring.
+        start: "mutual-neighbours" (default, see :data:`DEFAULT_START`): a round zero merges
+            mutual nearest tracks before the threshold rounds; "threshold": the paper exactly.
     """
 
     singleton: SingletonPolicy = "median"
@@ -113,10 +131,13 @@ class AggregationConfig:
     compute_margins: bool = True
     tile_entries: int = DEFAULT_TILE_ENTRIES
     linkage: str = DEFAULT_LINKAGE
+    start: str = DEFAULT_START
 
     def __post_init__(self) -> None:
         if self.linkage not in LINKAGES:
             raise ValueError(f"linkage must be one of {LINKAGES}, got {self.linkage!r}")
+        if self.start not in STARTS:
+            raise ValueError(f"start must be one of {STARTS}, got {self.start!r}")
         if self.singleton not in SINGLETON_POLICIES:
             raise ValueError(f"singleton must be one of {SINGLETON_POLICIES}, got {self.singleton!r}")
         if self.max_iterations < 1:
@@ -246,6 +267,16 @@ def mutual_best_edges(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray,
     return i[keep], j[keep], d[keep]
 
 
+def mutual_first_neighbours(stats: TrackStats, cannot: np.ndarray,
+                            tile_entries: int = DEFAULT_TILE_ENTRIES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs ``(i, j)``, ``i < j``, that are each other's nearest row (cannot-link pairs are
+    never neighbours), and their distances: the edges of the "mutual-neighbours" start."""
+    nn, dist = nearest_neighbours(stats, cannot, tile_entries)
+    i = np.flatnonzero(nn >= 0)
+    i = i[(nn[nn[i]] == i) & (i < nn[i])]
+    return i, nn[i], dist[i]
+
+
 def _apply_edges(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray, cannot: np.ndarray) -> tuple[np.ndarray, int]:
     """Merge along edges (transitively), refusing any union that joins a cannot-link pair."""
     if cannot.size == 0:
@@ -360,19 +391,29 @@ def aggregate(
     thr = cluster_stats.thresholds(config.singleton) if act_idx.size else np.zeros(0)
     rows: np.ndarray | None = None
     carried = _NO_EDGES  # accepted edges between clusters the last round left unchanged
+    start_round = config.start == "mutual-neighbours" and act_idx.size > 1
+    start_merges = 0
     while not converged and len(merges) < config.max_iterations:
-        # only pairs touching a changed cluster are searched again: the others' distances and
-        # thresholds did not move, so their accepted edges are carried over as they were
-        found = candidate_edges(cluster_stats, thr, rows, config.tile_entries)
-        all_i, all_j, all_d = (np.concatenate([a, b]) for a, b in zip(carried, found))
         cannot_clusters = np.unique(np.sort(track2cluster[cannot_local], axis=1), axis=0) if cannot_local.size else cannot_local
-        i, j, d = all_i, all_j, all_d
-        if config.linkage == "mutual":
-            i, j, d = mutual_best_edges(len(cluster_stats), i, j, d, cannot_clusters)
-        groups, n_groups = _apply_edges(len(cluster_stats), i, j, d, cannot_clusters)
-        if n_groups == len(cluster_stats):
-            converged = True
-            break
+        if start_round:  # round zero: mutual first neighbours, whatever the thresholds
+            start_round = False
+            all_i, all_j, all_d = i, j, d = mutual_first_neighbours(cluster_stats, cannot_clusters, config.tile_entries)
+            groups, n_groups = _apply_edges(len(cluster_stats), i, j, d, cannot_clusters)
+            if n_groups == len(cluster_stats):
+                continue
+            start_merges = len(cluster_stats) - n_groups
+        else:
+            # only pairs touching a changed cluster are searched again: the others' distances and
+            # thresholds did not move, so their accepted edges are carried over as they were
+            found = candidate_edges(cluster_stats, thr, rows, config.tile_entries)
+            all_i, all_j, all_d = (np.concatenate([a, b]) for a, b in zip(carried, found))
+            i, j, d = all_i, all_j, all_d
+            if config.linkage == "mutual":
+                i, j, d = mutual_best_edges(len(cluster_stats), i, j, d, cannot_clusters)
+            groups, n_groups = _apply_edges(len(cluster_stats), i, j, d, cannot_clusters)
+            if n_groups == len(cluster_stats):
+                converged = True
+                break
         merges.append(len(cluster_stats) - n_groups)
         sizes = np.bincount(groups, minlength=n_groups)
         first = np.full(n_groups, len(cluster_stats), np.int64)
@@ -385,6 +426,8 @@ def aggregate(
             cluster_stats = cluster_stats.merge_rows_inplace(groups, n_groups)
         new_thr = cluster_stats.thresholds(config.singleton)
         changed = (sizes > 1) | (new_thr != thr[first])
+        if start_merges and len(merges) == 1:
+            changed[:] = True  # after round zero every pair is searched against the thresholds
         rows = np.flatnonzero(changed)
         carried = _carry_edges(all_i, all_j, all_d, groups, changed)
         thr = new_thr
@@ -409,6 +452,8 @@ def aggregate(
             "n_cannot_link": int(cannot.shape[0]),
             "singleton": config.singleton,
             "linkage": config.linkage,
+            "start": config.start,
+            "start_merges": start_merges,
             "seconds": time.perf_counter() - start,
         },
     )

@@ -124,3 +124,54 @@ def best_two_distances(
                 top2 = _two_smallest(top2, ii, d)
         best[r], second[r] = top2[:, 0], top2[:, 1]
     return best, second
+
+
+def nearest_neighbours(
+    stats: TrackStats,
+    forbidden: np.ndarray | None = None,
+    tile_entries: int = DEFAULT_TILE_ENTRIES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's nearest other row (FINCH's *first neighbour*) and the distance to it.
+
+    ``forbidden``: (m, 2) row pairs that may not be each other's neighbour (cannot-link). Ties go
+    to the smaller index. A row with no allowed neighbour gets -1 and inf. Walks row tiles; with
+    a lower bound, the smallest bound of a row is computed exactly, then every further entry whose
+    bound is under the row's current best exact distance, so the result is exact.
+    """
+    n = len(stats)
+    nn = np.full(n, -1, np.int64)
+    best = np.full(n, np.inf)
+    if n < 2:
+        return nn, best
+    pairs = np.zeros((0, 2), np.int64) if forbidden is None else np.asarray(forbidden, np.int64).reshape(-1, 2)
+    pairs = np.concatenate([pairs, pairs[:, ::-1]])
+    rows_per = tile_size(n, tile_entries)
+    cols = np.arange(n)
+    for rs in range(0, n, rows_per):
+        r = np.arange(rs, min(n, rs + rows_per))
+        bound, exact = stats.lower_bounds(r, stats, cols)
+        bound = bound.astype(np.float64)  # a copy: entries are overwritten below
+        bound[r - rs, r] = np.inf
+        mine = pairs[(pairs[:, 0] >= rs) & (pairs[:, 0] < rs + r.size)]
+        bound[mine[:, 0] - rs, mine[:, 1]] = np.inf
+        if exact:
+            k = np.argmin(bound, axis=1)  # first minimum: ties to the smaller index
+            d = bound[np.arange(r.size), k]
+        else:
+            rows = np.arange(r.size)
+            k = np.argmin(bound, axis=1)
+            d = np.where(np.isfinite(bound[rows, k]), stats.pair_distances(r, stats, k), np.inf)
+            bound[rows, k] = np.inf
+            while True:  # any entry whose bound is under the best exact distance may beat it
+                ii, jj = np.nonzero(np.isfinite(bound) & (bound <= d[:, None]))
+                if ii.size == 0:
+                    break
+                vv = stats.pair_distances(r[ii], stats, jj)
+                bound[ii, jj] = np.inf
+                ii, jj, vv = np.concatenate([ii, rows]), np.concatenate([jj, k]), np.concatenate([vv, d])
+                order = np.lexsort((jj, vv, ii))  # per row: smallest distance, then smallest index
+                first = order[np.searchsorted(ii[order], rows)]
+                k, d = jj[first], vv[first]
+        ok = np.isfinite(d)
+        nn[r[ok]], best[r[ok]] = k[ok], d[ok]
+    return nn, best

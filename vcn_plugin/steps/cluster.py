@@ -18,7 +18,7 @@ import numpy as np
 from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone, resolve_backbone
 from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.clustering import METHODS, AggregationConfig, ClusteringResult, cluster_tracks
-from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE
+from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE, DEFAULT_START
 from vcn_plugin.core.progress import Progress
 from vcn_plugin.core.types import TrackKey
 from vcn_plugin.fo import schema
@@ -88,9 +88,10 @@ def cluster_track_set(
     features: dict[str, np.ndarray] | None = None,
     keep: np.ndarray | None = None,
     linkage: str = DEFAULT_LINKAGE,
+    start: str = DEFAULT_START,
 ) -> ClusteringResult:
     """Cluster the tracks of ``track_set``; low-quality tracks (and ``excluded``) become Unknown,
-    except those in ``keep`` (tracks a user placed in an identity). ``linkage``: of the
+    except those in ``keep`` (tracks a user placed in an identity). ``linkage``, ``start``: of the
     aggregation methods, see :class:`~vcn_plugin.clustering.AggregationConfig`."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -115,7 +116,7 @@ def cluster_track_set(
         must_link=(must_link or None) if supports_constraints else None,
         cannot_link=np.array(pairs, np.int64).reshape(-1, 2) if supports_constraints else None,
         threshold=threshold,
-        config=AggregationConfig(linkage=linkage),
+        config=AggregationConfig(linkage=linkage, start=start),
         **features,
     )
 
@@ -132,9 +133,11 @@ def cluster_identities(
     max_faces_per_track: int = 8,
     progress: Progress | None = None,
     linkage: str = DEFAULT_LINKAGE,
+    start: str = DEFAULT_START,
 ) -> ClusterSummary:
     """Cluster every video's tracks into identities; write labels, track records and a run.
-    ``linkage``: the aggregation's merge rule ("transitive": the paper exactly)."""
+    ``linkage``, ``start``: the aggregation's merge rule and first round ("transitive" and
+    "threshold": the paper exactly)."""
     dataset = samples._dataset
     schema.require_video_dataset(dataset)
     check_run_key(dataset, run_key, "cluster")
@@ -148,7 +151,7 @@ def cluster_identities(
     summary = ClusterSummary(run_key, method)
     records: list[TrackRecord] = []
     names_by_video = _video_names(dataset) if len(groups) > 1 else {}
-    start = time.perf_counter()
+    began = time.perf_counter()
     for g, (key, subset) in enumerate(groups.items()):
         if progress is not None:
             progress(g / len(groups), f"clustering {key}")
@@ -159,7 +162,7 @@ def cluster_identities(
         features = track_features(subset, method, model, backbone_model)
         result = cluster_track_set(
             subset, method, model, backbone, guard, threshold, must, cannot, excluded, features, keep=placed,
-            linkage=linkage,
+            linkage=linkage, start=start,
         )
         prefix = f"{names_by_video[key]}/" if key in names_by_video else ""
         labels = {k: (schema.UNKNOWN if n == schema.UNKNOWN else prefix + n) for k, n in zip(subset.keys, result.names)}
@@ -181,9 +184,9 @@ def cluster_identities(
     save_run(
         dataset, run_key, method="cluster",
         config={"method": method, "finetune_run": finetune_run if models else None, "backbone": backbone,
-                "guard": guard, "threshold": threshold, "scope": scope, "linkage": linkage},
+                "guard": guard, "threshold": threshold, "scope": scope, "linkage": linkage, "start": start},
         results={"per_group": summary.results, "n_clusters": summary.n_clusters, "unknown": summary.n_unknown,
-                 "seconds": time.perf_counter() - start},
+                 "seconds": time.perf_counter() - began},
     )
     if progress is not None:
         progress(1.0, summary.summary())

@@ -1,0 +1,119 @@
+"""Clustering rules on saved finetuning features: which merge rule makes the loss metric win.
+
+``benchmarks/finetune_study.py --save-features DIR`` writes, per study point and episode, the
+features of one finetune (teacher probabilities, the student in factored form, pretrained and
+finetuned embeddings) with the ground truth. This script clusters them with every rule of
+:data:`RULES` (no finetuning, seconds per episode) and prints, per episode and as the mean over
+the suite, accuracy / cluster ratio / WCP and the margin to the better of FINCH and HDBSCAN on
+the pretrained embeddings (the peers a user would pick). The loss-metric rules differ only in
+:class:`~vcn_plugin.clustering.AggregationConfig`; the scoring is the benchmark runner's
+(``evaluate_clustering`` over the tracks matched to a ground-truth identity).
+
+    .venv/bin/python benchmarks/finetune_study.py --bench ... --points default --save-features feat
+    .venv/bin/python benchmarks/cluster_rules.py feat/default [--json rules.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vcn_plugin.clustering import AggregationConfig, StudentFactors, cluster_names, cluster_tracks  # noqa: E402
+from vcn_plugin.evaluation.metrics import evaluate_clustering  # noqa: E402
+
+Episode = dict[str, np.ndarray]
+
+
+def _loss(config: AggregationConfig) -> Callable[[Episode], np.ndarray]:
+    def run(ep: Episode) -> np.ndarray:
+        student = StudentFactors(ep["bottleneck"], ep["prototypes"], float(ep["temperature"]))
+        return cluster_tracks("loss", ep["face_track"], probs=ep["probs"], student=student, n_tracks=len(ep["identity"]),
+                              excluded=ep["low_quality"], cannot_link=ep["cooccurring"], config=config).labels  # fmt: skip
+    return run
+
+
+def _embedding(method: str, key: str) -> Callable[[Episode], np.ndarray]:
+    def run(ep: Episode) -> np.ndarray:
+        return cluster_tracks(method, ep["face_track"], embeddings=ep[key], n_tracks=len(ep["identity"]),
+                              excluded=ep["low_quality"]).labels  # fmt: skip
+    return run
+
+
+#: the rules scored on every episode: name -> track labels
+RULES: dict[str, Callable[[Episode], np.ndarray]] = {
+    "loss, default (mutual-neighbours start, mutual linkage)": _loss(AggregationConfig()),
+    "loss, threshold start, mutual linkage": _loss(AggregationConfig(start="threshold")),
+    "loss, mutual-neighbours start, transitive linkage": _loss(AggregationConfig(linkage="transitive")),
+    "loss, paper-exact (threshold start, transitive)": _loss(AggregationConfig(start="threshold", linkage="transitive")),
+    "FINCH, finetuned backbone": _embedding("finch", "finetuned"),
+    "HDBSCAN, finetuned backbone": _embedding("hdbscan", "finetuned"),
+}
+PEERS = {"FINCH": _embedding("finch", "pretrained"), "HDBSCAN": _embedding("hdbscan", "pretrained")}
+
+
+def score(ep: Episode, labels: np.ndarray) -> dict[str, float]:
+    names = cluster_names(labels)
+    keep = [i for i, g in enumerate(ep["identity"]) if g != ""]
+    m = evaluate_clustering([ep["identity"][i] for i in keep], [names[i] for i in keep], "Unknown", "exclude")
+    return {"accuracy": m.accuracy, "ratio": m.cluster_ratio, "wcp": m.wcp}
+
+
+def evaluate(folder: Path) -> dict:
+    cells = []
+    for path in sorted(folder.glob("*.npz")):
+        with np.load(path) as z:
+            ep = {k: z[k] for k in z.files}
+        peers = {name: score(ep, rule(ep)) for name, rule in PEERS.items()}
+        best = max(p["accuracy"] for p in peers.values())
+        rules = {name: score(ep, rule(ep)) for name, rule in RULES.items()}
+        for r in rules.values():
+            r["margin"] = r["accuracy"] - best
+        cells.append({"episode": path.stem, "peer_accuracy": best, "peers": peers, "rules": rules})
+    mean = {}
+    for name in RULES:
+        values = [c["rules"][name] for c in cells]
+        mean[name] = {k: float(np.mean([v[k] for v in values])) for k in ("accuracy", "ratio", "wcp", "margin")}
+        mean[name]["won_or_tied"] = sum(v["margin"] >= 0 for v in values)
+    mean["best peer"] = {"accuracy": float(np.mean([c["peer_accuracy"] for c in cells]))}
+    return {"folder": str(folder), "cells": cells, "mean": mean}
+
+
+def to_markdown(result: dict) -> str:
+    names = list(RULES)
+    lines = ["| episode | best peer | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    for c in result["cells"]:
+        cols = [f"{c['rules'][n]['accuracy']:.3f} / {c['rules'][n]['ratio']:.2f} / {c['rules'][n]['wcp']:.3f}" for n in names]
+        lines.append(f"| {c['episode']} | {c['peer_accuracy']:.3f} | " + " | ".join(cols) + " |")
+    lines += ["", "Mean over the suite (accuracy / cluster ratio / WCP, margin to the best peer, cells won or tied):", "",
+              "| rule | accuracy | ratio | WCP | margin | won or tied |", "|---|---|---|---|---|---|"]
+    for n in names:
+        m = result["mean"][n]
+        lines.append(f"| {n} | {m['accuracy']:.3f} | {m['ratio']:.2f} | {m['wcp']:.3f} | {m['margin']:+.3f} | "
+                     f"{m['won_or_tied']} / {len(result['cells'])} |")
+    lines.append(f"| best of FINCH, HDBSCAN (pretrained) | {result['mean']['best peer']['accuracy']:.3f} | | | | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", help="a study point's folder of saved features (finetune_study.py --save-features)")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    folder = Path(args.folder)
+    if not any(folder.glob("*.npz")):
+        parser.error(f"{folder}: no saved features (*.npz); run finetune_study.py --save-features first")
+    result = evaluate(folder)
+    print(to_markdown(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
