@@ -40,6 +40,7 @@ POINTS: dict[str, dict[str, Any]] = {
     "mutual": {"matching": "mutual"},
     "union": {"matching": "gaussian+mutual"},
     "union-rounds-3": {"matching": "gaussian+mutual", "rounds": 3},
+    "union-tracks": {"matching": "gaussian+mutual", "prototype_init": "tracks"},
     "union-round-head-200": {"matching": "gaussian+mutual", "round_head_steps": 200},
     "union-round-head-300": {"matching": "gaussian+mutual", "round_head_steps": 300},
     "mutual-rounds-3": {"matching": "mutual", "rounds": 3},
