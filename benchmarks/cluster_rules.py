@@ -6,7 +6,7 @@ finetuned embeddings) with the ground truth. This script clusters them with ever
 :data:`RULES` (no finetuning, seconds per episode) and prints, per episode and as the mean over
 the suite, accuracy / cluster ratio / WCP and the margin to the better of FINCH and HDBSCAN on
 the pretrained embeddings (the peers a user would pick). The loss-metric rules differ only in
-:class:`~vcn_plugin.clustering.AggregationConfig`; the scoring is the benchmark runner's
+:class:`~vcn_plugin.clustering.AggregationConfig` and the predictor network; the scoring is the benchmark runner's
 (``evaluate_clustering`` over the tracks matched to a ground-truth identity).
 
     .venv/bin/python benchmarks/finetune_study.py --bench ... --points default --save-features feat
@@ -21,21 +21,38 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from scipy.special import logsumexp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vcn_plugin.clustering import AggregationConfig, StudentFactors, cluster_names, cluster_tracks  # noqa: E402
+from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR  # noqa: E402
+from vcn_plugin.ssl.loss import DEFAULT_TEACHER_TEMP  # noqa: E402
 from vcn_plugin.evaluation.metrics import evaluate_clustering  # noqa: E402
 
 Episode = dict[str, np.ndarray]
 
 
-def _loss(config: AggregationConfig) -> Callable[[Episode], np.ndarray]:
+def _predictor(ep: Episode, predictor: str) -> dict[str, object]:
+    """The loss metric's predictor side for ``predictor``. Features saved before the teacher's
+    factors were (no ``teacher_bottleneck``) give it exactly from the teacher's probabilities:
+    ``log p * temp_t / temp_s`` is the teacher's logits at the student temperature up to a per-face
+    constant, which the metric's centring and normalisation remove."""
+    temperature = float(ep["temperature"])
+    if predictor == "student":
+        return {"student": StudentFactors(ep["bottleneck"], ep["prototypes"], temperature)}
+    if "teacher_bottleneck" in ep:
+        return {"student": StudentFactors(ep["teacher_bottleneck"], ep["teacher_prototypes"], temperature)}
+    x = np.log(np.maximum(ep["probs"].astype(np.float64), 1e-38)) * (DEFAULT_TEACHER_TEMP / temperature)
+    return {"log_probs": (x - logsumexp(x, axis=1, keepdims=True)).astype(np.float32)}
+
+
+def _loss(config: AggregationConfig, predictor: str = DEFAULT_PREDICTOR) -> Callable[[Episode], np.ndarray]:
     def run(ep: Episode) -> np.ndarray:
-        student = StudentFactors(ep["bottleneck"], ep["prototypes"], float(ep["temperature"]))
-        return cluster_tracks("loss", ep["face_track"], probs=ep["probs"], student=student, n_tracks=len(ep["identity"]),
-                              excluded=ep["low_quality"], cannot_link=ep["cooccurring"], config=config).labels  # fmt: skip
+        return cluster_tracks("loss", ep["face_track"], probs=ep["probs"], n_tracks=len(ep["identity"]),
+                              excluded=ep["low_quality"], cannot_link=ep["cooccurring"], config=config,
+                              **_predictor(ep, predictor)).labels  # fmt: skip
     return run
 
 
@@ -48,10 +65,11 @@ def _embedding(method: str, key: str) -> Callable[[Episode], np.ndarray]:
 
 #: the rules scored on every episode: name -> track labels
 RULES: dict[str, Callable[[Episode], np.ndarray]] = {
-    "loss, default (mutual-neighbours start, mutual linkage)": _loss(AggregationConfig()),
-    "loss, threshold start, mutual linkage": _loss(AggregationConfig(start="threshold")),
-    "loss, mutual-neighbours start, transitive linkage": _loss(AggregationConfig(linkage="transitive")),
-    "loss, paper-exact (threshold start, transitive)": _loss(AggregationConfig(start="threshold", linkage="transitive")),
+    "loss, default (teacher predictor, mutual-neighbours start, mutual linkage)": _loss(AggregationConfig()),
+    "loss, student predictor": _loss(AggregationConfig(), "student"),
+    "loss, threshold start": _loss(AggregationConfig(start="threshold")),
+    "loss, transitive linkage": _loss(AggregationConfig(linkage="transitive")),
+    "loss, paper-exact (student predictor, threshold start, transitive)": _loss(AggregationConfig(start="threshold", linkage="transitive"), "student"),
     "FINCH, finetuned backbone": _embedding("finch", "finetuned"),
     "HDBSCAN, finetuned backbone": _embedding("hdbscan", "finetuned"),
 }

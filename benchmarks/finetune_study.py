@@ -75,7 +75,7 @@ POINTS: dict[str, dict[str, Any]] = {
 PEERS = (RowSpec("FINCH", "finch", finetuned=False), RowSpec("HDBSCAN", "hdbscan", finetuned=False))
 FINETUNED = (
     RowSpec("ours, loss", "loss", finetuned=True),
-    RowSpec("ours, loss, threshold start", "loss", finetuned=True, start="threshold"),
+    RowSpec("ours, loss, student predictor", "loss", finetuned=True, predictor="student"),
     RowSpec("FINCH", "finch", finetuned=True),
     RowSpec("HDBSCAN", "hdbscan", finetuned=True),
 )
@@ -99,9 +99,9 @@ def _cell(ep, rows: dict[str, dict], health: dict, seconds: float) -> dict[str, 
         "loss_accuracy": rows["ours, loss"]["accuracy"],
         "loss_ratio": rows["ours, loss"]["cluster_ratio"],
         "loss_wcp": rows["ours, loss"]["wcp"],
-        "threshold_start_accuracy": rows["ours, loss, threshold start"]["accuracy"],
-        "threshold_start_ratio": rows["ours, loss, threshold start"]["cluster_ratio"],
-        "threshold_start_wcp": rows["ours, loss, threshold start"]["wcp"],
+        "student_predictor_accuracy": rows["ours, loss, student predictor"]["accuracy"],
+        "student_predictor_ratio": rows["ours, loss, student predictor"]["cluster_ratio"],
+        "student_predictor_wcp": rows["ours, loss, student predictor"]["wcp"],
         "peer_accuracy": peer,
         "margin": rows["ours, loss"]["accuracy"] - peer,
         "finetuned_finch": rows["FINCH (finetuned)"]["accuracy"],
@@ -125,14 +125,16 @@ def _cell(ep, rows: dict[str, dict], health: dict, seconds: float) -> dict[str, 
 
 def save_features(ep, path: Path) -> None:
     """The episode's per-face features and its ground truth, for trying clustering rules offline
-    (``np.load``: probs, bottleneck, prototypes, temperature, pretrained, finetuned, face_track,
-    identity per track ('' unscored), low_quality, cooccurring)."""
+    (``np.load``: probs, the student's bottleneck, prototypes and temperature, the teacher's
+    (``teacher_bottleneck``, ``teacher_prototypes``: the teacher predictor at the same temperature),
+    pretrained, finetuned, face_track, identity per track ('' unscored), low_quality, cooccurring)."""
     gt = {a["track"]: ("" if a["gt"] is None or a["distractor"] else a["gt"]) for a in ep.assignment_skeleton()}
-    loss = ep.features["loss"]
+    student, teacher = ep.features["loss-student"]["student"], ep.features["loss-teacher"]["student"]
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
-        path, probs=loss["probs"], bottleneck=loss["student"].bottleneck, prototypes=loss["student"].prototypes,
-        temperature=loss["student"].temperature, pretrained=ep.features["pretrained"]["embeddings"],
+        path, probs=ep.features["loss"]["probs"], bottleneck=student.bottleneck, prototypes=student.prototypes,
+        temperature=student.temperature, teacher_bottleneck=teacher.bottleneck, teacher_prototypes=teacher.prototypes,
+        pretrained=ep.features["pretrained"]["embeddings"],
         finetuned=ep.features["finetuned"]["embeddings"], face_track=ep.track_set.face_track,
         identity=np.array([gt.get(tf.track, "") for tf in ep.track_set.tracks]), low_quality=ep.track_set.low_quality,
         cooccurring=ep.track_set.cooccurring, shots=np.array(ep.track_set.shots),
@@ -179,7 +181,7 @@ def study(bench_dirs: list[str], points: list[str], device: str, progress: bool 
 
 
 def _mean(cells: list[dict]) -> dict[str, float | None]:
-    keys = ("loss_accuracy", "loss_ratio", "loss_wcp", "threshold_start_accuracy", "threshold_start_ratio", "threshold_start_wcp", "peer_accuracy", "margin", "finetuned_finch",
+    keys = ("loss_accuracy", "loss_ratio", "loss_wcp", "student_predictor_accuracy", "student_predictor_ratio", "student_predictor_wcp", "peer_accuracy", "margin", "finetuned_finch",
             "finetuned_hdbscan", "pretrained_finch", "pretrained_hdbscan", "matching_precision", "matching_recall",
             "bound_recall_pretrained", "bound_recall_finetuned", "teacher_entropy", "same_below_1", "different_below_1", "finetune_seconds")  # fmt: skip
     out: dict[str, float | None] = {}
@@ -196,7 +198,7 @@ def _f(v: Any, digits: int = 3) -> str:
 
 
 def to_markdown(result: dict[str, Any]) -> str:
-    head = ["point", "episode", "det. recall", "loss acc", "ratio", "WCP", "threshold-start acc / ratio / WCP", "best peer", "margin", "finetuned FINCH / HDBSCAN",
+    head = ["point", "episode", "det. recall", "loss acc", "ratio", "WCP", "student-predictor acc / ratio / WCP", "best peer", "margin", "finetuned FINCH / HDBSCAN",
             "matching P / R (last round)", "oracle R at P .95 (pretrained / finetuned)", "pairs per round", "entropy", "prototypes / tracks", "merge<1 same / diff", "s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for point, cells in result["cells"].items():
@@ -204,20 +206,20 @@ def to_markdown(result: dict[str, Any]) -> str:
             lines.append("| " + " | ".join([
                 point, f"{Path(c['bench']).name}/{c['video']}", _f(c["detection_recall"], 2), _f(c["loss_accuracy"]),
                 _f(c["loss_ratio"], 2), _f(c["loss_wcp"]),
-                f"{_f(c['threshold_start_accuracy'])} / {_f(c['threshold_start_ratio'], 2)} / {_f(c['threshold_start_wcp'])}", _f(c["peer_accuracy"]), _f(c["margin"]),
+                f"{_f(c['student_predictor_accuracy'])} / {_f(c['student_predictor_ratio'], 2)} / {_f(c['student_predictor_wcp'])}", _f(c["peer_accuracy"]), _f(c["margin"]),
                 f"{_f(c['finetuned_finch'])} / {_f(c['finetuned_hdbscan'])}",
                 f"{_f(c['matching_precision'], 2)} / {_f(c['matching_recall'], 2)}",
                 f"{_f(c.get('bound_recall_pretrained'), 2)} / {_f(c.get('bound_recall_finetuned'), 2)}", str(c["matching_pairs"]),
                 _f(c["teacher_entropy"], 2), f"{c['track_prototypes']} / {c['tracks']}",
                 f"{_f(c['same_below_1'], 2)} / {_f(c['different_below_1'], 2)}", _f(c["finetune_seconds"], 0),
             ]) + " |")  # fmt: skip
-    head = ["point", "cells won", "loss acc", "ratio", "WCP", "threshold-start acc / ratio / WCP", "best peer", "margin", "finetuned FINCH", "pretrained FINCH",
+    head = ["point", "cells won", "loss acc", "ratio", "WCP", "student-predictor acc / ratio / WCP", "best peer", "margin", "finetuned FINCH", "pretrained FINCH",
             "matching P", "matching R", "oracle R at P .95", "merge<1 same", "merge<1 diff", "finetune s"]
     lines += ["", "Mean over the suite:", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for point, m in result["mean"].items():
         lines.append("| " + " | ".join([
             point, f"{m['cells_won']} / {m['cells']}", _f(m["loss_accuracy"]), _f(m["loss_ratio"], 2), _f(m["loss_wcp"]),
-            f"{_f(m['threshold_start_accuracy'])} / {_f(m['threshold_start_ratio'], 2)} / {_f(m['threshold_start_wcp'])}",
+            f"{_f(m['student_predictor_accuracy'])} / {_f(m['student_predictor_ratio'], 2)} / {_f(m['student_predictor_wcp'])}",
             _f(m["peer_accuracy"]), _f(m["margin"]), _f(m["finetuned_finch"]), _f(m["pretrained_finch"]),
             _f(m["matching_precision"], 2), _f(m["matching_recall"], 2), _f(m.get("bound_recall_pretrained"), 2),
             _f(m["same_below_1"], 2),

@@ -617,6 +617,15 @@ def test_nearest_neighbours_skip_forbidden_pairs_and_match_brute_force():
     dense[forbidden[:, 0], forbidden[:, 1]] = dense[forbidden[:, 1], forbidden[:, 0]] = np.inf
     np.testing.assert_array_equal(nn, dense.argmin(axis=1))
     np.testing.assert_allclose(dist, dense.min(axis=1), rtol=1e-6)
+    # the exact path (upper-triangle tiles folded into rows and columns) gives the same, in 4 x 4 tiles
+    nn, dist = nearest_neighbours(full, forbidden, tile_entries=90)
+    np.testing.assert_array_equal(nn, dense.argmin(axis=1))
+    np.testing.assert_allclose(dist, dense.min(axis=1), rtol=1e-6)
+    # ties go to the smaller index, also across 1 x 1 tiles: B is 1 from A and from C
+    line = EuclideanStats.from_faces(np.array([[0.0], [1.0], [2.0]]), np.arange(3))
+    for tile_entries in (1, 1 << 24):
+        nn, dist = nearest_neighbours(line, tile_entries=tile_entries)
+        np.testing.assert_array_equal(nn, [1, 0, 1])
 
 
 def test_mutual_neighbours_start_merges_mutual_nearest_tracks_before_the_thresholds():

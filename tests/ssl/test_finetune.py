@@ -279,7 +279,7 @@ def test_loss_features_factor_the_student_exactly(trained: tuple, tracks: list) 
     chips = np.concatenate([c for _, c in tracks])
     face_track = np.repeat(np.arange(len(tracks)), [len(c) for _, c in tracks])
     p, log_q = model.head_outputs(chips)
-    p2, student = model.loss_features(chips)
+    p2, student = model.loss_features(chips, predictor="student")
     assert np.array_equal(p, p2)
     assert student.prototypes.shape == (model.config.num_prototypes, student.bottleneck.shape[1])
     assert np.allclose(student.log_probs(), log_q, atol=1e-4)
@@ -288,6 +288,36 @@ def test_loss_features_factor_the_student_exactly(trained: tuple, tracks: list) 
     rows = np.arange(len(tracks))
     assert np.allclose(factored.distances(rows, factored, rows), dense.distances(rows, dense, rows), rtol=1e-4, atol=1e-3)
     assert np.allclose(factored.thresholds(), dense.thresholds(), rtol=1e-4, atol=1e-3)
+
+
+def test_teacher_predictor_is_the_teacher_head_at_the_student_temperature(trained: tuple, tracks: list) -> None:
+    """predictor="teacher" (the default): the factors are the teacher head's, at the student
+    temperature, so after the metric's centring the loss equals the one computed from the teacher's
+    probabilities alone (``log p * temp_t / temp_s``: the identity ``benchmarks/cluster_rules.py``
+    uses for older saved features), and differs from the student's."""
+    from scipy.special import log_softmax
+
+    from vcn_plugin.clustering import FactoredLossStats, LossMetricStats
+    from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR
+
+    assert DEFAULT_PREDICTOR == "teacher"
+    model = trained[0]
+    config = model.config
+    chips = np.concatenate([c for _, c in tracks])
+    face_track = np.repeat(np.arange(len(tracks)), [len(c) for _, c in tracks])
+    p, teacher = model.loss_features(chips)
+    _, student = model.loss_features(chips, predictor="student")
+    assert teacher.temperature == student.temperature == config.student_temp
+    from_probs = log_softmax(np.log(p.astype(np.float64)) * config.teacher_temp / config.student_temp, axis=1)
+    dense = LossMetricStats.from_faces(p, from_probs.astype(np.float32), face_track, center_student=True)
+    factored = FactoredLossStats.from_faces(p, teacher, face_track, center_student=True)
+    rows = np.arange(len(tracks))
+    assert np.allclose(factored.distances(rows, factored, rows), dense.distances(rows, dense, rows), rtol=1e-4, atol=1e-3)
+    assert np.allclose(factored.thresholds(), dense.thresholds(), rtol=1e-4, atol=1e-3)
+    with_student = FactoredLossStats.from_faces(p, student, face_track, center_student=True)
+    assert not np.allclose(with_student.distances(rows, with_student, rows), factored.distances(rows, factored, rows), atol=1e-3)
+    with pytest.raises(ValueError, match="predictor must be one of"):
+        model.loss_features(chips, predictor="ema")
 
 
 def test_track_prototype_init_starts_the_teacher_sharp_on_each_track(tracks: list) -> None:

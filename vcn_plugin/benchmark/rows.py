@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE, DEFAULT_START
+from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS
 from vcn_plugin.core.types import UNKNOWN
 from vcn_plugin.evaluation.metrics import ClusteringMetrics
 
@@ -32,7 +33,8 @@ class RowSpec:
     ``guard``: forbid merging tracks seen in the same frame (aggregation methods only);
     ``oracle``: HAC threshold chosen with the ground truth (``hac-cosine`` only);
     ``threshold``: fixed HAC distance threshold; ``linkage`` and ``start``: the aggregation's merge
-    rule and first round (:class:`~vcn_plugin.clustering.AggregationConfig`).
+    rule and first round (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the
+    loss metric's predictor network (:data:`~vcn_plugin.core.student_factors.PREDICTORS`).
     """
 
     name: str
@@ -43,12 +45,15 @@ class RowSpec:
     threshold: float | None = None
     linkage: str = DEFAULT_LINKAGE
     start: str = DEFAULT_START
+    predictor: str = DEFAULT_PREDICTOR
 
     def __post_init__(self) -> None:
         from vcn_plugin.clustering import METHODS
 
         if self.method not in METHODS:
             raise ValueError(f"row {self.name!r}: unknown method {self.method!r}; choose one of {METHODS}")
+        if self.predictor not in PREDICTORS:
+            raise ValueError(f"row {self.name!r}: predictor must be one of {PREDICTORS}, got {self.predictor!r}")
         if self.oracle and self.method != "hac-cosine":
             raise ValueError(f"row {self.name!r}: only 'hac-cosine' has an oracle threshold")
         if self.method.startswith("hac-") and not self.oracle and self.threshold is None:
@@ -89,8 +94,10 @@ DEFAULT_ROWS: tuple[RowSpec, ...] = (
     RowSpec("ours, Euclidean", "euclidean", finetuned=True),
     RowSpec("ours, loss", "loss", finetuned=True),
     RowSpec("ours, loss, no guard", "loss", finetuned=True, guard=False),
+    RowSpec("ours, loss, student predictor", "loss", finetuned=True, predictor="student"),
     RowSpec("ours, loss, threshold start", "loss", finetuned=True, start="threshold"),
-    RowSpec("ours, loss, paper-exact (transitive linkage)", "loss", finetuned=True, linkage="transitive", start="threshold"),
+    RowSpec("ours, loss, paper-exact (transitive linkage)", "loss", finetuned=True, linkage="transitive",
+            start="threshold", predictor="student"),
 )  # fmt: skip
 
 
@@ -123,6 +130,7 @@ class RowResult:
             "guard": s.guard,
             "linkage": s.linkage,
             "start": s.start,
+            "predictor": s.predictor if s.method == "loss" else None,
             "threshold": self.threshold,
             "note": self.note,
             "per_episode": self.per_episode,

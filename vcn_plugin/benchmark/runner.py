@@ -73,6 +73,7 @@ from vcn_plugin.benchmark.rows import (
     scored,
 )
 from vcn_plugin.core.progress import Progress, sub_progress
+from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS
 from vcn_plugin.evaluation.evaluate import MatchedVideo, match_video
 from vcn_plugin.evaluation.metrics import evaluate_clustering
 from vcn_plugin.evaluation.track_matching import MatchingConfig
@@ -101,7 +102,7 @@ class _Episode(MatchedVideo):
 
     track_set: Any  # TrackSet of this video
     index_of: dict[int, int]  # predicted track id -> index in track_set
-    features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # "pretrained"/"finetuned"/"loss"
+    features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # "pretrained"/"finetuned"/"loss"/"loss-<predictor>"
     feature_seconds: dict[str, float] = field(default_factory=dict)
     finetune_seconds: float = 0.0
     finetune_error: str | None = None
@@ -190,8 +191,13 @@ def finetune_unit(episode: _Episode | _Series, backbone: Backbone, finetune_conf
     episode.info["match_pairs"] = result["match_pairs"]
     episode.features["finetuned"], episode.feature_seconds["finetuned"] = _embed(episode, model, backbone)
     start = time.perf_counter()
-    episode.features["loss"] = track_features(episode.track_set, "loss", model, backbone)
+    episode.features["loss"] = track_features(episode.track_set, "loss", model, backbone)  # the default predictor
     episode.feature_seconds["loss"] = time.perf_counter() - start
+    for predictor in PREDICTORS:  # "loss-<predictor>" for every predictor ("loss": the default's, the same dict)
+        episode.features[f"loss-{predictor}"] = (
+            episode.features["loss"] if predictor == DEFAULT_PREDICTOR
+            else track_features(episode.track_set, "loss", model, backbone, predictor)
+        )
 
 
 def finetune_health(unit: _Episode | _Series) -> dict[str, Any]:
@@ -246,7 +252,9 @@ def _matching_bounds(unit: _Episode | _Series, identity: list[str | None]) -> di
 def _feature_key(spec: RowSpec) -> str:
     if not spec.finetuned:
         return "pretrained"
-    return "loss" if spec.method == "loss" else "finetuned"
+    if spec.method != "loss":
+        return "finetuned"
+    return f"loss-{spec.predictor}"
 
 
 def _cluster_episode(episode: _Episode | _Series, spec: RowSpec, threshold: float | None,

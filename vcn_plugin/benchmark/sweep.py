@@ -162,6 +162,8 @@ def plot_sweep(result: SweepResult, path: str | Path) -> Path:
     fig, axes = plt.subplots(len(looks), 2, figsize=(13, 3.6 * len(looks)), squeeze=False)
     handles = {}
     names = list(dict.fromkeys(r.spec.name for r in result.cells[0].result.rows))  # one colour per method
+    # tab20's dark shades first, then its light ones: up to 20 methods without a repeated colour
+    colours = [plt.cm.tab20((2 * i) % 20 + (2 * i) // 20 % 2) for i in range(len(names))]
     for li, look in enumerate(looks):
         cells = result.series(look)
         sev = [c.severity for c in cells]
@@ -171,7 +173,7 @@ def plot_sweep(result: SweepResult, path: str | Path) -> Path:
             style = dict(marker="o", linestyle="-" if row.spec.finetuned else "--", linewidth=1.4)
             for ax, key in zip(axes[li], ("accuracy", "cluster_ratio")):
                 values = [c.result.rows[ri].metrics[key] for c in cells]
-                (line,) = ax.plot(sev, values, label=_row_label(row), color=plt.cm.tab10(names.index(row.spec.name) % 10), **style)
+                (line,) = ax.plot(sev, values, label=_row_label(row), color=colours[names.index(row.spec.name)], **style)
                 handles[_row_label(row)] = line
         for ax, key in zip(axes[li], ("accuracy", "cluster ratio")):
             ax.set_title(f"{look}: {key}")

@@ -15,6 +15,7 @@ from vcn_plugin.cli.common import (
     with_options,
 )
 from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE, DEFAULT_START, LINKAGES, STARTS
+from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS
 from vcn_plugin.fo import schema
 from vcn_plugin.stage1 import Stage1Config
 from vcn_plugin.stage1.detectors import DEFAULT_DETECTOR, available_detectors
@@ -107,7 +108,7 @@ def finetune_cmd(dataset_name: str, backbone: str, scope: str, device: str, pres
 
 def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | None, finetuned: bool,
              run_key: str, finetune_run: str, linkage: str = DEFAULT_LINKAGE,
-             start: str = DEFAULT_START) -> None:
+             start: str = DEFAULT_START, predictor: str = DEFAULT_PREDICTOR) -> None:
     from vcn_plugin.steps.cluster import cluster_identities
 
     dataset = load_dataset(dataset_name)
@@ -115,7 +116,8 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
         try:
             summary = cluster_identities(dataset, method=method, guard=guard, threshold=threshold,
                                          finetuned=finetuned, run_key=run_key, finetune_run=finetune_run,
-                                         progress=progress, linkage=linkage, start=start)
+                                         progress=progress, linkage=linkage, start=start,
+                                         predictor=predictor)
         except (ValueError, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from err
     click.echo(summary.summary())
@@ -142,10 +144,13 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
 @click.option("--start", type=click.Choice(STARTS), default=DEFAULT_START, show_default=True,
               help="loss/cosine/Euclidean: first merge mutual nearest tracks, then the threshold rounds; or "
                    "start with the threshold rounds (the paper exactly)")
+@click.option("--predictor", type=click.Choice(PREDICTORS), default=DEFAULT_PREDICTOR, show_default=True,
+              help="loss: the network whose log-probabilities are the loss's predictor side, the EMA teacher "
+                   "or the student (the paper exactly)")
 def cluster_cmd(dataset_name: str, method: str, guard: bool, threshold: float | None, finetuned: bool,
-                run_key: str, finetune_run: str, linkage: str, start: str) -> None:
+                run_key: str, finetune_run: str, linkage: str, start: str, predictor: str) -> None:
     """Stage 3: cluster face tracks into identities (labels, track records, a run)."""
-    _cluster(dataset_name, method, guard, threshold, finetuned, run_key, finetune_run, linkage, start)
+    _cluster(dataset_name, method, guard, threshold, finetuned, run_key, finetune_run, linkage, start, predictor)
 
 
 @click.command("visualize")

@@ -126,6 +126,37 @@ def best_two_distances(
     return best, second
 
 
+def _fold_nearest(nn: np.ndarray, best: np.ndarray, idx: np.ndarray, cand: np.ndarray, d: np.ndarray) -> None:
+    """Keep, for each row in ``idx``, the smaller of its current and the candidate distance (ties: smaller index)."""
+    better = (d < best[idx]) | ((d == best[idx]) & (cand < nn[idx]))
+    nn[idx[better]], best[idx[better]] = cand[better], d[better]
+
+
+def _nearest_exact(stats: TrackStats, pairs: np.ndarray, tile_entries: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest_neighbours` for an exact, symmetric ``lower_bounds``: the upper triangle of
+    square tiles only, each tile folded into its rows' and its columns' nearest (half the work of
+    walking full rows)."""
+    n = len(stats)
+    nn = np.full(n, -1, np.int64)
+    best = np.full(n, np.inf)
+    side = max(1, int(np.sqrt(tile_entries)))
+    for rs in range(0, n, side):
+        r = np.arange(rs, min(n, rs + side))
+        for cs in range(rs, n, side):
+            c = np.arange(cs, min(n, cs + side))
+            dist = stats.lower_bounds(r, stats, c)[0].astype(np.float64)
+            if cs == rs:
+                dist[np.arange(r.size), np.arange(r.size)] = np.inf
+            mine = pairs[(pairs[:, 0] >= rs) & (pairs[:, 0] < rs + r.size) & (pairs[:, 1] >= cs) & (pairs[:, 1] < cs + c.size)]
+            dist[mine[:, 0] - rs, mine[:, 1] - cs] = np.inf
+            k = np.argmin(dist, axis=1)  # first minimum: ties to the smaller index
+            _fold_nearest(nn, best, r, c[k], dist[np.arange(r.size), k])
+            k = np.argmin(dist, axis=0)
+            _fold_nearest(nn, best, c, r[k], dist[k, np.arange(c.size)])
+    nn[~np.isfinite(best)] = -1
+    return nn, best
+
+
 def nearest_neighbours(
     stats: TrackStats,
     forbidden: np.ndarray | None = None,
@@ -134,9 +165,10 @@ def nearest_neighbours(
     """Every row's nearest other row (FINCH's *first neighbour*) and the distance to it.
 
     ``forbidden``: (m, 2) row pairs that may not be each other's neighbour (cannot-link). Ties go
-    to the smaller index. A row with no allowed neighbour gets -1 and inf. Walks row tiles; with
-    a lower bound, the smallest bound of a row is computed exactly, then every further entry whose
-    bound is under the row's current best exact distance, so the result is exact.
+    to the smaller index. A row with no allowed neighbour gets -1 and inf. With an exact bound
+    (distances computed in the tile) it walks the upper triangle of square tiles; otherwise it
+    walks row tiles, computes the smallest bound of a row exactly, then every further entry whose
+    bound is under the row's current best exact distance, so the result is exact either way.
     """
     n = len(stats)
     nn = np.full(n, -1, np.int64)
@@ -145,33 +177,31 @@ def nearest_neighbours(
         return nn, best
     pairs = np.zeros((0, 2), np.int64) if forbidden is None else np.asarray(forbidden, np.int64).reshape(-1, 2)
     pairs = np.concatenate([pairs, pairs[:, ::-1]])
+    if stats.lower_bounds(np.arange(1), stats, np.arange(1))[1]:
+        return _nearest_exact(stats, pairs, tile_entries)
     rows_per = tile_size(n, tile_entries)
     cols = np.arange(n)
     for rs in range(0, n, rows_per):
         r = np.arange(rs, min(n, rs + rows_per))
-        bound, exact = stats.lower_bounds(r, stats, cols)
+        bound, _ = stats.lower_bounds(r, stats, cols)
         bound = bound.astype(np.float64)  # a copy: entries are overwritten below
         bound[r - rs, r] = np.inf
         mine = pairs[(pairs[:, 0] >= rs) & (pairs[:, 0] < rs + r.size)]
         bound[mine[:, 0] - rs, mine[:, 1]] = np.inf
-        if exact:
-            k = np.argmin(bound, axis=1)  # first minimum: ties to the smaller index
-            d = bound[np.arange(r.size), k]
-        else:
-            rows = np.arange(r.size)
-            k = np.argmin(bound, axis=1)
-            d = np.where(np.isfinite(bound[rows, k]), stats.pair_distances(r, stats, k), np.inf)
-            bound[rows, k] = np.inf
-            while True:  # any entry whose bound is under the best exact distance may beat it
-                ii, jj = np.nonzero(np.isfinite(bound) & (bound <= d[:, None]))
-                if ii.size == 0:
-                    break
-                vv = stats.pair_distances(r[ii], stats, jj)
-                bound[ii, jj] = np.inf
-                ii, jj, vv = np.concatenate([ii, rows]), np.concatenate([jj, k]), np.concatenate([vv, d])
-                order = np.lexsort((jj, vv, ii))  # per row: smallest distance, then smallest index
-                first = order[np.searchsorted(ii[order], rows)]
-                k, d = jj[first], vv[first]
+        rows = np.arange(r.size)
+        k = np.argmin(bound, axis=1)
+        d = np.where(np.isfinite(bound[rows, k]), stats.pair_distances(r, stats, k), np.inf)
+        bound[rows, k] = np.inf
+        while True:  # any entry whose bound is under the best exact distance may beat it
+            ii, jj = np.nonzero(np.isfinite(bound) & (bound <= d[:, None]))
+            if ii.size == 0:
+                break
+            vv = stats.pair_distances(r[ii], stats, jj)
+            bound[ii, jj] = np.inf
+            ii, jj, vv = np.concatenate([ii, rows]), np.concatenate([jj, k]), np.concatenate([vv, d])
+            order = np.lexsort((jj, vv, ii))  # per row: smallest distance, then smallest index
+            first = order[np.searchsorted(ii[order], rows)]
+            k, d = jj[first], vv[first]
         ok = np.isfinite(d)
         nn[r[ok]], best[r[ok]] = k[ok], d[ok]
     return nn, best

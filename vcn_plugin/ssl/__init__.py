@@ -8,6 +8,7 @@ from vcn_plugin.ssl.augment import AugmentConfig, augment_chips
 from vcn_plugin.ssl.config import FinetuneConfig, resolve_device
 from vcn_plugin.ssl.head import DEFAULT_NUM_PROTOTYPES, DINOHead
 from vcn_plugin.ssl.loss import DINOLoss
+from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS
 from vcn_plugin.ssl.model import SSLModel
 from vcn_plugin.ssl.track_gaussians import MatchResult, TrackGaussian, fit_track_gaussian, match_tracks
 from vcn_plugin.ssl.trainer import FinetuneResult, ProgressCallback, TrackChips, finetune
@@ -15,11 +16,13 @@ from vcn_plugin.ssl.trainer import FinetuneResult, ProgressCallback, TrackChips,
 __all__ = [
     "AugmentConfig",
     "DEFAULT_NUM_PROTOTYPES",
+    "DEFAULT_PREDICTOR",
     "DINOHead",
     "DINOLoss",
     "FinetuneConfig",
     "FinetuneResult",
     "MatchResult",
+    "PREDICTORS",
     "ProgressCallback",
     "SSLModel",
     "TrackChips",

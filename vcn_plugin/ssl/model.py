@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from vcn_plugin.backbones.base import Backbone
-from vcn_plugin.core.student_factors import StudentFactors
+from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS, StudentFactors
 from vcn_plugin.ssl.config import FinetuneConfig
 from vcn_plugin.ssl.head import DINOHead
 from vcn_plugin.ssl.loss import student_log_probabilities, teacher_probabilities
@@ -29,7 +29,9 @@ class SSLModel(nn.Module):
     - :meth:`head_outputs` gives the teacher's centred, sharpened probabilities
       ``P = softmax((teacher(x) - c) / temp_t)`` and the student's log-probabilities
       ``logQ = log_softmax(student(x) / temp_s)``, the two sides of the SSL loss
-      that clustering uses as its distance.
+      that the paper's clustering uses as its distance.
+    - :meth:`loss_features` gives ``P`` and the predictor side in factored form (the teacher's
+      head at the student temperature by default, see :data:`DEFAULT_PREDICTOR`).
     - :meth:`embeddings` gives the teacher backbone's embeddings.
     """
 
@@ -92,22 +94,30 @@ class SSLModel(nn.Module):
         return np.ascontiguousarray(out[:, :k]), np.ascontiguousarray(out[:, k:])
 
     @torch.no_grad()
-    def loss_features(self, chips: np.ndarray, batch_size: int | None = None) -> tuple[np.ndarray, StudentFactors]:
-        """``(P, student)``: the teacher's ``P`` as in :meth:`head_outputs` and the student's
-        log-probabilities in factored form (its bottleneck per face, its prototypes and
-        temperature), which the clustering uses to compute the same loss in 2 x 256
-        dimensions instead of 2 x K (see :class:`~vcn_plugin.clustering.FactoredLossStats`)."""
+    def loss_features(self, chips: np.ndarray, batch_size: int | None = None,
+                      predictor: str = DEFAULT_PREDICTOR) -> tuple[np.ndarray, StudentFactors]:
+        """``(P, predictor)``: the teacher's ``P`` as in :meth:`head_outputs` and the predictor side's
+        log-probabilities in factored form (its head's bottleneck per face, its prototypes, and the
+        student temperature), which the clustering uses to compute the loss in 2 x 256 dimensions
+        instead of 2 x K (see :class:`~vcn_plugin.clustering.FactoredLossStats`). ``predictor``: the
+        network on the predictor side, one of :data:`PREDICTORS` ("student": the student's
+        ``log q`` of :meth:`head_outputs`)."""
+        if predictor not in PREDICTORS:
+            raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
         k = self.config.num_prototypes
+        head = self.teacher_head if predictor == "teacher" else self.student_head
 
         def both(x: torch.Tensor) -> torch.Tensor:
-            p = self._teacher_probabilities(x)
-            return torch.cat([p, self.student_head.bottleneck(self.student_backbone(x)).float()], dim=1)
+            features = self.teacher_backbone(x)
+            p = teacher_probabilities(self.teacher_head(features), self.center, self.config.teacher_temp)
+            z = head.bottleneck(features if predictor == "teacher" else self.student_backbone(x))
+            return torch.cat([p, z.float()], dim=1)
 
-        width = k + self.student_head.prototypes().shape[1]
+        width = k + head.prototypes().shape[1]
         out = self._batched(chips, both, batch_size, width)
-        prototypes = self.student_head.prototypes().float().cpu().numpy()
-        student = StudentFactors(np.ascontiguousarray(out[:, k:]), prototypes, self.config.student_temp)
-        return np.ascontiguousarray(out[:, :k]), student
+        prototypes = head.prototypes().float().cpu().numpy()
+        factors = StudentFactors(np.ascontiguousarray(out[:, k:]), prototypes, self.config.student_temp)
+        return np.ascontiguousarray(out[:, :k]), factors
 
     def _teacher_probabilities(self, x: torch.Tensor) -> torch.Tensor:
         return teacher_probabilities(self.teacher_head(self.teacher_backbone(x)), self.center, self.config.teacher_temp)

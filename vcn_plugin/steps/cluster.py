@@ -25,7 +25,7 @@ from vcn_plugin.fo import schema
 from vcn_plugin.fo.runs import check_run_key, load_run, save_run
 from vcn_plugin.fo.track_records import TrackRecord, set_identities, write_face_serfiq, write_track_records
 from vcn_plugin.fo.track_sets import TrackSet, load_track_set
-from vcn_plugin.ssl import SSLModel
+from vcn_plugin.ssl import DEFAULT_PREDICTOR, PREDICTORS, SSLModel
 from vcn_plugin.steps.finetune import DEFAULT_RUN_KEY as FINETUNE_RUN
 from vcn_plugin.steps.finetune import load_finetuned
 
@@ -55,14 +55,16 @@ class ClusterSummary:
 
 
 def track_features(
-    track_set: TrackSet, method: str, model: SSLModel | None, backbone: str | Backbone
+    track_set: TrackSet, method: str, model: SSLModel | None, backbone: str | Backbone,
+    predictor: str = DEFAULT_PREDICTOR,
 ) -> dict[str, np.ndarray]:
-    """What ``method`` clusters on, per face: ``probs``/``log_probs`` (loss) or ``embeddings``."""
+    """What ``method`` clusters on, per face: ``probs`` and the predictor's factors (loss; see
+    :meth:`SSLModel.loss_features` for ``predictor``) or ``embeddings``."""
     chips = track_set.chips
     if method == "loss":
         if model is None:
             raise ValueError("the loss metric needs a finetuned model; run finetuning first or choose 'cosine'")
-        probs, student = model.loss_features(chips)
+        probs, student = model.loss_features(chips, predictor=predictor)
         return {"probs": probs, "student": student}
     if model is not None:
         return {"embeddings": model.embeddings(chips)}
@@ -89,15 +91,17 @@ def cluster_track_set(
     keep: np.ndarray | None = None,
     linkage: str = DEFAULT_LINKAGE,
     start: str = DEFAULT_START,
+    predictor: str = DEFAULT_PREDICTOR,
 ) -> ClusteringResult:
     """Cluster the tracks of ``track_set``; low-quality tracks (and ``excluded``) become Unknown,
     except those in ``keep`` (tracks a user placed in an identity). ``linkage``, ``start``: of the
-    aggregation methods, see :class:`~vcn_plugin.clustering.AggregationConfig`."""
+    aggregation methods, see :class:`~vcn_plugin.clustering.AggregationConfig`; ``predictor``: the
+    loss metric's predictor network when ``features`` is not given (:data:`~vcn_plugin.ssl.PREDICTORS`)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     if len(track_set) == 0:
         return ClusteringResult(labels=np.zeros(0, np.int64), n_clusters=0, method=method)
-    features = features if features is not None else track_features(track_set, method, model, backbone)
+    features = features if features is not None else track_features(track_set, method, model, backbone, predictor)
     low = track_set.low_quality if keep is None else (track_set.low_quality & ~keep)
     excl = low.copy() if excluded is None else (low | excluded)
     supports_constraints = method in ("loss", "cosine", "euclidean")
@@ -134,10 +138,13 @@ def cluster_identities(
     progress: Progress | None = None,
     linkage: str = DEFAULT_LINKAGE,
     start: str = DEFAULT_START,
+    predictor: str = DEFAULT_PREDICTOR,
 ) -> ClusterSummary:
     """Cluster every video's tracks into identities; write labels, track records and a run.
-    ``linkage``, ``start``: the aggregation's merge rule and first round ("transitive" and
-    "threshold": the paper exactly)."""
+    ``linkage``, ``start``: the aggregation's merge rule and first round; ``predictor``: the loss
+    metric's predictor network ("transitive", "threshold" and "student": the paper exactly)."""
+    if predictor not in PREDICTORS:
+        raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
     dataset = samples._dataset
     schema.require_video_dataset(dataset)
     check_run_key(dataset, run_key, "cluster")
@@ -159,7 +166,7 @@ def cluster_identities(
         if models and model is None and method == "loss":
             raise ValueError(f"the finetuning run '{finetune_run}' has no model for video {key}; rerun finetuning")
         must, cannot, excluded, placed = _constraint_indices(subset, constraints)
-        features = track_features(subset, method, model, backbone_model)
+        features = track_features(subset, method, model, backbone_model, predictor)
         result = cluster_track_set(
             subset, method, model, backbone, guard, threshold, must, cannot, excluded, features, keep=placed,
             linkage=linkage, start=start,
@@ -184,7 +191,8 @@ def cluster_identities(
     save_run(
         dataset, run_key, method="cluster",
         config={"method": method, "finetune_run": finetune_run if models else None, "backbone": backbone,
-                "guard": guard, "threshold": threshold, "scope": scope, "linkage": linkage, "start": start},
+                "guard": guard, "threshold": threshold, "scope": scope, "linkage": linkage, "start": start,
+                "predictor": predictor if method == "loss" else None},
         results={"per_group": summary.results, "n_clusters": summary.n_clusters, "unknown": summary.n_unknown,
                  "seconds": time.perf_counter() - began},
     )
