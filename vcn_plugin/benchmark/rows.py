@@ -95,6 +95,7 @@ DEFAULT_ROWS: tuple[RowSpec, ...] = (
     RowSpec("ours, loss", "loss", finetuned=True),
     RowSpec("ours, loss, no guard", "loss", finetuned=True, guard=False),
     RowSpec("ours, loss, student predictor", "loss", finetuned=True, predictor="student"),
+    RowSpec("ours, loss, mutual-neighbours start", "loss", finetuned=True, start="mutual-neighbours"),
     RowSpec("ours, loss, threshold start", "loss", finetuned=True, start="threshold"),
     RowSpec("ours, loss, paper-exact (transitive linkage)", "loss", finetuned=True, linkage="transitive",
             start="threshold", predictor="student"),

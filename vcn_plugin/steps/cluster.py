@@ -1,8 +1,11 @@
 """Stage 3 on a FiftyOne dataset: cluster tracks into identities and write them back.
 
 The default method is VideoClusterNet's: the SSL loss of the finetuned model as the
-distance, each track's own mean intra-track loss as its threshold, transitive merging to a
-fixpoint. Baselines (cosine / Euclidean inside the same algorithm, HAC, FINCH, HDBSCAN) run
+distance (the teacher's probabilities against the EMA teacher's log-probabilities at the student
+temperature by default, the student's in the paper: ``predictor``), each track's own mean
+intra-track loss as its threshold, merging to a fixpoint (a first-neighbours round first, then
+mutual linkage by default; the paper's rules with ``start="threshold"``, ``linkage="transitive"``).
+Baselines (cosine / Euclidean inside the same algorithm, HAC, FINCH, HDBSCAN) run
 on backbone embeddings, finetuned when a finetuning run exists and ``finetuned=True``.
 """
 from __future__ import annotations
