@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from vcn_plugin.clustering import AggregationConfig, StudentFactors, cluster_names, cluster_tracks  # noqa: E402
 from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR  # noqa: E402
-from vcn_plugin.ssl.loss import DEFAULT_TEACHER_TEMP  # noqa: E402
 from vcn_plugin.evaluation.metrics import evaluate_clustering  # noqa: E402
+from vcn_plugin.ssl.loss import DEFAULT_TEACHER_TEMP  # noqa: E402
 
 Episode = dict[str, np.ndarray]
 

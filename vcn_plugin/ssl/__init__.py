@@ -4,11 +4,11 @@ DINO-style self-distillation (Caron et al., ICCV 2021) on positive pairs only:
 two faces of one track, or faces of two tracks matched by per-track Gaussians
 (Kamboj et al., VideoClusterNet, ECCV 2024, arXiv:2407.12214).
 """
+from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS
 from vcn_plugin.ssl.augment import AugmentConfig, augment_chips
 from vcn_plugin.ssl.config import FinetuneConfig, resolve_device
 from vcn_plugin.ssl.head import DEFAULT_NUM_PROTOTYPES, DINOHead
 from vcn_plugin.ssl.loss import DINOLoss
-from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS
 from vcn_plugin.ssl.model import SSLModel
 from vcn_plugin.ssl.track_gaussians import MatchResult, TrackGaussian, fit_track_gaussian, match_tracks
 from vcn_plugin.ssl.trainer import FinetuneResult, ProgressCallback, TrackChips, finetune

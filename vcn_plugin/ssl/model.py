@@ -86,7 +86,7 @@ class SSLModel(nn.Module):
         k = self.config.num_prototypes
 
         def both(x: torch.Tensor) -> torch.Tensor:
-            p = self._teacher_probabilities(x)
+            p = self._teacher_probabilities(self.teacher_backbone(x))
             log_q = student_log_probabilities(self.student_head(self.student_backbone(x)), self.config.student_temp)
             return torch.cat([p, log_q], dim=1)
 
@@ -109,7 +109,7 @@ class SSLModel(nn.Module):
 
         def both(x: torch.Tensor) -> torch.Tensor:
             features = self.teacher_backbone(x)
-            p = teacher_probabilities(self.teacher_head(features), self.center, self.config.teacher_temp)
+            p = self._teacher_probabilities(features)
             z = head.bottleneck(features if predictor == "teacher" else self.student_backbone(x))
             return torch.cat([p, z.float()], dim=1)
 
@@ -119,8 +119,9 @@ class SSLModel(nn.Module):
         factors = StudentFactors(np.ascontiguousarray(out[:, k:]), prototypes, self.config.student_temp)
         return np.ascontiguousarray(out[:, :k]), factors
 
-    def _teacher_probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        return teacher_probabilities(self.teacher_head(self.teacher_backbone(x)), self.center, self.config.teacher_temp)
+    def _teacher_probabilities(self, features: torch.Tensor) -> torch.Tensor:
+        """``P`` from the teacher backbone's ``features`` (computed once by callers that reuse them)."""
+        return teacher_probabilities(self.teacher_head(features), self.center, self.config.teacher_temp)
 
     def _batched(
         self, chips: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], batch_size: int | None, width: int
