@@ -70,6 +70,14 @@ POINTS: dict[str, dict[str, Any]] = {
     "round-head-100": {"round_head_steps": 100},
     "round-head-300": {"round_head_steps": 300},
     "bottleneck-64": {"bottleneck_dim": 64},
+    # the joint stage seen by the teacher: a lower backbone rate, the teacher backbone copied from the
+    # student after each round (DINO's "previous epoch" teacher), precise mutual-neighbour matches
+    "adapt-backbone": {"backbone_lr": 1e-5, "teacher_backbone": "round", "matching": "mutual"},
+    "adapt-backbone-final-head": {"backbone_lr": 1e-5, "teacher_backbone": "round", "matching": "mutual",
+                                  "momentum_schedule": "stage", "final_head_steps": 100},
+    "momentum-stage": {"momentum_schedule": "stage"},
+    "drop-conflicts": {"drop_conflicts": True},
+    "union-drop-conflicts": {"matching": "gaussian+mutual", "drop_conflicts": True},
 }
 #: the rows scored at every point (pretrained peers are computed once per benchmark)
 PEERS = (RowSpec("FINCH", "finch", finetuned=False), RowSpec("HDBSCAN", "hdbscan", finetuned=False))

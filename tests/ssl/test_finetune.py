@@ -360,3 +360,58 @@ def test_union_matching_finds_every_pair_of_its_two_rules(tracks: list) -> None:
         pairs[rule] = {frozenset(p) for p in result.match_pairs[0]}
     assert pairs["gaussian+mutual"] == pairs["gaussian"] | pairs["mutual"]
     assert pairs["mutual"], "six tracks always have a mutual nearest pair"
+
+
+def test_round_teacher_backbone_is_the_students_after_each_round(tracks: list) -> None:
+    """teacher_backbone="round": after the run the teacher backbone holds the student's weights
+    exactly; with "ema" it has moved only part of the way from the pretrained weights."""
+    models = {}
+    for rule in ("round", "ema"):
+        models[rule], _ = finetune(make_backbone(), tracks, config=FinetuneConfig.tiny(device="cpu", teacher_backbone=rule))
+    student, teacher = (_weights(models["round"].student_backbone), _weights(models["round"].teacher_backbone))
+    assert all(torch.equal(student[k], teacher[k]) for k in student)
+    student, teacher = (_weights(models["ema"].student_backbone), _weights(models["ema"].teacher_backbone))
+    assert any(not torch.equal(student[k], teacher[k]) for k in student)
+    with pytest.raises(ValueError, match="teacher_backbone"):
+        FinetuneConfig(teacher_backbone="copy")
+
+
+def test_stage_momentum_moves_the_teacher_head_in_late_stages(tracks: list) -> None:
+    """momentum_schedule="stage" restarts the EMA momentum's cosine in every stage, so the round
+    steps (late in the run) move the teacher head further from where the head stage left it."""
+    moved = {}
+    for schedule in ("run", "stage"):
+        head_only = FinetuneConfig.tiny(device="cpu", momentum_schedule=schedule, teacher_momentum=0.9, rounds=0)
+        full = FinetuneConfig.tiny(device="cpu", momentum_schedule=schedule, teacher_momentum=0.9, round_head_steps=6)
+        before = _weights(finetune(make_backbone(), tracks, config=head_only)[0].teacher_head)
+        after = _weights(finetune(make_backbone(), tracks, config=full)[0].teacher_head)
+        moved[schedule] = sum(float((after[k] - before[k]).norm()) for k in before)
+    assert moved["stage"] > moved["run"] > 0
+    with pytest.raises(ValueError, match="momentum_schedule"):
+        FinetuneConfig(momentum_schedule="epoch")
+
+
+def test_final_head_steps_run_after_the_last_round_and_progress_never_moves_back(tracks: list) -> None:
+    config = FinetuneConfig.tiny(device="cpu", final_head_steps=3, rounds=2)
+    calls: list = []
+    _, result = finetune(make_backbone(), tracks, config=config,
+                         progress=lambda stage, step, total, info: calls.append((stage, dict(info))))  # fmt: skip
+    per_round = ["head"] * config.round_head_steps + ["joint"] * config.joint_max_steps_per_round
+    assert result.stage_of_step == ["head"] * config.head_max_steps + per_round * 2 + ["head"] * 3
+    with pytest.raises(ValueError, match="final_head_steps"):
+        FinetuneConfig(final_head_steps=-1)
+
+
+def test_finetune_track_set_progress_is_monotone_with_round_and_final_head_steps(tracks: list) -> None:
+    from vcn_plugin.fo.chips import TrackFaces
+    from vcn_plugin.fo.track_sets import TrackSet
+    from vcn_plugin.steps import finetune as step
+
+    fractions: list[float] = []
+    config = FinetuneConfig.tiny(device="cpu", final_head_steps=2, rounds=2)
+    faces = [TrackFaces("video", i, list(range(len(chips))), [""] * len(chips), [1.0] * len(chips), chips)
+             for i, (_, chips) in enumerate(tracks)]  # fmt: skip
+    track_set = TrackSet(faces, [list(range(len(f.frames))) for f in faces], list(range(len(faces))),
+                         np.ones(len(faces)), np.zeros(len(faces), bool))  # fmt: skip
+    step.finetune_track_set(track_set, make_backbone(), config, progress=lambda f, msg: fractions.append(f))
+    assert fractions == sorted(fractions) and 0.0 < fractions[0] and fractions[-1] == pytest.approx(1.0)

@@ -110,3 +110,17 @@ def test_views_match_like_faces(tracks) -> None:
     assert pairs == {frozenset((identity,)) for identity in IDENTITIES}
     with pytest.raises(ValueError, match="one view count"):
         match_tracks({**views, "odd": tracks[(IDENTITIES[0], 0)]})
+
+
+def test_drop_conflicting_matches_removes_every_match_of_a_group_that_chains_a_cannot_link_pair() -> None:
+    from vcn_plugin.ssl.track_gaussians import MatchResult, drop_conflicting_matches
+
+    # a hub "h" matched to a, b and c, where a and b were seen in one frame; d-e is a clean pair,
+    # and f-g is clean although f and x (unmatched) are cannot-linked
+    pairs = [("h", "a"), ("h", "b"), ("c", "h"), ("d", "e"), ("f", "g")]
+    result = MatchResult(pairs=pairs, num_tracks=9, num_fitted=7, num_excluded=1)
+    kept = drop_conflicting_matches(result, [("a", "b"), ("f", "x")])
+    assert kept.pairs == [("d", "e"), ("f", "g")]
+    assert (kept.num_tracks, kept.num_fitted, kept.num_excluded) == (9, 7, 1)
+    assert drop_conflicting_matches(result, []).pairs == pairs
+    assert drop_conflicting_matches(MatchResult(), [("a", "b")]).pairs == []

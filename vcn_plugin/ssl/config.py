@@ -15,6 +15,8 @@ from vcn_plugin.ssl.loss import DEFAULT_CENTER_MOMENTUM, DEFAULT_STUDENT_TEMP, D
 DEVICES = ("auto", "cpu", "cuda")
 MATCHING_RULES = ("gaussian", "mutual", "gaussian+mutual")
 PROTOTYPE_INITS = ("random", "tracks")
+TEACHER_BACKBONES = ("ema", "round")
+MOMENTUM_SCHEDULES = ("run", "stage")
 
 
 @dataclass
@@ -97,6 +99,25 @@ class FinetuneConfig:
             against .829, hard episode .698 against .660) but splits more (cluster ratio 1.29
             against 1.07), and on the real-photo test it merges two of the six people for
             seeds 0 and 1, where "random" is exact for seed 0.
+        teacher_backbone: how the teacher's backbone follows the student's in the joint stage:
+            "ema" (DINO: every step, with the teacher momentum) or "round" (copied from the student
+            after each round's joint steps: DINO's "previous epoch" teacher, its Table 6). Default
+            "ema". Measured (``benchmarks/finetune_study.py``): the teacher momentum runs on a cosine
+            to 1 over all steps and the joint steps come last, so with "ema" the teacher backbone
+            keeps the pretrained weights (finetuned embeddings at cosine >= .9999 to the pretrained
+            ones on every suite episode): the default loss metric is the head on the pretrained
+            backbone. At the default ``backbone_lr`` the student backbone itself gets worse (hard
+            episode: nearest-track precision .769 -> .731, FINCH .849 -> .717). With
+            ``backbone_lr`` 1e-5, "round" and "mutual" matching the backbone does adapt (hard
+            episodes: nearest-track precision .769 -> .808 and .825 -> .860), but the loss metric
+            on the five weakest cells falls (.825 -> .826 mean, hard .811 -> .736), so "ema" stays.
+        momentum_schedule: "run" (default: the teacher momentum's cosine spans all steps) or "stage"
+            (it restarts in every stage, so late stages move the teacher too). On the five weakest
+            cells "stage" scores .815 against .825.
+        final_head_steps: head-only steps after the last round, on views re-embedded by the final
+            teacher backbone (default 0; with "round" they fit the head to the adapted backbone).
+        drop_conflicts: drop every match of a matched group that chains two tracks seen in one
+            frame (:func:`~vcn_plugin.ssl.track_gaussians.drop_conflicting_matches`). Default False.
         inference_batch_size: chips per forward pass in embedding/inference.
         augment: chip augmentation ranges.
     """
@@ -132,6 +153,10 @@ class FinetuneConfig:
     min_faces_to_fit: int = 3
     prototype_init: str = "random"
     round_head_steps: int = 100
+    teacher_backbone: str = "ema"
+    momentum_schedule: str = "run"
+    final_head_steps: int = 0
+    drop_conflicts: bool = False
     inference_batch_size: int = 64
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -149,7 +174,7 @@ class FinetuneConfig:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("head_min_steps", "joint_min_steps_per_round", "rounds", "freeze_last_layer_epochs",
-                     "round_head_steps"):
+                     "round_head_steps", "final_head_steps"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("teacher_temp", "student_temp", "head_lr", "grad_clip"):
@@ -165,6 +190,10 @@ class FinetuneConfig:
             raise ValueError(f"matching must be one of {MATCHING_RULES}, got {self.matching!r}")
         if self.prototype_init not in PROTOTYPE_INITS:
             raise ValueError(f"prototype_init must be one of {PROTOTYPE_INITS}, got {self.prototype_init!r}")
+        if self.teacher_backbone not in TEACHER_BACKBONES:
+            raise ValueError(f"teacher_backbone must be one of {TEACHER_BACKBONES}, got {self.teacher_backbone!r}")
+        if self.momentum_schedule not in MOMENTUM_SCHEDULES:
+            raise ValueError(f"momentum_schedule must be one of {MOMENTUM_SCHEDULES}, got {self.momentum_schedule!r}")
         if not 0.0 <= self.match_pair_fraction <= 1.0:
             raise ValueError(f"match_pair_fraction must be in [0, 1], got {self.match_pair_fraction}")
         if self.min_faces_to_fit < 3:

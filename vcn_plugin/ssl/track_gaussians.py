@@ -116,6 +116,39 @@ def union_of_matches(*results: MatchResult) -> MatchResult:
     return union
 
 
+def drop_conflicting_matches(result: MatchResult, cannot_link: Collection[tuple[Hashable, Hashable]]) -> MatchResult:
+    """The matches outside every conflicting group: a group (connected component of the matched
+    pairs) that chains two tracks known to be different people (a cannot-link pair, e.g. two
+    tracks seen in one frame) holds at least one false match, and nothing tells which, so all of
+    its matches are dropped. A broad track that matches many others (a hub) is caught this way
+    whenever two of its partners were seen together.
+
+    Measured on the cached views of 13 benchmark episodes (easy pair, hard look-alike, sweep and
+    held-out cells; frozen dlib backbone): the Gaussians' precision .456 -> .826 at recall .339 ->
+    .237; on two day-for-night cells a hub made 62 and 96 pairs with 24 and 8 right, 2 and 0 after."""
+    keys = sorted({k for pair in result.pairs for k in pair}, key=repr)
+    if not keys:
+        return result
+    index = {k: i for i, k in enumerate(keys)}
+    parent = list(range(len(keys)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in result.pairs:
+        parent[find(index[a])] = find(index[b])
+    bad = {find(index[a]) for a, b in (tuple(p) for p in cannot_link)
+           if a in index and b in index and find(index[a]) == find(index[b])}  # fmt: skip
+    kept = [pair for pair in result.pairs if find(index[pair[0]]) not in bad]
+    logger.info("coarse matching: %d of %d pairs dropped in groups that chain a cannot-link pair",
+                len(result.pairs) - len(kept), len(result.pairs))  # fmt: skip
+    return MatchResult(pairs=kept, num_tracks=result.num_tracks, num_fitted=result.num_fitted,
+                       num_excluded=result.num_excluded)  # fmt: skip
+
+
 def fit_gaussian(embeddings: np.ndarray) -> TrackGaussian:
     """OAS shrinkage Gaussian of embeddings (n >= 2, D), without a threshold."""
     x = _as_matrix(embeddings, "embeddings")

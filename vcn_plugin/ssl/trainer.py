@@ -42,7 +42,7 @@ from vcn_plugin.ssl.health import teacher_health
 from vcn_plugin.ssl.loss import DINOLoss, teacher_probabilities
 from vcn_plugin.ssl.model import SSLModel, validate_chips
 from vcn_plugin.ssl.mutual_neighbours import match_mutual_neighbours
-from vcn_plugin.ssl.track_gaussians import match_tracks, union_of_matches
+from vcn_plugin.ssl.track_gaussians import drop_conflicting_matches, match_tracks, union_of_matches
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class _Trainer:
         self.steps_per_epoch = config.steps_per_epoch(num_chips)
         self.head_steps = config.head_steps(num_chips)
         self.joint_steps = config.joint_steps_per_round(num_chips)
-        self.total_steps = self.head_steps + config.rounds * (config.round_head_steps + self.joint_steps)
+        self.total_steps = self.head_steps + config.rounds * (config.round_head_steps + self.joint_steps) + (config.final_head_steps if config.rounds else 0)
         self.step = 0
         self.optimizer = self._make_optimizer()
         self.scaler, self.autocast_dtype = self._mixed_precision()
@@ -224,6 +224,11 @@ class _Trainer:
             if self.config.round_head_steps:
                 self._timed("head", lambda: self._train_head(views, self.config.round_head_steps, round_index + 1))
             self._timed("joint", lambda: self._train_joint(round_index))
+            if self.config.teacher_backbone == "round":
+                self.model.teacher_backbone.load_state_dict(self.model.student_backbone.state_dict())
+        if self.config.rounds and self.config.final_head_steps:
+            views = self._timed("match", lambda: self._embed_views(self.model.teacher_backbone))
+            self._timed("head", lambda: self._train_head(views, self.config.final_head_steps, self.config.rounds))
         if self.config.rounds:
             final = self._timed("health", lambda: self._embed_views(self.model.teacher_backbone, "health", 1))
             self._timed("health", lambda: self._record_health(f"joint {self.config.rounds}", final[0]))
@@ -290,7 +295,10 @@ class _Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
-        momentum = cosine_momentum(self.step, self.total_steps, self.config.teacher_momentum)
+        if self.config.momentum_schedule == "stage":
+            momentum = cosine_momentum(stage_step, stage_total, self.config.teacher_momentum)
+        else:
+            momentum = cosine_momentum(self.step, self.total_steps, self.config.teacher_momentum)
         ema_update(self.model.teacher_head, self.model.student_head, momentum)
         if stage == "joint":
             ema_update(self.model.teacher_backbone, self.model.student_backbone, momentum)
@@ -366,6 +374,8 @@ class _Trainer:
         if self.config.matching in ("mutual", "gaussian+mutual"):
             results.append(match_mutual_neighbours(per_track, self.cannot_link))
         result = union_of_matches(*results)
+        if self.config.drop_conflicts:
+            result = drop_conflicting_matches(result, self.cannot_link)
         index = {key: i for i, key in enumerate(self.data.keys)}
         self.matches = [[] for _ in self.data.keys]
         for a, b in result.pairs:

@@ -82,24 +82,27 @@ def finetune_track_set(
     ]
 
     rounds = config.rounds
+    reached = [0.0]  # the bar never moves back (round head steps and the final head steps come late)
 
     def report(stage: str, step: int, total: int, info: dict) -> None:
         if progress is None:
             return
         within = step / max(total, 1)
-        # overall fraction: cache 20 %, head 40 %, then each round's matching + joint steps
+        # overall fraction: cache 20 %, head 40 %, then each round's matching, head and joint steps
         if stage == "cache":
             fraction = 0.2 * within
-        elif stage == "head":
+        elif stage == "head" and not info.get("round"):
             fraction = 0.2 + 0.4 * within
         elif stage == "health":
             fraction = 0.97 + 0.03 * within
         else:
             done_rounds = max(int(info.get("round", 1)) - 1, 0)
             share = 0.37 / max(rounds, 1)
-            fraction = 0.6 + share * (done_rounds + (0.1 * within if stage == "match" else 0.1 + 0.9 * within))
-        detail = f"round {info['round']} " if stage in ("match", "joint") and "round" in info else ""
-        progress(min(fraction, 1.0), f"{label} {detail}{stage} {step}/{total}".strip())
+            part = {"match": 0.05 * within, "head": 0.05 + 0.05 * within}.get(stage, 0.1 + 0.9 * within)
+            fraction = 0.6 + share * (done_rounds + part)
+        reached[0] = max(reached[0], min(fraction, 1.0))
+        detail = f"round {info['round']} " if stage in ("match", "head", "joint") and info.get("round") else ""
+        progress(reached[0], f"{label} {detail}{stage} {step}/{total}".strip())
 
     model, result = finetune(resolve_backbone(backbone), tracks, cannot, config, report)
     return model, result.to_dict()
