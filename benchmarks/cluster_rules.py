@@ -85,6 +85,13 @@ def score(ep: Episode, labels: np.ndarray) -> dict[str, float]:
     return {"accuracy": m.accuracy, "ratio": m.cluster_ratio, "wcp": m.wcp}
 
 
+def backbone_cosine(ep: Episode) -> float:
+    """Mean cosine between each face's finetuned and pretrained embedding: 1.0 = the finetune left
+    the backbone (the one the finetuned embeddings and the teacher predictor use) where it was."""
+    a, b = ep["pretrained"].astype(np.float64), ep["finetuned"].astype(np.float64)
+    return float(np.mean(np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))))
+
+
 def evaluate(folder: Path) -> dict:
     cells = []
     for path in sorted(folder.glob("*.npz")):
@@ -95,7 +102,8 @@ def evaluate(folder: Path) -> dict:
         rules = {name: score(ep, rule(ep)) for name, rule in RULES.items()}
         for r in rules.values():
             r["margin"] = r["accuracy"] - best
-        cells.append({"episode": path.stem, "peer_accuracy": best, "peers": peers, "rules": rules})
+        cells.append({"episode": path.stem, "peer_accuracy": best, "peers": peers, "rules": rules,
+                      "backbone_cosine": backbone_cosine(ep)})
     mean = {}
     for name in RULES:
         values = [c["rules"][name] for c in cells]
@@ -107,10 +115,10 @@ def evaluate(folder: Path) -> dict:
 
 def to_markdown(result: dict) -> str:
     names = list(RULES)
-    lines = ["| episode | best peer | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    lines = ["| episode | best peer | backbone cosine | " + " | ".join(names) + " |", "|---" * (len(names) + 3) + "|"]
     for c in result["cells"]:
         cols = [f"{c['rules'][n]['accuracy']:.3f} / {c['rules'][n]['ratio']:.2f} / {c['rules'][n]['wcp']:.3f}" for n in names]
-        lines.append(f"| {c['episode']} | {c['peer_accuracy']:.3f} | " + " | ".join(cols) + " |")
+        lines.append(f"| {c['episode']} | {c['peer_accuracy']:.3f} | {c['backbone_cosine']:.5f} | " + " | ".join(cols) + " |")
     lines += ["", "Mean over the suite (accuracy / cluster ratio / WCP, margin to the best peer, cells won or tied):", "",
               "| rule | accuracy | ratio | WCP | margin | won or tied |", "|---|---|---|---|---|---|"]
     for n in names:
