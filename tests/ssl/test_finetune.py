@@ -337,18 +337,18 @@ def test_track_prototype_init_starts_the_teacher_sharp_on_each_track(tracks: lis
         FinetuneConfig(prototype_init="kmeans")
 
 
-def test_round_head_steps_train_the_head_on_each_rounds_matches(tracks: list) -> None:
-    config = FinetuneConfig.tiny(device="cpu", round_head_steps=2, rounds=2)
+def test_round_and_final_head_steps_train_the_head_on_each_rounds_matches(tracks: list) -> None:
+    config = FinetuneConfig.tiny(device="cpu", round_head_steps=2, rounds=2, final_head_steps=3)
     calls: list = []
     _, result = finetune(make_backbone(), tracks, config=config,
                          progress=lambda stage, step, total, info: calls.append((stage, dict(info))))  # fmt: skip
-    stages = result.stage_of_step
     per_round = ["head"] * 2 + ["joint"] * config.joint_max_steps_per_round
-    assert stages == ["head"] * config.head_max_steps + per_round * 2
-    assert result.stage_steps["head"] == config.head_max_steps + 2 * 2
+    assert result.stage_of_step == ["head"] * config.head_max_steps + per_round * 2 + ["head"] * 3
+    assert result.stage_steps["head"] == config.head_max_steps + 2 * 2 + 3
     assert {info["round"] for stage, info in calls if stage == "head"} == {0, 1, 2}
-    with pytest.raises(ValueError, match="round_head_steps"):
-        FinetuneConfig(round_head_steps=-1)
+    for name in ("round_head_steps", "final_head_steps"):
+        with pytest.raises(ValueError, match=name):
+            FinetuneConfig(**{name: -1})
 
 
 def test_union_matching_finds_every_pair_of_its_two_rules(tracks: list) -> None:
@@ -389,17 +389,6 @@ def test_stage_momentum_moves_the_teacher_head_in_late_stages(tracks: list) -> N
     assert moved["stage"] > moved["run"] > 0
     with pytest.raises(ValueError, match="momentum_schedule"):
         FinetuneConfig(momentum_schedule="epoch")
-
-
-def test_final_head_steps_run_after_the_last_round_and_progress_never_moves_back(tracks: list) -> None:
-    config = FinetuneConfig.tiny(device="cpu", final_head_steps=3, rounds=2)
-    calls: list = []
-    _, result = finetune(make_backbone(), tracks, config=config,
-                         progress=lambda stage, step, total, info: calls.append((stage, dict(info))))  # fmt: skip
-    per_round = ["head"] * config.round_head_steps + ["joint"] * config.joint_max_steps_per_round
-    assert result.stage_of_step == ["head"] * config.head_max_steps + per_round * 2 + ["head"] * 3
-    with pytest.raises(ValueError, match="final_head_steps"):
-        FinetuneConfig(final_head_steps=-1)
 
 
 def test_finetune_track_set_progress_is_monotone_with_round_and_final_head_steps(tracks: list) -> None:
