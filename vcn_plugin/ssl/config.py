@@ -117,7 +117,10 @@ class FinetuneConfig:
         final_head_steps: head-only steps after the last round, on views re-embedded by the final
             teacher backbone (default 0; with "round" they fit the head to the adapted backbone).
         drop_conflicts: drop every match of a matched group that chains two tracks seen in one
-            frame (:func:`~vcn_plugin.ssl.track_gaussians.drop_conflicting_matches`). Default False.
+            frame (:func:`~vcn_plugin.ssl.track_gaussians.drop_conflicting_matches`). Default False:
+            on the 10-episode suite it raises the last round's matching precision from .621 to .783
+            (recall .473 -> .315) but leaves the loss metric unchanged (.913), since the teacher
+            barely absorbs the rounds (see ``teacher_backbone``).
         inference_batch_size: chips per forward pass in embedding/inference.
         augment: chip augmentation ranges.
     """
