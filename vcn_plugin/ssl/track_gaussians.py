@@ -58,6 +58,8 @@ from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 from scipy.stats import multivariate_normal
 from sklearn.covariance import OAS
 from threadpoolctl import threadpool_limits
@@ -123,26 +125,18 @@ def drop_conflicting_matches(result: MatchResult, cannot_link: Collection[tuple[
     its matches are dropped. A broad track that matches many others (a hub) is caught this way
     whenever two of its partners were seen together.
 
-    Measured on the cached views of 13 benchmark episodes (easy pair, hard look-alike, sweep and
-    held-out cells; frozen dlib backbone): the Gaussians' precision .456 -> .826 at recall .339 ->
-    .237; on two day-for-night cells a hub made 62 and 96 pairs with 24 and 8 right, 2 and 0 after."""
-    keys = sorted({k for pair in result.pairs for k in pair}, key=repr)
+    Measured on the 10-episode suite (``benchmarks/finetune_study.py --points drop-conflicts``):
+    last-round precision .621 -> .783 at recall .473 -> .315; on day-for-night 3 a hub's 96 pairs
+    (8 right) are all dropped."""
+    keys = list(dict.fromkeys(k for pair in result.pairs for k in pair))
     if not keys:
         return result
     index = {k: i for i, k in enumerate(keys)}
-    parent = list(range(len(keys)))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in result.pairs:
-        parent[find(index[a])] = find(index[b])
-    bad = {find(index[a]) for a, b in (tuple(p) for p in cannot_link)
-           if a in index and b in index and find(index[a]) == find(index[b])}  # fmt: skip
-    kept = [pair for pair in result.pairs if find(index[pair[0]]) not in bad]
+    a, b = np.array([[index[x] for x in pair] for pair in result.pairs]).T
+    _, group = connected_components(sp.csr_matrix((np.ones(a.size), (a, b)), shape=(len(keys),) * 2), directed=False)
+    bad = {group[index[x]] for x, y in (tuple(p) for p in cannot_link)
+           if x in index and y in index and group[index[x]] == group[index[y]]}  # fmt: skip
+    kept = [pair for pair in result.pairs if group[index[pair[0]]] not in bad]
     logger.info("coarse matching: %d of %d pairs dropped in groups that chain a cannot-link pair",
                 len(result.pairs) - len(kept), len(result.pairs))  # fmt: skip
     return MatchResult(pairs=kept, num_tracks=result.num_tracks, num_fitted=result.num_fitted,

@@ -202,7 +202,8 @@ class _Trainer:
         self.steps_per_epoch = config.steps_per_epoch(num_chips)
         self.head_steps = config.head_steps(num_chips)
         self.joint_steps = config.joint_steps_per_round(num_chips)
-        self.total_steps = self.head_steps + config.rounds * (config.round_head_steps + self.joint_steps) + (config.final_head_steps if config.rounds else 0)
+        final_steps = config.final_head_steps if config.rounds else 0
+        self.total_steps = self.head_steps + config.rounds * (config.round_head_steps + self.joint_steps) + final_steps
         self.step = 0
         self.optimizer = self._make_optimizer()
         self.scaler, self.autocast_dtype = self._mixed_precision()

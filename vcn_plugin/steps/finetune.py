@@ -82,9 +82,10 @@ def finetune_track_set(
     ]
 
     rounds = config.rounds
-    reached = [0.0]  # the bar never moves back (round head steps and the final head steps come late)
+    reached = 0.0  # the bar never moves back (round head steps and the final head steps come late)
 
     def report(stage: str, step: int, total: int, info: dict) -> None:
+        nonlocal reached
         if progress is None:
             return
         within = step / max(total, 1)
@@ -100,9 +101,9 @@ def finetune_track_set(
             share = 0.37 / max(rounds, 1)
             part = {"match": 0.05 * within, "head": 0.05 + 0.05 * within}.get(stage, 0.1 + 0.9 * within)
             fraction = 0.6 + share * (done_rounds + part)
-        reached[0] = max(reached[0], min(fraction, 1.0))
+        reached = max(reached, min(fraction, 1.0))
         detail = f"round {info['round']} " if stage in ("match", "head", "joint") and info.get("round") else ""
-        progress(reached[0], f"{label} {detail}{stage} {step}/{total}".strip())
+        progress(reached, f"{label} {detail}{stage} {step}/{total}".strip())
 
     model, result = finetune(resolve_backbone(backbone), tracks, cannot, config, report)
     return model, result.to_dict()
