@@ -65,13 +65,14 @@ def _embedding(method: str, key: str) -> Callable[[Episode], np.ndarray]:
 
 #: the rules scored on every episode: name -> track labels
 RULES: dict[str, Callable[[Episode], np.ndarray]] = {
-    "loss, default (teacher predictor, first-neighbours start, mutual linkage)": _loss(AggregationConfig()),
+    "loss, default (teacher predictor, first-neighbours start by excess, transitive linkage)": _loss(AggregationConfig()),
+    "loss, raw-distance neighbours": _loss(AggregationConfig(neighbour_distance="raw")),
     "loss, student predictor": _loss(AggregationConfig(), "student"),
     "loss, mutual-neighbours start": _loss(AggregationConfig(start="mutual-neighbours")),
     "loss, mutual-neighbours start, student predictor": _loss(AggregationConfig(start="mutual-neighbours"), "student"),
     "loss, threshold start": _loss(AggregationConfig(start="threshold")),
-    "loss, transitive linkage": _loss(AggregationConfig(linkage="transitive")),
-    "loss, paper-exact (student predictor, threshold start, transitive)": _loss(AggregationConfig(start="threshold", linkage="transitive"), "student"),
+    "loss, mutual linkage": _loss(AggregationConfig(linkage="mutual")),
+    "loss, paper-exact (student predictor, threshold start, transitive)": _loss(AggregationConfig(start="threshold", linkage="transitive", neighbour_distance="raw"), "student"),
     "FINCH, finetuned backbone": _embedding("finch", "finetuned"),
     "HDBSCAN, finetuned backbone": _embedding("hdbscan", "finetuned"),
 }

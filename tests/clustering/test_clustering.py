@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from vcn_plugin.clustering.aggregation import DEFAULT_START, STARTS
+from vcn_plugin.clustering.aggregation import DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_START, STARTS
 from vcn_plugin.clustering import (
     METHODS,
     AggregationConfig,
@@ -34,7 +34,7 @@ from vcn_plugin.clustering.stats import center_student_log_probs
 #: first- and mutual-neighbours starts have their own tests)
 PAPER = AggregationConfig(linkage="transitive", start="threshold")
 #: the threshold rounds alone with mutual linkage
-THRESHOLD_START = AggregationConfig(start="threshold")
+MUTUAL_THRESHOLD_START = AggregationConfig(start="threshold", linkage="mutual")
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -273,12 +273,12 @@ def test_mutual_linkage_merges_only_mutual_nearest_clusters():
     linkage joins all three; mutual linkage joins A and B (B's nearest, ties to the smaller
     index), then AB (threshold 20/6) and C (threshold 4) are 36/8 = 4.5 apart: two clusters."""
     stats = EuclideanStats.from_faces(CHAIN_FACES, CHAIN_TRACKS)
-    result = aggregate(stats, config=THRESHOLD_START)
+    result = aggregate(stats, config=MUTUAL_THRESHOLD_START)
     np.testing.assert_array_equal(result.labels, [0, 0, 1])
     assert (result.iterations, result.merges_per_iteration) == (1, [1])
     assert result.info["linkage"] == "mutual" and result.info["converged"]
     # the cannot-link A-B leaves B to C, its other nearest
-    guarded = aggregate(stats, cannot_link=[[0, 1]], config=THRESHOLD_START)
+    guarded = aggregate(stats, cannot_link=[[0, 1]], config=MUTUAL_THRESHOLD_START)
     np.testing.assert_array_equal(guarded.labels, [1, 0, 0])
     with pytest.raises(ValueError, match="linkage"):
         AggregationConfig(linkage="single")
@@ -349,7 +349,7 @@ def test_excluded_tracks_are_unknown():
 
 def test_labels_ordered_by_size_and_named():
     stats = EuclideanStats.from_faces(np.array([[100.0], [101], [0], [1], [0.5], [0.2], [50], [51]]), np.array([0, 0, 1, 1, 2, 2, 3, 3]))
-    result = aggregate(stats, config=THRESHOLD_START)
+    result = aggregate(stats, config=MUTUAL_THRESHOLD_START)
     np.testing.assert_array_equal(result.labels, [1, 0, 0, 2])  # biggest cluster first, ties by first track
     assert result.names == ["person_02", "person_01", "person_01", "person_03"]
     assert cluster_names(np.array([-1, 0, 120])) == ["Unknown", "person_001", "person_121"]
@@ -634,7 +634,7 @@ def test_mutual_neighbours_start_merges_mutual_nearest_tracks_before_the_thresho
     D's nearest is C: not mutual, so they stay. The merged AB has threshold 8.32 / 12 = 0.69 over
     its 4 faces, far below its distance to C (about 90): nothing more merges."""
     stats = EuclideanStats.from_faces(LINE_FACES, LINE_TRACKS)
-    paper = aggregate(stats, config=THRESHOLD_START)
+    paper = aggregate(stats, config=MUTUAL_THRESHOLD_START)
     np.testing.assert_array_equal(paper.labels, [0, 1, 2, 3])
     mutual = AggregationConfig(start="mutual-neighbours")
     result = aggregate(stats, config=mutual)
@@ -664,3 +664,72 @@ def test_first_neighbours_start_links_every_track_to_its_nearest_track():
     assert result.info["start"] == "first-neighbours" and result.info["start_merges"] == 3
     guarded = aggregate(stats, cannot_link=[[2, 3]], config=config)
     np.testing.assert_array_equal(guarded.labels, [0, 0, 0, 1])
+
+
+#: a tight track H (two faces at 0: threshold 0), A at 2 and 4 (mean 3, threshold 4) and a wide
+#: track B at 3 and 13 (mean 8, threshold 100). Mean squared distances: d(A, H) = 10, d(A, B) = 51,
+#: d(B, H) = 89. Excess d - (thr_a + thr_b) / 2: A-H 10 - 2 = 8, A-B 51 - 52 = -1, B-H 89 - 50 = 39.
+HUB_FACES = np.array([[0.0], [0.0], [2.0], [4.0], [3.0], [13.0]])
+HUB_TRACKS = np.repeat(np.arange(3), 2)
+
+
+def test_nearest_neighbours_by_excess_subtract_both_offsets():
+    stats = EuclideanStats.from_faces(HUB_FACES, HUB_TRACKS)
+    np.testing.assert_allclose(stats.thresholds(), [0.0, 4.0, 100.0])
+    nn, dist = nearest_neighbours(stats)
+    np.testing.assert_array_equal(nn, [1, 0, 1])  # the tight track is A's nearest by raw distance
+    np.testing.assert_allclose(dist, [10.0, 10.0, 51.0])
+    nn, dist = nearest_neighbours(stats, offsets=stats.thresholds())
+    np.testing.assert_array_equal(nn, [1, 2, 1])  # by excess, A's nearest is B
+    np.testing.assert_allclose(dist, [8.0, -1.0, -1.0])
+    with pytest.raises(ValueError, match="offsets"):
+        nearest_neighbours(stats, offsets=np.zeros(2))
+    # the pruned loss metric (inexact bounds, row tiles) and the exact path give the brute-force excess
+    rng = np.random.default_rng(12)
+    ident = np.repeat(np.arange(10), 3)
+    face_track = np.repeat(np.arange(30), 4)
+    p, logq = _head_outputs(rng, face_track.size, 512, ident=ident[face_track], centres=rng.normal(scale=1.5, size=(10, 512)))
+    forbidden = np.array([[0, 1], [5, 4], [12, 29]])
+    full = LossMetricStats.from_faces(p, logq, face_track, prune=False)
+    thr = full.thresholds()
+    dense = full.distances(np.arange(30), full, np.arange(30)) - (thr[:, None] + thr[None, :]) / 2
+    np.fill_diagonal(dense, np.inf)
+    dense[forbidden[:, 0], forbidden[:, 1]] = dense[forbidden[:, 1], forbidden[:, 0]] = np.inf
+    assert not np.array_equal(dense.argmin(axis=1), nearest_neighbours(full, forbidden)[0])  # excess changes some
+    for stats in (LossMetricStats.from_faces(p, logq, face_track, prune=True), full):
+        nn, dist = nearest_neighbours(stats, forbidden, tile_entries=90, offsets=thr)
+        np.testing.assert_array_equal(nn, dense.argmin(axis=1))
+        np.testing.assert_allclose(dist, dense.min(axis=1), rtol=1e-6, atol=1e-9)
+
+
+def test_first_neighbours_start_by_excess_follows_the_wide_track_not_the_hub():
+    """With H and B seen together, the first-neighbour edges are A-H and A-B either way, and the
+    union goes in increasing distance: by raw distance A-H (10) joins first and refuses B; by
+    excess A-B (-1) joins first and refuses H. The threshold rounds add nothing (H and AB cannot
+    link)."""
+    stats = EuclideanStats.from_faces(HUB_FACES, HUB_TRACKS)
+    assert DEFAULT_NEIGHBOUR_DISTANCE == "excess" and AggregationConfig().linkage == "transitive"
+    excess = aggregate(stats, cannot_link=[[0, 2]])
+    np.testing.assert_array_equal(excess.labels, [1, 0, 0])
+    assert excess.info["neighbour_distance"] == "excess" and excess.info["start_merges"] == 1
+    raw = aggregate(stats, cannot_link=[[0, 2]], config=AggregationConfig(neighbour_distance="raw"))
+    np.testing.assert_array_equal(raw.labels, [0, 0, 1])
+    with pytest.raises(ValueError, match="neighbour_distance"):
+        AggregationConfig(neighbour_distance="cosine")
+
+
+def test_mutual_linkage_picks_the_nearest_accepted_cluster_by_excess():
+    """Threshold rounds, mutual linkage. A (faces 0, 1; threshold 1), B (1.2, 1.4; .04), C (-0.5,
+    1.5; 4): d(A, B) = 0.9, d(A, C) = 1.25, d(B, C) = 1.65, every pair under the larger threshold.
+    By raw distance A and B are each other's nearest: A-B merges. By excess (.38, -1.25, -.37) A and
+    C are: A-C merges, and B stays apart in that round."""
+    faces = np.array([[0.0], [1.0], [1.2], [1.4], [-0.5], [1.5]])
+    stats = EuclideanStats.from_faces(faces, np.repeat(np.arange(3), 2))
+    thr = stats.thresholds()
+    d = stats.distances(np.arange(3), stats, np.arange(3))
+    assert d[0, 1] < d[0, 2] and d[0, 1] - (thr[0] + thr[1]) / 2 > d[0, 2] - (thr[0] + thr[2]) / 2
+    raw = aggregate(stats, config=AggregationConfig(start="threshold", linkage="mutual", neighbour_distance="raw",
+                                                    max_iterations=1))
+    excess = aggregate(stats, config=AggregationConfig(start="threshold", linkage="mutual", max_iterations=1))
+    np.testing.assert_array_equal(raw.labels, [0, 0, 1])
+    np.testing.assert_array_equal(excess.labels, [0, 1, 0])

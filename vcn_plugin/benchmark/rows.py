@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE, DEFAULT_START
+from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_START
 from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS
 from vcn_plugin.core.types import UNKNOWN
 from vcn_plugin.evaluation.metrics import ClusteringMetrics
@@ -32,8 +32,9 @@ class RowSpec:
     cluster features of the model finetuned to the video (else the pretrained backbone);
     ``guard``: forbid merging tracks seen in the same frame (aggregation methods only);
     ``oracle``: HAC threshold chosen with the ground truth (``hac-cosine`` only);
-    ``threshold``: fixed HAC distance threshold; ``linkage`` and ``start``: the aggregation's merge
-    rule and first round (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the
+    ``threshold``: fixed HAC distance threshold; ``linkage``, ``start`` and ``neighbour_distance``:
+    the aggregation's merge rule, first round and what "nearest" means
+    (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the
     loss metric's predictor network (:data:`~vcn_plugin.core.student_factors.PREDICTORS`).
     """
 
@@ -46,6 +47,7 @@ class RowSpec:
     linkage: str = DEFAULT_LINKAGE
     start: str = DEFAULT_START
     predictor: str = DEFAULT_PREDICTOR
+    neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE
 
     def __post_init__(self) -> None:
         from vcn_plugin.clustering import METHODS
@@ -95,6 +97,8 @@ DEFAULT_ROWS: tuple[RowSpec, ...] = (
     RowSpec("ours, loss", "loss", finetuned=True),
     RowSpec("ours, loss, no guard", "loss", finetuned=True, guard=False),
     RowSpec("ours, loss, student predictor", "loss", finetuned=True, predictor="student"),
+    RowSpec("ours, loss, raw-distance neighbours", "loss", finetuned=True, neighbour_distance="raw"),
+    RowSpec("ours, loss, mutual linkage", "loss", finetuned=True, linkage="mutual"),
     RowSpec("ours, loss, mutual-neighbours start", "loss", finetuned=True, start="mutual-neighbours"),
     RowSpec("ours, loss, threshold start", "loss", finetuned=True, start="threshold"),
     RowSpec("ours, loss, paper-exact (transitive linkage)", "loss", finetuned=True, linkage="transitive",
@@ -131,6 +135,7 @@ class RowResult:
             "guard": s.guard,
             "linkage": s.linkage,
             "start": s.start,
+            "neighbour_distance": s.neighbour_distance,
             "predictor": s.predictor if s.method == "loss" else None,
             "threshold": self.threshold,
             "note": self.note,

@@ -14,7 +14,9 @@ from vcn_plugin.cli.common import (
     stage1_config,
     with_options,
 )
-from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE, DEFAULT_START, LINKAGES, STARTS
+from vcn_plugin.clustering.aggregation import (
+    DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_START, LINKAGES, NEIGHBOUR_DISTANCES, STARTS,
+)
 from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS
 from vcn_plugin.fo import schema
 from vcn_plugin.stage1 import Stage1Config
@@ -108,7 +110,8 @@ def finetune_cmd(dataset_name: str, backbone: str, scope: str, device: str, pres
 
 def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | None, finetuned: bool,
              run_key: str, finetune_run: str, linkage: str = DEFAULT_LINKAGE,
-             start: str = DEFAULT_START, predictor: str = DEFAULT_PREDICTOR) -> None:
+             start: str = DEFAULT_START, predictor: str = DEFAULT_PREDICTOR,
+             neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE) -> None:
     from vcn_plugin.steps.cluster import cluster_identities
 
     dataset = load_dataset(dataset_name)
@@ -117,7 +120,7 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
             summary = cluster_identities(dataset, method=method, guard=guard, threshold=threshold,
                                          finetuned=finetuned, run_key=run_key, finetune_run=finetune_run,
                                          progress=progress, linkage=linkage, start=start,
-                                         predictor=predictor)
+                                         predictor=predictor, neighbour_distance=neighbour_distance)
         except (ValueError, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from err
     click.echo(summary.summary())
@@ -139,18 +142,24 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
 @click.option("--run-key", default=schema.CLUSTER_RUN, show_default=True)
 @click.option("--finetune-run", default=schema.FINETUNE_RUN, show_default=True)
 @click.option("--linkage", type=click.Choice(LINKAGES), default=DEFAULT_LINKAGE, show_default=True,
-              help="loss/cosine/Euclidean: merge mutual nearest clusters per round, or every accepted pair "
-                   "transitively (the paper exactly)")
+              help="loss/cosine/Euclidean: merge every accepted pair transitively (the paper), or only mutual "
+                   "nearest clusters per round")
 @click.option("--start", type=click.Choice(STARTS), default=DEFAULT_START, show_default=True,
-              help="loss/cosine/Euclidean: first merge mutual nearest tracks, then the threshold rounds; or "
-                   "start with the threshold rounds (the paper exactly)")
+              help="loss/cosine/Euclidean: first link every track to its nearest track (or only mutual nearest "
+                   "tracks), then the threshold rounds; or start with the threshold rounds (the paper exactly)")
+@click.option("--neighbours", "neighbour_distance", type=click.Choice(NEIGHBOUR_DISTANCES),
+              default=DEFAULT_NEIGHBOUR_DISTANCE, show_default=True,
+              help="loss/cosine/Euclidean: nearest by the distance minus the two clusters' own thresholds "
+                   "(excess), or by the raw distance")
 @click.option("--predictor", type=click.Choice(PREDICTORS), default=DEFAULT_PREDICTOR, show_default=True,
               help="loss: the network whose log-probabilities are the loss's predictor side, the EMA teacher "
                    "or the student (the paper exactly)")
 def cluster_cmd(dataset_name: str, method: str, guard: bool, threshold: float | None, finetuned: bool,
-                run_key: str, finetune_run: str, linkage: str, start: str, predictor: str) -> None:
+                run_key: str, finetune_run: str, linkage: str, start: str, neighbour_distance: str,
+                predictor: str) -> None:
     """Stage 3: cluster face tracks into identities (labels, track records, a run)."""
-    _cluster(dataset_name, method, guard, threshold, finetuned, run_key, finetune_run, linkage, start, predictor)
+    _cluster(dataset_name, method, guard, threshold, finetuned, run_key, finetune_run, linkage, start, predictor,
+             neighbour_distance)
 
 
 @click.command("visualize")

@@ -132,7 +132,13 @@ def _fold_nearest(nn: np.ndarray, best: np.ndarray, idx: np.ndarray, cand: np.nd
     nn[idx[better]], best[idx[better]] = cand[better], d[better]
 
 
-def _nearest_exact(stats: TrackStats, pairs: np.ndarray, tile_entries: int) -> tuple[np.ndarray, np.ndarray]:
+def _shift(values: np.ndarray, half: np.ndarray | None, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``values[a, b] - half[rows[a]] - half[cols[b]]`` (``values`` itself when ``half`` is None)."""
+    return values if half is None else values - half[rows][:, None] - half[cols][None, :]
+
+
+def _nearest_exact(stats: TrackStats, pairs: np.ndarray, tile_entries: int,
+                   half: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`nearest_neighbours` for an exact, symmetric ``lower_bounds``: the upper triangle of
     square tiles only, each tile folded into its rows' and its columns' nearest (half the work of
     walking full rows)."""
@@ -144,7 +150,7 @@ def _nearest_exact(stats: TrackStats, pairs: np.ndarray, tile_entries: int) -> t
         r = np.arange(rs, min(n, rs + side))
         for cs in range(rs, n, side):
             c = np.arange(cs, min(n, cs + side))
-            dist = stats.lower_bounds(r, stats, c)[0].astype(np.float64)
+            dist = _shift(stats.lower_bounds(r, stats, c)[0].astype(np.float64), half, r, c)
             if cs == rs:
                 dist[np.arange(r.size), np.arange(r.size)] = np.inf
             mine = pairs[(pairs[:, 0] >= rs) & (pairs[:, 0] < rs + r.size) & (pairs[:, 1] >= cs) & (pairs[:, 1] < cs + c.size)]
@@ -157,15 +163,23 @@ def _nearest_exact(stats: TrackStats, pairs: np.ndarray, tile_entries: int) -> t
     return nn, best
 
 
+def _pair_shifted(stats: TrackStats, i: np.ndarray, j: np.ndarray, half: np.ndarray | None) -> np.ndarray:
+    d = stats.pair_distances(i, stats, j)
+    return d if half is None else d - half[i] - half[j]
+
+
 def nearest_neighbours(
     stats: TrackStats,
     forbidden: np.ndarray | None = None,
     tile_entries: int = DEFAULT_TILE_ENTRIES,
+    offsets: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every row's nearest other row (FINCH's *first neighbour*) and the distance to it.
 
-    ``forbidden``: (m, 2) row pairs that may not be each other's neighbour (cannot-link). Ties go
-    to the smaller index. A row with no allowed neighbour gets -1 and inf. With an exact bound
+    ``forbidden``: (m, 2) row pairs that may not be each other's neighbour (cannot-link).
+    ``offsets``: per-row values; when given, rows are compared by ``d(i, j) - (o_i + o_j) / 2``
+    (and that is the distance returned), e.g. the excess of a loss over two tracks' own losses.
+    Ties go to the smaller index. A row with no allowed neighbour gets -1 and inf. With an exact bound
     (distances computed in the tile) it walks the upper triangle of square tiles; otherwise it
     walks row tiles, computes the smallest bound of a row exactly, then every further entry whose
     bound is under the row's current best exact distance, so the result is exact either way.
@@ -177,26 +191,31 @@ def nearest_neighbours(
         return nn, best
     pairs = np.zeros((0, 2), np.int64) if forbidden is None else np.asarray(forbidden, np.int64).reshape(-1, 2)
     pairs = np.concatenate([pairs, pairs[:, ::-1]])
+    half = None
+    if offsets is not None:
+        half = np.asarray(offsets, dtype=np.float64) / 2
+        if half.shape != (n,) or not np.all(np.isfinite(half)):
+            raise ValueError(f"offsets must be {n} finite values, one per row, got shape {half.shape}")
     if stats.lower_bounds(np.arange(1), stats, np.arange(1))[1]:
-        return _nearest_exact(stats, pairs, tile_entries)
+        return _nearest_exact(stats, pairs, tile_entries, half)
     rows_per = tile_size(n, tile_entries)
     cols = np.arange(n)
     for rs in range(0, n, rows_per):
         r = np.arange(rs, min(n, rs + rows_per))
         bound, _ = stats.lower_bounds(r, stats, cols)
-        bound = bound.astype(np.float64)  # a copy: entries are overwritten below
+        bound = _shift(bound.astype(np.float64), half, r, cols)  # a copy: entries are overwritten below
         bound[r - rs, r] = np.inf
         mine = pairs[(pairs[:, 0] >= rs) & (pairs[:, 0] < rs + r.size)]
         bound[mine[:, 0] - rs, mine[:, 1]] = np.inf
         rows = np.arange(r.size)
         k = np.argmin(bound, axis=1)
-        d = np.where(np.isfinite(bound[rows, k]), stats.pair_distances(r, stats, k), np.inf)
+        d = np.where(np.isfinite(bound[rows, k]), _pair_shifted(stats, r, k, half), np.inf)
         bound[rows, k] = np.inf
         while True:  # any entry whose bound is under the best exact distance may beat it
             ii, jj = np.nonzero(np.isfinite(bound) & (bound <= d[:, None]))
             if ii.size == 0:
                 break
-            vv = stats.pair_distances(r[ii], stats, jj)
+            vv = _pair_shifted(stats, r[ii], jj, half)
             bound[ii, jj] = np.inf
             ii, jj, vv = np.concatenate([ii, rows]), np.concatenate([jj, k]), np.concatenate([vv, d])
             order = np.lexsort((jj, vv, ii))  # per row: smallest distance, then smallest index

@@ -4,7 +4,8 @@ The default method is VideoClusterNet's: the SSL loss of the finetuned model as 
 distance (the teacher's probabilities against the EMA teacher's log-probabilities at the student
 temperature by default, the student's in the paper: ``predictor``), each track's own mean
 intra-track loss as its threshold, merging to a fixpoint (a first-neighbours round first, then
-mutual linkage by default; the paper's rules with ``start="threshold"``, ``linkage="transitive"``).
+the paper's transitive linkage, a first-neighbours start that picks neighbours by excess distance; the
+paper's rules with ``start="threshold"`` and the student predictor).
 Baselines (cosine / Euclidean inside the same algorithm, HAC, FINCH, HDBSCAN) run
 on backbone embeddings, finetuned when a finetuning run exists and ``finetuned=True``.
 """
@@ -21,7 +22,7 @@ import numpy as np
 from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone, resolve_backbone
 from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.clustering import METHODS, AggregationConfig, ClusteringResult, cluster_tracks
-from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE, DEFAULT_START
+from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_START
 from vcn_plugin.core.progress import Progress
 from vcn_plugin.core.types import TrackKey
 from vcn_plugin.fo import schema
@@ -95,9 +96,11 @@ def cluster_track_set(
     linkage: str = DEFAULT_LINKAGE,
     start: str = DEFAULT_START,
     predictor: str = DEFAULT_PREDICTOR,
+    neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE,
 ) -> ClusteringResult:
     """Cluster the tracks of ``track_set``; low-quality tracks (and ``excluded``) become Unknown,
-    except those in ``keep`` (tracks a user placed in an identity). ``linkage``, ``start``: of the
+    except those in ``keep`` (tracks a user placed in an identity). ``linkage``, ``start``,
+    ``neighbour_distance``: of the
     aggregation methods, see :class:`~vcn_plugin.clustering.AggregationConfig`; ``predictor``: the
     loss metric's predictor network when ``features`` is not given (:data:`~vcn_plugin.ssl.PREDICTORS`)."""
     if method not in METHODS:
@@ -123,7 +126,7 @@ def cluster_track_set(
         must_link=(must_link or None) if supports_constraints else None,
         cannot_link=np.array(pairs, np.int64).reshape(-1, 2) if supports_constraints else None,
         threshold=threshold,
-        config=AggregationConfig(linkage=linkage, start=start),
+        config=AggregationConfig(linkage=linkage, start=start, neighbour_distance=neighbour_distance),
         **features,
     )
 
@@ -142,9 +145,11 @@ def cluster_identities(
     linkage: str = DEFAULT_LINKAGE,
     start: str = DEFAULT_START,
     predictor: str = DEFAULT_PREDICTOR,
+    neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE,
 ) -> ClusterSummary:
     """Cluster every video's tracks into identities; write labels, track records and a run.
-    ``linkage``, ``start``: the aggregation's merge rule and first round; ``predictor``: the loss
+    ``linkage``, ``start``, ``neighbour_distance``: the aggregation's merge rule, first round and
+    what "nearest" means (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the loss
     metric's predictor network ("transitive", "threshold" and "student": the paper exactly)."""
     if predictor not in PREDICTORS:
         raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
@@ -172,7 +177,7 @@ def cluster_identities(
         features = track_features(subset, method, model, backbone_model, predictor)
         result = cluster_track_set(
             subset, method, model, backbone, guard, threshold, must, cannot, excluded, features, keep=placed,
-            linkage=linkage, start=start,
+            linkage=linkage, start=start, neighbour_distance=neighbour_distance,
         )
         prefix = f"{names_by_video[key]}/" if key in names_by_video else ""
         labels = {k: (schema.UNKNOWN if n == schema.UNKNOWN else prefix + n) for k, n in zip(subset.keys, result.names)}
@@ -194,7 +199,7 @@ def cluster_identities(
     save_run(
         dataset, run_key, method="cluster",
         config={"method": method, "finetune_run": finetune_run if models else None, "backbone": backbone,
-                "guard": guard, "threshold": threshold, "scope": scope, "linkage": linkage, "start": start,
+                "guard": guard, "threshold": threshold, "scope": scope, "linkage": linkage, "start": start, "neighbour_distance": neighbour_distance,
                 "predictor": predictor if method == "loss" else None},
         results={"per_group": summary.results, "n_clusters": summary.n_clusters, "unknown": summary.n_unknown,
                  "seconds": time.perf_counter() - began},
