@@ -26,6 +26,11 @@ round keeps only those whose two clusters are each other's nearest accepted clus
 cluster merges with at most one other per round), and rounds repeat to the same fixpoint rule;
 a false edge then joins two clusters only when they prefer each other to everything else.
 
+Neighbours. Where a cluster picks its nearest cluster (the two neighbour starts, and mutual
+linkage's choice among accepted edges), "nearest" is by excess distance by default:
+``d(a, b) - (thr_a + thr_b) / 2``, how much further apart two clusters are than each is from
+itself; ``neighbour_distance="raw"`` uses ``d(a, b)`` (see :data:`DEFAULT_NEIGHBOUR_DISTANCE`).
+
 Start. ``"threshold"`` (the paper): the first round is a round like every other. ``"mutual
 neighbours"``: a round zero first merges every pair of tracks that are each other's nearest
 track (FINCH's first-neighbour relation, Sarfraz et al., CVPR 2019, kept only where it is
@@ -104,7 +109,7 @@ LINKAGES = ("transitive", "mutual")
 #: accuracy (cluster ratio 1.07, WCP .829) against .665 (0.92, .760) on the 10-episode suite of
 #: ``benchmarks/finetune_study.py``, .396 -> .660 on the hard episode, where one false edge chained
 #: look-alikes into one cluster. With the first-neighbours start by excess (the defaults below), the
-#: threshold rounds merge 5 cluster pairs over the 20 suite, held-out and series episodes, and the
+#: threshold rounds change five clusters over the 20 suite, held-out and series episodes, and the
 #: paper's transitive linkage is as good or better everywhere (``benchmarks/cluster_rules.py``,
 #: default finetune): suite .928 both, held out .910 both, series .959 (ratio 1.12) against .922
 #: (1.17); equal on the suite on six other finetune points of the study. So the default is the
@@ -145,13 +150,13 @@ NEIGHBOUR_DISTANCES = ("excess", "raw")
 #: - nearest-track precision (tracks whose identity has another track): .923 / .873 / .932 on the
 #:   suite / held-out / series episodes, against .870 / .842 / .878 with the raw loss and .908 /
 #:   .819 / .851 with cosine on pretrained embeddings;
-#: - accuracy: suite .936 (ratio 0.97, WCP .955; 9 of 10 cells won or tied against the better of
-#:   FINCH and HDBSCAN, .908), against .913 (0.93, .925; 7 of 10) raw; held out .910 against .895
-#:   (peers .850); series .872 against .922 (peers .899): fewer chains leave more clusters apart;
-#: - hard look-alike episode .868 (ratio 0.95) against .811 (0.80); FINCH .849.
+#: - accuracy with the default linkage (transitive): suite .928 (ratio 0.96, WCP .947; 8 of 10 cells
+#:   won or tied against the better of FINCH and HDBSCAN, .908), against .913 (0.93, .925; 7 of 10)
+#:   with raw neighbours; held out .910 against .895 (peers .850); series .959 against .922 (peers
+#:   .899); the hard look-alike episode .830 (ratio 0.90) against .811 (0.80), FINCH .849.
 #:
-#: On six other finetune points of the study it gains on four (+.014 to +.025) and loses on two
-#: (-.010, -.019): a mean of +.009.
+#: On six other finetune points of the study it gains on four (+.004 to +.037), ties one and loses
+#: one (-.009).
 DEFAULT_NEIGHBOUR_DISTANCE = "excess"
 
 
@@ -172,7 +177,8 @@ class AggregationConfig:
         neighbour_distance: "excess" (default, see :data:`DEFAULT_NEIGHBOUR_DISTANCE`): clusters
             pick their nearest by the distance minus the mean of their two thresholds; "raw": by
             the distance (the paper has no neighbour choice). Which pairs may merge in the
-            threshold rounds does not change: ``d(a, b) < max(thr_a, thr_b)``.
+            threshold rounds does not change (``d(a, b) < max(thr_a, thr_b)``), nor does the
+            transitive rounds' order of applying them under cannot-link pairs (raw distance).
     """
 
     singleton: SingletonPolicy = "median"
@@ -471,7 +477,7 @@ def aggregate(
             found = candidate_edges(cluster_stats, thr, rows, config.tile_entries)
             all_i, all_j, all_d = (np.concatenate([a, b]) for a, b in zip(carried, found))
             i, j, d = all_i, all_j, all_d
-            if excess:
+            if excess and config.linkage == "mutual":  # the only neighbour choice of the rounds
                 d = d - (thr[i] + thr[j]) / 2
             if config.linkage == "mutual":
                 i, j, d = mutual_best_edges(len(cluster_stats), i, j, d, cannot_clusters)
