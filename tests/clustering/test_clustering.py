@@ -708,12 +708,15 @@ def test_first_neighbours_start_by_excess_follows_the_wide_track_not_the_hub():
     excess A-B (-1) joins first and refuses H. The threshold rounds add nothing (H and AB cannot
     link)."""
     stats = EuclideanStats.from_faces(HUB_FACES, HUB_TRACKS)
-    assert DEFAULT_NEIGHBOUR_DISTANCE == "excess" and AggregationConfig().linkage == "transitive"
-    excess = aggregate(stats, cannot_link=[[0, 2]])
+    assert DEFAULT_NEIGHBOUR_DISTANCE == "auto" and AggregationConfig().linkage == "transitive"
+    excess = aggregate(stats, cannot_link=[[0, 2]], config=AggregationConfig(neighbour_distance="excess"))
     np.testing.assert_array_equal(excess.labels, [1, 0, 0])
     assert excess.info["neighbour_distance"] == "excess" and excess.info["start_merges"] == 1
     raw = aggregate(stats, cannot_link=[[0, 2]], config=AggregationConfig(neighbour_distance="raw"))
     np.testing.assert_array_equal(raw.labels, [0, 0, 1])
+    auto = aggregate(stats, cannot_link=[[0, 2]])  # "auto": raw for an embedding metric
+    np.testing.assert_array_equal(auto.labels, raw.labels)
+    assert auto.info["neighbour_distance"] == "raw"
     with pytest.raises(ValueError, match="neighbour_distance"):
         AggregationConfig(neighbour_distance="cosine")
 
@@ -730,6 +733,27 @@ def test_mutual_linkage_picks_the_nearest_accepted_cluster_by_excess():
     assert d[0, 1] < d[0, 2] and d[0, 1] - (thr[0] + thr[1]) / 2 > d[0, 2] - (thr[0] + thr[2]) / 2
     raw = aggregate(stats, config=AggregationConfig(start="threshold", linkage="mutual", neighbour_distance="raw",
                                                     max_iterations=1))
-    excess = aggregate(stats, config=AggregationConfig(start="threshold", linkage="mutual", max_iterations=1))
+    excess = aggregate(stats, config=AggregationConfig(start="threshold", linkage="mutual", neighbour_distance="excess",
+                                                       max_iterations=1))
     np.testing.assert_array_equal(raw.labels, [0, 0, 1])
     np.testing.assert_array_equal(excess.labels, [0, 1, 0])
+
+
+def test_auto_neighbours_are_the_excess_for_the_loss_metric():
+    """The loss between two tracks minus their mean threshold is half the symmetric KL divergence
+    of their predictions, up to each track's own face pairs: with one face per track exactly
+    ``(p_a - p_b) . (log q_a - log q_b) / 2`` (the singleton thresholds are the self-losses). "auto"
+    picks neighbours by it for the loss metric."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(6, 32)) * 2
+    p = np.exp(logits - logits.max(1, keepdims=True)); p /= p.sum(1, keepdims=True)
+    logq = np.log(p)
+    stats = LossMetricStats.from_faces(p.astype(np.float32), logq.astype(np.float32), np.arange(6), prune=False)
+    thr = stats.thresholds(singleton="self")
+    d = stats.distances(np.arange(6), stats, np.arange(6))
+    jeffreys = ((p[:, None, :] - p[None, :, :]) * (logq[:, None, :] - logq[None, :, :])).sum(-1) / 2
+    np.testing.assert_allclose(d - (thr[:, None] + thr[None, :]) / 2, jeffreys, atol=1e-4)
+    auto = aggregate(stats, config=AggregationConfig(singleton="self", max_iterations=1))
+    excess = aggregate(stats, config=AggregationConfig(singleton="self", neighbour_distance="excess", max_iterations=1))
+    assert auto.info["neighbour_distance"] == "excess"
+    np.testing.assert_array_equal(auto.labels, excess.labels)

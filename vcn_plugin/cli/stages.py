@@ -150,7 +150,7 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
 @click.option("--neighbours", "neighbour_distance", type=click.Choice(NEIGHBOUR_DISTANCES),
               default=DEFAULT_NEIGHBOUR_DISTANCE, show_default=True,
               help="loss/cosine/Euclidean: nearest by the distance minus the two clusters' own thresholds "
-                   "(excess), or by the raw distance")
+                   "(excess), or by the raw distance; auto: excess for the loss, raw for the others")
 @click.option("--predictor", type=click.Choice(PREDICTORS), default=DEFAULT_PREDICTOR, show_default=True,
               help="loss: the network whose log-probabilities are the loss's predictor side, the EMA teacher "
                    "or the student (the paper exactly)")

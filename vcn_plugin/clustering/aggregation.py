@@ -29,7 +29,8 @@ a false edge then joins two clusters only when they prefer each other to everyth
 Neighbours. Where a cluster picks its nearest cluster (the two neighbour starts, and mutual
 linkage's choice among accepted edges), "nearest" is by excess distance by default:
 ``d(a, b) - (thr_a + thr_b) / 2``, how much further apart two clusters are than each is from
-itself; ``neighbour_distance="raw"`` uses ``d(a, b)`` (see :data:`DEFAULT_NEIGHBOUR_DISTANCE`).
+itself (for the loss metric: half the symmetric KL divergence between the two predictions);
+``neighbour_distance="raw"`` uses ``d(a, b)`` (see :data:`DEFAULT_NEIGHBOUR_DISTANCE`).
 
 Start. ``"threshold"`` (the paper): the first round is a round like every other. ``"mutual
 neighbours"``: a round zero first merges every pair of tracks that are each other's nearest
@@ -137,14 +138,24 @@ STARTS = ("threshold", "mutual-neighbours", "first-neighbours")
 #: separates them, as in FINCH's first partition.
 DEFAULT_START = "first-neighbours"
 
-NEIGHBOUR_DISTANCES = ("excess", "raw")
+NEIGHBOUR_DISTANCES = ("auto", "excess", "raw")
 #: what "nearest" means when a cluster picks its neighbour (the first-neighbours and
 #: mutual-neighbours starts, and the choice among accepted edges of mutual linkage). "excess":
 #: ``d(a, b) - (thr_a + thr_b) / 2``, how much further two clusters are from each other than each
-#: is from itself (its threshold, the paper's mean intra-cluster distance); "raw": ``d(a, b)``.
-#: Why: the loss metric is a cross-entropy, and a track whose teacher is sharper has a lower loss
-#: to every track, so in raw loss it is everybody's nearest track (a hub) and first-neighbour
-#: chains run through it. Subtracting each track's own loss removes that per-track offset.
+#: is from itself (its threshold, the paper's mean intra-cluster distance); "raw": ``d(a, b)``;
+#: "auto" (default): excess for the loss metric, raw for the embedding metrics.
+#:
+#: Why, for the loss metric: the loss is a cross-entropy, ``d(a, b) = (p_a . l_b + p_b . l_a) / 2``
+#: with ``p`` a track's mean teacher probabilities and ``l`` its mean ``-log q``, and a track's own
+#: loss is ``p_a . l_a`` (its threshold, up to the faces' own pairs). So the excess is
+#: ``(p_a - p_b) . (l_b - l_a) / 2``: half the symmetric KL (Jeffreys) divergence between the two
+#: tracks' predictions, with both entropies gone. The raw loss keeps them, and they dominate
+#: (teacher entropy ~7 of ln 4096 = 8.3): a track with a sharp teacher has a low loss to every
+#: track, is everybody's nearest track (a hub), and first-neighbour chains run through it. For
+#: cosine and Euclidean distances the excess has no such meaning (it is the distance between
+#: unnormalised mean embeddings) and measured worse on the suite (cosine .876 against .917), so
+#: "auto" keeps them raw.
+#:
 #: Measured with ``benchmarks/cluster_rules.py`` on the default finetune, first-neighbours start:
 #:
 #: - nearest-track precision (tracks whose identity has another track): .923 / .873 / .932 on the
@@ -157,7 +168,7 @@ NEIGHBOUR_DISTANCES = ("excess", "raw")
 #:
 #: On six other finetune points of the study it gains on four (+.004 to +.037), ties one and loses
 #: one (-.009).
-DEFAULT_NEIGHBOUR_DISTANCE = "excess"
+DEFAULT_NEIGHBOUR_DISTANCE = "auto"
 
 
 @dataclass
@@ -174,9 +185,10 @@ class AggregationConfig:
         start: "first-neighbours" (default, see :data:`DEFAULT_START`): a round zero merges every
             track with its nearest track (FINCH's first partition) before the threshold rounds;
             "mutual-neighbours": only mutual nearest tracks; "threshold": the paper exactly.
-        neighbour_distance: "excess" (default, see :data:`DEFAULT_NEIGHBOUR_DISTANCE`): clusters
-            pick their nearest by the distance minus the mean of their two thresholds; "raw": by
-            the distance (the paper has no neighbour choice). Which pairs may merge in the
+        neighbour_distance: "auto" (default, see :data:`DEFAULT_NEIGHBOUR_DISTANCE`): "excess" for
+            the loss metric, "raw" for the others; "excess": clusters pick their nearest by the
+            distance minus the mean of their two thresholds; "raw": by the distance (the paper
+            has no neighbour choice). Which pairs may merge in the
             threshold rounds does not change (``d(a, b) < max(thr_a, thr_b)``), nor does the
             transitive rounds' order of applying them under cannot-link pairs (raw distance).
     """
@@ -458,7 +470,7 @@ def aggregate(
     rows: np.ndarray | None = None
     carried = _NO_EDGES  # accepted edges between clusters the last round left unchanged
     start_round = config.start != "threshold" and act_idx.size > 1
-    excess = config.neighbour_distance == "excess"
+    excess = config.neighbour_distance == "excess" or (config.neighbour_distance == "auto" and stats.metric == "loss")
     start_merges = 0
     while not converged and len(merges) < config.max_iterations:
         cannot_clusters = np.unique(np.sort(track2cluster[cannot_local], axis=1), axis=0) if cannot_local.size else cannot_local
@@ -524,7 +536,7 @@ def aggregate(
             "singleton": config.singleton,
             "linkage": config.linkage,
             "start": config.start,
-            "neighbour_distance": config.neighbour_distance,
+            "neighbour_distance": "excess" if excess else "raw",
             "start_merges": start_merges,
             "seconds": time.perf_counter() - start,
         },
