@@ -72,7 +72,7 @@ RULES: dict[str, Callable[[Episode], np.ndarray]] = {
     "loss, mutual-neighbours start, student predictor": _loss(AggregationConfig(start="mutual-neighbours"), "student"),
     "loss, threshold start": _loss(AggregationConfig(start="threshold")),
     "loss, mutual linkage": _loss(AggregationConfig(linkage="mutual")),
-    "loss, paper-exact (student predictor, threshold start, transitive)": _loss(AggregationConfig(start="threshold", linkage="transitive", neighbour_distance="raw"), "student"),
+    "loss, paper-exact (student predictor, threshold start, transitive)": _loss(AggregationConfig(start="threshold", linkage="transitive"), "student"),
     "FINCH, finetuned backbone": _embedding("finch", "finetuned"),
     "HDBSCAN, finetuned backbone": _embedding("hdbscan", "finetuned"),
 }

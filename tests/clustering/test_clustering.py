@@ -706,7 +706,7 @@ def test_first_neighbours_start_by_excess_follows_the_wide_track_not_the_hub():
     """With H and B seen together, the first-neighbour edges are A-H and A-B either way, and the
     union goes in increasing distance: by raw distance A-H (10) joins first and refuses B; by
     excess A-B (-1) joins first and refuses H. The threshold rounds add nothing (H and AB cannot
-    link)."""
+    link by excess, HA and B by raw distance)."""
     stats = EuclideanStats.from_faces(HUB_FACES, HUB_TRACKS)
     assert DEFAULT_NEIGHBOUR_DISTANCE == "auto" and AggregationConfig().linkage == "transitive"
     excess = aggregate(stats, cannot_link=[[0, 2]], config=AggregationConfig(neighbour_distance="excess"))
@@ -743,7 +743,7 @@ def test_auto_neighbours_are_the_excess_for_the_loss_metric():
     """The loss between two tracks minus their mean threshold is half the symmetric KL divergence
     of their predictions, up to each track's own face pairs: with one face per track exactly
     ``(p_a - p_b) . (log q_a - log q_b) / 2`` (the singleton thresholds are the self-losses). "auto"
-    picks neighbours by it for the loss metric."""
+    picks neighbours by it for the loss metric, and that changes the start's partition here."""
     rng = np.random.default_rng(3)
     logits = rng.normal(size=(6, 32)) * 2
     p = np.exp(logits - logits.max(1, keepdims=True)); p /= p.sum(1, keepdims=True)
@@ -753,7 +753,29 @@ def test_auto_neighbours_are_the_excess_for_the_loss_metric():
     d = stats.distances(np.arange(6), stats, np.arange(6))
     jeffreys = ((p[:, None, :] - p[None, :, :]) * (logq[:, None, :] - logq[None, :, :])).sum(-1) / 2
     np.testing.assert_allclose(d - (thr[:, None] + thr[None, :]) / 2, jeffreys, atol=1e-4)
-    auto = aggregate(stats, config=AggregationConfig(singleton="self", max_iterations=1))
-    excess = aggregate(stats, config=AggregationConfig(singleton="self", neighbour_distance="excess", max_iterations=1))
-    assert auto.info["neighbour_distance"] == "excess"
+    # tracks of four faces whose teachers are nearly one-hot on noisy prototypes: excess and raw
+    # neighbours give different start partitions, and "auto" gives the excess one
+    ident = np.repeat(np.arange(10), 3)
+    face_track = np.repeat(np.arange(30), 4)
+    rng = np.random.default_rng(18)
+    p, logq = _head_outputs(rng, face_track.size, 512, ident=ident[face_track], centres=rng.normal(scale=0.5, size=(10, 512)))
+    stats = LossMetricStats.from_faces(p, logq, face_track, prune=True)
+    start_only = {"start": "first-neighbours", "max_iterations": 1}
+    auto = aggregate(stats, config=AggregationConfig(**start_only))
+    excess = aggregate(stats, config=AggregationConfig(neighbour_distance="excess", **start_only))
+    raw = aggregate(stats, config=AggregationConfig(neighbour_distance="raw", **start_only))
+    assert auto.info["neighbour_distance"] == "excess" and raw.info["neighbour_distance"] == "raw"
     np.testing.assert_array_equal(auto.labels, excess.labels)
+    assert adjusted_rand_score(raw.labels, excess.labels) < 1
+
+
+def test_threshold_start_with_transitive_linkage_ignores_the_neighbour_distance():
+    """The paper's rules have no neighbour choice: accepted edges merge in raw-distance order under
+    cannot-link pairs whatever ``neighbour_distance`` says (the chain A-B-C with A and C seen
+    together: A-B and B-C tie at 3; the smaller index joins first, so C stays apart)."""
+    stats = EuclideanStats.from_faces(CHAIN_FACES, CHAIN_TRACKS)
+    results = [aggregate(stats, cannot_link=[[0, 2]], config=AggregationConfig(start="threshold", neighbour_distance=nd))
+               for nd in ("raw", "excess")]
+    np.testing.assert_array_equal(results[0].labels, results[1].labels)
+    np.testing.assert_array_equal(results[0].labels, [0, 0, 1])
+    assert results[1].info["neighbour_distance"] == "none"

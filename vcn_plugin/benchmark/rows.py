@@ -135,7 +135,7 @@ class RowResult:
             "guard": s.guard,
             "linkage": s.linkage,
             "start": s.start,
-            "neighbour_distance": s.neighbour_distance,
+            "neighbour_distance": s.neighbour_distance if s.family == "ours" else None,
             "predictor": s.predictor if s.method == "loss" else None,
             "threshold": self.threshold,
             "note": self.note,

@@ -195,7 +195,8 @@ def nearest_neighbours(
     if offsets is not None:
         half = np.asarray(offsets, dtype=np.float64) / 2
         if half.shape != (n,) or not np.all(np.isfinite(half)):
-            raise ValueError(f"offsets must be {n} finite values, one per row, got shape {half.shape}")
+            raise ValueError(f"offsets must be {n} finite values, one per row; got shape {half.shape}"
+                             f"{'' if half.shape != (n,) else ' with non-finite values'}")
     if stats.lower_bounds(np.arange(1), stats, np.arange(1))[1]:
         return _nearest_exact(stats, pairs, tile_entries, half)
     rows_per = tile_size(n, tile_entries)

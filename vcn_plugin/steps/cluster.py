@@ -3,9 +3,9 @@
 The default method is VideoClusterNet's: the SSL loss of the finetuned model as the
 distance (the teacher's probabilities against the EMA teacher's log-probabilities at the student
 temperature by default, the student's in the paper: ``predictor``), each track's own mean
-intra-track loss as its threshold, merging to a fixpoint (a first-neighbours round first, then
-the paper's transitive linkage, a first-neighbours start that picks neighbours by excess distance; the
-paper's rules with ``start="threshold"`` and the student predictor).
+intra-track loss as its threshold, merging to a fixpoint (a first-neighbours round, neighbours by excess loss, then the paper's
+transitive threshold rounds; the paper's rules with ``start="threshold"`` and the student
+predictor).
 Baselines (cosine / Euclidean inside the same algorithm, HAC, FINCH, HDBSCAN) run
 on backbone embeddings, finetuned when a finetuning run exists and ``finetuned=True``.
 """
@@ -189,6 +189,7 @@ def cluster_identities(
         summary.results[key] = {
             "tracks": len(subset), "clusters": result.n_clusters, "unknown": result.n_unknown,
             "iterations": result.iterations, "merges_per_iteration": list(result.merges_per_iteration),
+            "neighbour_distance": result.info.get("neighbour_distance"),  # the one used ("auto" resolved)
         }
         records.extend(_records(dataset, subset, labels, features, result))
     set_identities(dataset, summary.identities)
@@ -199,8 +200,8 @@ def cluster_identities(
     save_run(
         dataset, run_key, method="cluster",
         config={"method": method, "finetune_run": finetune_run if models else None, "backbone": backbone,
-                "guard": guard, "threshold": threshold, "scope": scope, "linkage": linkage, "start": start, "neighbour_distance": neighbour_distance,
-                "predictor": predictor if method == "loss" else None},
+                "guard": guard, "threshold": threshold, "scope": scope, "linkage": linkage, "start": start,
+                "neighbour_distance": neighbour_distance, "predictor": predictor if method == "loss" else None},
         results={"per_group": summary.results, "n_clusters": summary.n_clusters, "unknown": summary.n_unknown,
                  "seconds": time.perf_counter() - began},
     )
