@@ -502,9 +502,9 @@ def aggregate(
             found = candidate_edges(cluster_stats, thr, rows, config.tile_entries)
             all_i, all_j, all_d = (np.concatenate([a, b]) for a, b in zip(carried, found))
             i, j, d = all_i, all_j, all_d
-            if excess and config.linkage == "mutual":  # the only neighbour choice of the rounds
-                d = d - (thr[i] + thr[j]) / 2
-            if config.linkage == "mutual":
+            if config.linkage == "mutual":  # the only neighbour choice of the rounds
+                if excess:
+                    d = d - (thr[i] + thr[j]) / 2
                 i, j, d = mutual_best_edges(len(cluster_stats), i, j, d, cannot_clusters)
             groups, n_groups = _apply_edges(len(cluster_stats), i, j, d, cannot_clusters)
             if n_groups == len(cluster_stats):

@@ -194,9 +194,10 @@ def nearest_neighbours(
     half = None
     if offsets is not None:
         half = np.asarray(offsets, dtype=np.float64) / 2
-        if half.shape != (n,) or not np.all(np.isfinite(half)):
-            raise ValueError(f"offsets must be {n} finite values, one per row; got shape {half.shape}"
-                             f"{'' if half.shape != (n,) else ' with non-finite values'}")
+        if half.shape != (n,):
+            raise ValueError(f"offsets must hold one value per row ({n}), got shape {half.shape}")
+        if not np.all(np.isfinite(half)):
+            raise ValueError("offsets must be finite")
     if stats.lower_bounds(np.arange(1), stats, np.arange(1))[1]:
         return _nearest_exact(stats, pairs, tile_entries, half)
     rows_per = tile_size(n, tile_entries)

@@ -3,9 +3,9 @@
 The default method is VideoClusterNet's: the SSL loss of the finetuned model as the
 distance (the teacher's probabilities against the EMA teacher's log-probabilities at the student
 temperature by default, the student's in the paper: ``predictor``), each track's own mean
-intra-track loss as its threshold, merging to a fixpoint (a first-neighbours round, neighbours by excess loss, then the paper's
-transitive threshold rounds; the paper's rules with ``start="threshold"`` and the student
-predictor).
+intra-track loss as its threshold, merging to a fixpoint (a first-neighbours round, neighbours
+by excess loss, then the paper's transitive threshold rounds; the paper's rules with
+``start="threshold"`` and the student predictor).
 Baselines (cosine / Euclidean inside the same algorithm, HAC, FINCH, HDBSCAN) run
 on backbone embeddings, finetuned when a finetuning run exists and ``finetuned=True``.
 """
@@ -100,8 +100,8 @@ def cluster_track_set(
 ) -> ClusteringResult:
     """Cluster the tracks of ``track_set``; low-quality tracks (and ``excluded``) become Unknown,
     except those in ``keep`` (tracks a user placed in an identity). ``linkage``, ``start``,
-    ``neighbour_distance``: of the
-    aggregation methods, see :class:`~vcn_plugin.clustering.AggregationConfig`; ``predictor``: the
+    ``neighbour_distance``: of the aggregation methods, see
+    :class:`~vcn_plugin.clustering.AggregationConfig`; ``predictor``: the
     loss metric's predictor network when ``features`` is not given (:data:`~vcn_plugin.ssl.PREDICTORS`)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
