@@ -76,6 +76,11 @@ POINTS: dict[str, dict[str, Any]] = {
     "adapt-backbone-final-head": {"backbone_lr": 1e-5, "teacher_backbone": "round", "matching": "mutual",
                                   "momentum_schedule": "stage", "final_head_steps": 100},
     "momentum-stage": {"momentum_schedule": "stage"},
+    # the backbone's last layer in the head steps, on cached features: frozen (the paper's
+    # schedule, the default until last_layer_lr), slower and faster than the default 5e-5
+    "frozen-last-layer": {"last_layer_lr": 0.0},
+    "last-layer-1e-5": {"last_layer_lr": 1e-5},
+    "last-layer-2e-4": {"last_layer_lr": 2e-4},
     "drop-conflicts": {"drop_conflicts": True},
     "union-drop-conflicts": {"matching": "gaussian+mutual", "drop_conflicts": True},
 }

@@ -282,6 +282,22 @@ def test_converter_backward_reaches_every_parameter(tiny_iresnet_onnx: Path) -> 
     assert not missing, f"no gradient for {missing}"
 
 
+def test_last_layer_parameters_are_what_the_embedding_layer_trains(tiny_iresnet_onnx: Path, dlib_port: DlibResnet) -> None:
+    """``last_layer_parameters`` are exactly the parameters that ``embed_from_features`` reaches:
+    the iresnet's fc and BatchNorm1d (weight, bias each), dlib's fc."""
+    chips = np.random.default_rng(2).integers(0, 256, (4, 112, 112, 3), dtype=np.uint8)
+    for backbone, chips, expected in ((load_arcface_onnx(tiny_iresnet_onnx), chips, 4),
+                                      (dlib_port, np.zeros((2, 150, 150, 3), np.uint8), 1)):  # fmt: skip
+        backbone.zero_grad(set_to_none=True)
+        features = backbone.features(backbone.preprocess(chips)).detach()
+        backbone.embed_from_features(features).pow(2).sum().backward()
+        reached = [p for p in backbone.parameters() if p.grad is not None]
+        last = backbone.last_layer_parameters()
+        assert len(last) == expected
+        assert {id(p) for p in last} == {id(p) for p in reached}
+        backbone.zero_grad(set_to_none=True)
+
+
 def test_converter_names_unsupported_ops(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper

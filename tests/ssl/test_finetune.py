@@ -41,6 +41,9 @@ class TinyBackbone(Backbone):
     def embed_from_features(self, f: torch.Tensor) -> torch.Tensor:
         return self.fc(f)
 
+    def last_layer_parameters(self) -> list[nn.Parameter]:
+        return list(self.fc.parameters())
+
 
 def make_backbone(seed: int = 123) -> TinyBackbone:
     with torch.random.fork_rng():
@@ -374,6 +377,27 @@ def test_round_teacher_backbone_is_the_students_after_each_round(tracks: list) -
     assert any(not torch.equal(student[k], teacher[k]) for k in student)
     with pytest.raises(ValueError, match="teacher_backbone"):
         FinetuneConfig(teacher_backbone="copy")
+
+
+def test_last_layer_lr_trains_the_backbones_last_layer_in_the_head_stage(tracks: list) -> None:
+    """With ``last_layer_lr`` > 0 the head-only steps (no joint stage here) move the student's
+    last layer and, by EMA, the teacher's, and nothing else of either backbone; at 0 the
+    backbones stay the pretrained ones."""
+    pretrained = _weights(make_backbone())
+    for lr in (0.0, 1e-2):
+        config = FinetuneConfig.tiny(device="cpu", rounds=0, head_min_steps=6, head_max_steps=6, last_layer_lr=lr,
+                                     teacher_momentum=0.9)  # fmt: skip
+        model, result = finetune(make_backbone(), tracks, config=config)
+        assert result.stage_steps == {"head": 6} and all(np.isfinite(result.loss_curve))
+        student, teacher = _weights(model.student_backbone), _weights(model.teacher_backbone)
+        moved = {side: sorted(k for k in pretrained if not torch.equal(pretrained[k], w[k]))
+                 for side, w in (("student", student), ("teacher", teacher))}  # fmt: skip
+        assert moved == ({"student": [], "teacher": []} if lr == 0 else {"student": ["fc.bias", "fc.weight"],
+                                                                          "teacher": ["fc.bias", "fc.weight"]})
+        if lr:
+            assert not torch.equal(student["fc.weight"], teacher["fc.weight"]), "the teacher follows by EMA, not a copy"
+    with pytest.raises(ValueError, match="last_layer_lr"):
+        FinetuneConfig(last_layer_lr=-1e-4)
 
 
 def test_stage_momentum_moves_the_teacher_head_in_late_stages(tracks: list) -> None:

@@ -320,6 +320,11 @@ class OnnxGraphModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(self.nodes, {self.input_name: x}, self.output_name)
 
+    def parameters_of(self, nodes: list[_Node]) -> list[nn.Parameter]:
+        """The trainable initializers that ``nodes`` read, each once."""
+        keys = dict.fromkeys(self._keys[t] for n in nodes for t in n.inputs if t in self._keys)
+        return [self.params[k] for k in keys if k in self.params]
+
     def split_at_embedding_layer(self) -> tuple[list[_Node], str, list[_Node]]:
         """(trunk nodes, feature tensor name, head nodes); see the module docstring."""
         producer = {out: n for n in self.nodes for out in n.outputs}
@@ -455,6 +460,9 @@ class ArcFaceOnnx(Backbone):
         env = {self.feature_name: f.reshape(f.shape[0], *self._feature_shape)}
         out = self.graph.run(self._head, env, self.graph.output_name)
         return out.reshape(out.shape[0], -1)
+
+    def last_layer_parameters(self) -> list[nn.Parameter]:
+        return self.graph.parameters_of(self._head)
 
 
 def load_arcface_onnx(

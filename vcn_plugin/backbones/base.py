@@ -37,6 +37,10 @@ class Backbone(nn.Module, abc.ABC):
     def embed_from_features(self, f: torch.Tensor) -> torch.Tensor:
         """The last layer: features -> embedding."""
 
+    @abc.abstractmethod
+    def last_layer_parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters of :meth:`embed_from_features` (the embedding layer)."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embed_from_features(self.features(x))
 

@@ -307,6 +307,9 @@ class DlibResnet(Backbone):
     def embed_from_features(self, f: torch.Tensor) -> torch.Tensor:
         return self.fc(f)
 
+    def last_layer_parameters(self) -> list[nn.Parameter]:
+        return list(self.fc.parameters())
+
 
 def _check_chips(chips: np.ndarray, size: int) -> np.ndarray:
     chips = np.asarray(chips)

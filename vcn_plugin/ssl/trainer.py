@@ -2,11 +2,12 @@
 
 Schedule (VideoClusterNet, arXiv 2407.12214, with DINO's optimisation defaults):
 
-1. stage ``"head"``: the backbone is frozen and the head learns from pairs of
-   two faces of one track. Stage ``"cache"`` first embeds ``cache_views``
-   views of every chip with the frozen backbone (the chip itself, then
-   augmentations); the steps then run only the heads.
-   The teacher backbone is not touched (it would be an EMA of identical weights).
+1. stage ``"head"``: the backbone is frozen but for its last layer, and the head learns
+   from pairs of two faces of one track. Stage ``"cache"`` first runs the frozen backbone
+   once on ``cache_views`` views of every chip (the chip itself, then augmentations) and
+   keeps its features (the last layer's input); the steps then run only the last layer and
+   the heads. The teacher's last layer follows the student's by EMA (at ``last_layer_lr`` 0,
+   the paper's schedule, the cache holds embeddings and the whole backbone waits for stage 2).
 2. ``rounds`` times: stage ``"match"`` fits a Gaussian per track on the current
    teacher backbone's embeddings and matches tracks
    (:mod:`vcn_plugin.ssl.track_gaussians`); stage ``"joint"`` then trains backbone and
@@ -27,7 +28,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -142,9 +143,14 @@ def lr_factor(step: int, total_steps: int, warmup_fraction: float) -> float:
 
 
 @torch.no_grad()
-def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
-    """``teacher <- momentum * teacher + (1 - momentum) * student``, parameter by parameter."""
-    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
+def ema_update(
+    teacher: nn.Module | Iterable[nn.Parameter], student: nn.Module | Iterable[nn.Parameter], momentum: float
+) -> None:
+    """``teacher <- momentum * teacher + (1 - momentum) * student``, parameter by parameter
+    (of two modules, or of two parameter lists in the same order)."""
+    teacher = teacher.parameters() if isinstance(teacher, nn.Module) else teacher
+    student = student.parameters() if isinstance(student, nn.Module) else student
+    for t, s in zip(teacher, student, strict=True):
         t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
 
 
@@ -186,6 +192,8 @@ class _Trainer:
         progress: ProgressCallback | None,
     ) -> None:
         self.data, self.cannot_link, self.config, self.device = data, cannot_link, config, device
+        #: the cached views hold the backbone's features (the last layer's input), not its embeddings
+        self.cache_features = config.last_layer_lr > 0
         self.progress = progress or (lambda stage, step, total, info: None)
         torch.manual_seed(config.seed)
         self.pair_rng = np.random.default_rng(config.seed)
@@ -211,28 +219,29 @@ class _Trainer:
         self.result = FinetuneResult(device=str(device), num_tracks=len(data.keys), num_chips=num_chips)
 
     def run(self) -> tuple[SSLModel, FinetuneResult]:
+        teacher = self.model.teacher_backbone
         views = self._timed("cache", self._cache_views)
         if self.config.prototype_init == "tracks":
-            self._timed("head", lambda: self._init_prototypes_from_tracks(views[0]))
+            self._timed("head", lambda: self._init_prototypes_from_tracks(self._embeddings(teacher, views[:1])[0]))
         self._timed("head", lambda: self._train_head(views, self.head_steps))
-        self._timed("health", lambda: self._record_health("head", views[0]))
+        self._timed("health", lambda: self._record_health("head", self._embeddings(teacher, views[:1])[0]))
         for round_index in range(self.config.rounds):
             # until the joint stage moves it, the teacher backbone is the frozen one that made the views
             if round_index > 0:
-                views = self._timed("match", lambda: self._embed_views(self.model.teacher_backbone))
-                self._timed("health", lambda: self._record_health(f"joint {round_index}", views[0]))
-            self._timed("match", lambda: self._match(round_index, views.cpu().numpy()))
+                views = self._timed("match", lambda: self._embed_views(teacher))
+                self._timed("health", lambda: self._record_health(f"joint {round_index}", self._embeddings(teacher, views[:1])[0]))
+            self._timed("match", lambda: self._match(round_index, self._embeddings(teacher, views).cpu().numpy()))
             if self.config.round_head_steps:
                 self._timed("head", lambda: self._train_head(views, self.config.round_head_steps, round_index + 1))
             self._timed("joint", lambda: self._train_joint(round_index))
             if self.config.teacher_backbone == "round":
                 self.model.teacher_backbone.load_state_dict(self.model.student_backbone.state_dict())
         if self.config.rounds and self.config.final_head_steps:
-            views = self._timed("match", lambda: self._embed_views(self.model.teacher_backbone))
+            views = self._timed("match", lambda: self._embed_views(teacher))
             self._timed("head", lambda: self._train_head(views, self.config.final_head_steps, self.config.rounds))
         if self.config.rounds:
-            final = self._timed("health", lambda: self._embed_views(self.model.teacher_backbone, "health", 1))
-            self._timed("health", lambda: self._record_health(f"joint {self.config.rounds}", final[0]))
+            final = self._timed("health", lambda: self._embed_views(teacher, "health", 1))
+            self._timed("health", lambda: self._record_health(f"joint {self.config.rounds}", self._embeddings(teacher, final)[0]))
         self.model.center.copy_(self.loss.center)
         logger.info("finetuning done: %s", self.result.to_dict())
         return self.model, self.result
@@ -245,19 +254,22 @@ class _Trainer:
 
     # ---- optimisation -------------------------------------------------------------------------
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        head = self.model.student_head
+        """AdamW; each group's peak learning rate per stage ("head", "joint") in ``stage_lr``."""
+        config, head, backbone = self.config, self.model.student_head, self.model.student_backbone
         decay = [p for p in head.parameters() if p.requires_grad and p.ndim >= 2]
         no_decay = [p for p in head.parameters() if p.requires_grad and p.ndim < 2]
+        last = backbone.last_layer_parameters()
+        body = [p for p in backbone.parameters() if all(p is not q for q in last)]
+        head_lr = {"head": config.head_lr, "joint": config.head_lr}
         groups = [
-            {"params": decay, "weight_decay": self.config.weight_decay, "base_lr": self.config.head_lr},
-            {"params": no_decay, "weight_decay": 0.0, "base_lr": self.config.head_lr},
-            {
-                "params": list(self.model.student_backbone.parameters()),
-                "weight_decay": self.config.weight_decay,
-                "base_lr": self.config.backbone_lr,
-            },
+            {"params": decay, "weight_decay": config.weight_decay, "stage_lr": head_lr},
+            {"params": no_decay, "weight_decay": 0.0, "stage_lr": head_lr},
+            {"params": body, "weight_decay": config.weight_decay,
+             "stage_lr": {"head": 0.0, "joint": config.backbone_lr}},
+            {"params": last, "weight_decay": config.weight_decay,
+             "stage_lr": {"head": config.last_layer_lr, "joint": config.backbone_lr}},
         ]
-        return torch.optim.AdamW(groups, lr=self.config.head_lr)
+        return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.head_lr)
 
     def _mixed_precision(self) -> tuple[torch.amp.GradScaler | None, torch.dtype | None]:
         if self.device.type != "cuda":
@@ -274,7 +286,7 @@ class _Trainer:
     def _optimise(self, stage: str, stage_step: int, stage_total: int, embed: Callable[[], tuple]) -> float:
         factor = lr_factor(stage_step, stage_total, self.config.warmup_fraction)
         for group in self.optimizer.param_groups:
-            group["lr"] = group["base_lr"] * factor
+            group["lr"] = group["stage_lr"][stage] * factor
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             student_a, student_b, teacher_a, teacher_b = embed()
@@ -303,6 +315,9 @@ class _Trainer:
         ema_update(self.model.teacher_head, self.model.student_head, momentum)
         if stage == "joint":
             ema_update(self.model.teacher_backbone, self.model.student_backbone, momentum)
+        elif self.cache_features:
+            ema_update(self.model.teacher_backbone.last_layer_parameters(),
+                       self.model.student_backbone.last_layer_parameters(), momentum)
         self.loss.update_center(teacher_a, teacher_b)
         value = float(loss.detach())
         self.result.loss_curve.append(value)
@@ -324,27 +339,38 @@ class _Trainer:
             direction[:n_tracks] = means.to(direction.dtype)
 
     def _train_head(self, views: torch.Tensor, steps: int, round_index: int = 0) -> None:
-        """Head-only steps on (V, N, D) cached embeddings; after a matching round (``round_index``
-        > 0) matched tracks are positives too."""
+        """Head-only steps on (V, N, D) cached views (embeddings, or features when the backbone's
+        last layer trains too); after a matching round (``round_index`` > 0) matched tracks are
+        positives too."""
         self.model.student_backbone.requires_grad_(False)
+        for p in self.model.student_backbone.last_layer_parameters() if self.cache_features else ():
+            p.requires_grad_(True)
         num_views = views.shape[0]
         for stage_step in range(steps):
             anchors, partners = self._sample_pairs(self.config.batch_size, use_matches=round_index > 0)
             view_a = self.pair_rng.integers(num_views, size=len(anchors))
             # a different view when the pair is one chip (single-chip track) and there are views to spare
             view_b = (view_a + 1 + self.pair_rng.integers(max(1, num_views - 1), size=len(anchors))) % num_views
-            emb_a = views[torch.from_numpy(view_a), torch.from_numpy(anchors)]
-            emb_b = views[torch.from_numpy(view_b), torch.from_numpy(partners)]
-            student, teacher = self.model.student_head, self.model.teacher_head
+            cached_a = views[torch.from_numpy(view_a), torch.from_numpy(anchors)]
+            cached_b = views[torch.from_numpy(view_b), torch.from_numpy(partners)]
+            student, teacher = self._cached_network("student"), self._cached_network("teacher")
 
             def embed() -> tuple:
                 with torch.no_grad():
-                    teacher_a, teacher_b = teacher(emb_a), teacher(emb_b)
-                return student(emb_a), student(emb_b), teacher_a, teacher_b
+                    teacher_a, teacher_b = teacher(cached_a), teacher(cached_b)
+                return student(cached_a), student(cached_b), teacher_a, teacher_b
 
             loss = self._optimise("head", stage_step, steps, embed)
             self._report("head", stage_step, steps, loss, round=round_index)
         self.result.stage_steps["head"] = self.result.stage_steps.get("head", 0) + steps
+
+    def _cached_network(self, side: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The part of ``side``'s network ("student" or "teacher") that runs on cached views."""
+        head = getattr(self.model, f"{side}_head")
+        if not self.cache_features:
+            return head
+        backbone = getattr(self.model, f"{side}_backbone")
+        return lambda features: head(backbone.embed_from_features(features))
 
     def _train_joint(self, round_index: int) -> None:
         self.model.student_backbone.requires_grad_(True)
@@ -416,8 +442,20 @@ class _Trainer:
         return self.model.student_backbone.preprocess(chips).to(self.device)
 
     def _cache_views(self) -> torch.Tensor:
-        """(views, N, D) frozen-backbone embeddings: view 0 the chips as they are, then augmentations."""
+        """(views, N, D) frozen-backbone embeddings (or features, see ``cache_features``): view 0
+        the chips as they are, then augmentations."""
         return self._embed_views(self.model.student_backbone, "cache")
+
+    @torch.no_grad()
+    def _embeddings(self, backbone: Backbone, views: torch.Tensor) -> torch.Tensor:
+        """(V, N, D) embeddings of cached ``views``: the views themselves, or ``backbone``'s last
+        layer on them when they are features."""
+        if not self.cache_features:
+            return views
+        batch = self.config.inference_batch_size
+        flat = views.reshape(-1, views.shape[-1])
+        out = torch.cat([backbone.embed_from_features(flat[i : i + batch]).float() for i in range(0, len(flat), batch)])
+        return out.reshape(*views.shape[:2], -1)
 
     @torch.no_grad()
     def _record_health(self, after: str, embeddings: torch.Tensor) -> None:
@@ -428,9 +466,10 @@ class _Trainer:
         self.result.health.append({"after": after, **health.to_dict()})
 
     @torch.no_grad()
-    def _embed_views(self, backbone: nn.Module, stage: str = "match", num_views: int | None = None) -> torch.Tensor:
-        """(views, N, D) embeddings by ``backbone``: the chips, then augmentations of them
-        (``num_views``, default ``cache_views``)."""
+    def _embed_views(self, backbone: Backbone, stage: str = "match", num_views: int | None = None) -> torch.Tensor:
+        """(views, N, D) embeddings (or features, see ``cache_features``) by ``backbone``: the
+        chips, then augmentations of them (``num_views``, default ``cache_views``)."""
+        run = backbone.features if self.cache_features else backbone
         n, batch = len(self.data.chips), self.config.inference_batch_size
         num_views = num_views or self.config.cache_views
         total = num_views * math.ceil(n / batch)
@@ -439,7 +478,7 @@ class _Trainer:
             parts = []
             for i in range(0, n, batch):
                 x = self._augmented_batch(np.arange(i, min(i + batch, n)), augment=view > 0)
-                parts.append(backbone(x).float())
+                parts.append(run(x).float())
                 done += 1
                 if stage in ("cache", "health"):
                     self.progress(stage, done, total, {"view": view})
