@@ -282,7 +282,9 @@ def test_converter_backward_reaches_every_parameter(tiny_iresnet_onnx: Path) -> 
     assert not missing, f"no gradient for {missing}"
 
 
-def test_last_layer_parameters_are_what_the_embedding_layer_trains(tiny_iresnet_onnx: Path, dlib_port: DlibResnet) -> None:
+def test_last_layer_parameters_are_what_the_embedding_layer_trains(
+    tiny_iresnet_onnx: Path, dlib_port: DlibResnet
+) -> None:
     """``last_layer_parameters`` are exactly the parameters that ``embed_from_features`` reaches:
     the iresnet's fc and BatchNorm1d (weight, bias each), dlib's fc."""
     chips = np.random.default_rng(2).integers(0, 256, (4, 112, 112, 3), dtype=np.uint8)

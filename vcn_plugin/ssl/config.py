@@ -103,7 +103,9 @@ class FinetuneConfig:
             "ema" (DINO: every step, with the teacher momentum) or "round" (copied from the student
             after each round's joint steps: DINO's "previous epoch" teacher, its Table 6). Default
             "ema". Measured on the 10-episode suite (``benchmarks/finetune_study.py``, scored by
-            ``benchmarks/cluster_rules.py``): the momentum rises to 1 over all steps and the joint
+            ``benchmarks/cluster_rules.py``) with the last layer frozen (before ``last_layer_lr``,
+            which moves the teacher's last layer in the head steps): the momentum rises to 1
+            over all steps and the joint
             steps come last, so with "ema" the teacher backbone keeps the pretrained weights (mean
             cosine of finetuned to pretrained embeddings .9998-.99998 per episode). The study point
             "adapt-backbone" ("round", ``backbone_lr`` 1e-5, "mutual" matching) moves it (cosine

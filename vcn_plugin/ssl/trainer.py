@@ -224,12 +224,12 @@ class _Trainer:
         if self.config.prototype_init == "tracks":
             self._timed("head", lambda: self._init_prototypes_from_tracks(self._embeddings(teacher, views[:1])[0]))
         self._timed("head", lambda: self._train_head(views, self.head_steps))
-        self._timed("health", lambda: self._record_health("head", self._embeddings(teacher, views[:1])[0]))
+        self._timed("health", lambda: self._record_health("head", views))
         for round_index in range(self.config.rounds):
             # until the joint stage moves it, the teacher backbone is the frozen one that made the views
             if round_index > 0:
                 views = self._timed("match", lambda: self._embed_views(teacher))
-                self._timed("health", lambda: self._record_health(f"joint {round_index}", self._embeddings(teacher, views[:1])[0]))
+                self._timed("health", lambda: self._record_health(f"joint {round_index}", views))
             self._timed("match", lambda: self._match(round_index, self._embeddings(teacher, views).cpu().numpy()))
             if self.config.round_head_steps:
                 self._timed("head", lambda: self._train_head(views, self.config.round_head_steps, round_index + 1))
@@ -241,7 +241,7 @@ class _Trainer:
             self._timed("head", lambda: self._train_head(views, self.config.final_head_steps, self.config.rounds))
         if self.config.rounds:
             final = self._timed("health", lambda: self._embed_views(teacher, "health", 1))
-            self._timed("health", lambda: self._record_health(f"joint {self.config.rounds}", self._embeddings(teacher, final)[0]))
+            self._timed("health", lambda: self._record_health(f"joint {self.config.rounds}", final))
         self.model.center.copy_(self.loss.center)
         logger.info("finetuning done: %s", self.result.to_dict())
         return self.model, self.result
@@ -458,8 +458,9 @@ class _Trainer:
         return out.reshape(*views.shape[:2], -1)
 
     @torch.no_grad()
-    def _record_health(self, after: str, embeddings: torch.Tensor) -> None:
-        """The teacher head's health on (N, D) backbone embeddings of the chips (view 0)."""
+    def _record_health(self, after: str, views: torch.Tensor) -> None:
+        """The teacher's health on the chips as they are (view 0 of the cached ``views``)."""
+        embeddings = self._embeddings(self.model.teacher_backbone, views[:1])[0]
         out = self.model.teacher_head(embeddings.to(self.device))
         probs = teacher_probabilities(out, self.loss.center, self.config.teacher_temp).cpu().numpy()
         health = teacher_health(probs, self.data.track_of_chip)
