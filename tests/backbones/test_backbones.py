@@ -300,6 +300,32 @@ def test_last_layer_parameters_are_what_the_embedding_layer_trains(
         backbone.zero_grad(set_to_none=True)
 
 
+def test_finetune_trains_an_onnx_models_last_layer_on_cached_features(
+    tiny_iresnet_onnx: Path, faces: dict
+) -> None:
+    """The ONNX path end to end: head-only finetuning (no joint stage) with ``last_layer_lr``
+    moves exactly the embedding layer (fc + BatchNorm1d) of student and teacher, nothing of the
+    trunk, and the teacher's embeddings change with it."""
+    from vcn_plugin.ssl import FinetuneConfig, finetune
+
+    backbone = load_arcface_onnx(tiny_iresnet_onnx)
+    chips, labels = faces["arcface_chips"], faces["labels"]
+    tracks = [(f"{name}/{i}", chips[np.flatnonzero(labels == name)[i::2]])
+              for name in np.unique(labels)[:3] for i in range(2)]  # fmt: skip
+    config = FinetuneConfig.tiny(device="cpu", rounds=0, head_min_steps=6, head_max_steps=6, last_layer_lr=1e-2)
+    model, result = finetune(backbone, tracks, config=config)
+    assert result.stage_steps == {"head": 6} and all(np.isfinite(result.loss_curve))
+    last = {id(p) for p in backbone.last_layer_parameters()}
+    names = {name for name, p in backbone.named_parameters() if id(p) in last}
+    pretrained = dict(backbone.named_parameters())
+    for side in (model.student_backbone, model.teacher_backbone):
+        moved = {name for name, p in side.named_parameters() if not torch.equal(p, pretrained[name])}
+        assert moved == names and len(names) == 4
+    with torch.no_grad():
+        before = backbone(backbone.preprocess(chips[:4]))
+    assert not np.allclose(model.embeddings(chips[:4]), before.numpy(), atol=1e-4)
+
+
 def test_converter_names_unsupported_ops(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper
