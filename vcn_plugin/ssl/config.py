@@ -134,7 +134,10 @@ class FinetuneConfig:
             9 against 8 of 10), held out .902 against .910, series .934 against .959; .925
             against .926 over all 20 episodes. 2e-4 moves it further (cosine .91; suite .939,
             10 of 10 cells) but falls held out (.875). The real-photo test stays exact for
-            seeds 0, 1 and 2.
+            seeds 0, 1 and 2. Memory: the cache holds ``cache_views`` x chips feature vectors
+            on the training device (dlib 256-d, MobileFaceNet 512-d: 3-6 KB per chip; an
+            insightface iresnet's fc input is 512 x 7 x 7, 300 KB per chip at 3 views, so 10k
+            chips take 3 GB); set 0 to cache embeddings instead.
         drop_conflicts: drop every match of a matched group that chains two tracks seen in one
             frame (:func:`~vcn_plugin.ssl.track_gaussians.drop_conflicting_matches`). Default False:
             on the 10-episode suite it raises the last round's matching precision from .621 to .783
