@@ -293,7 +293,9 @@ class _Trainer:
         loss = self.loss(student_a, student_b, teacher_a, teacher_b)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at {stage} step {stage_step}; lower head_lr/backbone_lr")
-        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.requires_grad]
+        # the head's two groups, then the backbone in module order: one summation order at any last_layer_lr
+        head = [p for g in self.optimizer.param_groups[:2] for p in g["params"]]
+        params = [p for p in head + list(self.model.student_backbone.parameters()) if p.requires_grad]
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
