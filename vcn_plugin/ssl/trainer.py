@@ -259,7 +259,8 @@ class _Trainer:
         decay = [p for p in head.parameters() if p.requires_grad and p.ndim >= 2]
         no_decay = [p for p in head.parameters() if p.requires_grad and p.ndim < 2]
         last = backbone.last_layer_parameters()
-        body = [p for p in backbone.parameters() if all(p is not q for q in last)]
+        last_ids = {id(p) for p in last}
+        body = [p for p in backbone.parameters() if id(p) not in last_ids]
         head_lr = {"head": config.head_lr, "joint": config.head_lr}
         groups = [
             {"params": decay, "weight_decay": config.weight_decay, "stage_lr": head_lr},
@@ -348,6 +349,7 @@ class _Trainer:
         for p in self.model.student_backbone.last_layer_parameters() if self.cache_features else ():
             p.requires_grad_(True)
         num_views = views.shape[0]
+        student, teacher = self._cached_network("student"), self._cached_network("teacher")
         for stage_step in range(steps):
             anchors, partners = self._sample_pairs(self.config.batch_size, use_matches=round_index > 0)
             view_a = self.pair_rng.integers(num_views, size=len(anchors))
@@ -355,7 +357,6 @@ class _Trainer:
             view_b = (view_a + 1 + self.pair_rng.integers(max(1, num_views - 1), size=len(anchors))) % num_views
             cached_a = views[torch.from_numpy(view_a), torch.from_numpy(anchors)]
             cached_b = views[torch.from_numpy(view_b), torch.from_numpy(partners)]
-            student, teacher = self._cached_network("student"), self._cached_network("teacher")
 
             def embed() -> tuple:
                 with torch.no_grad():
