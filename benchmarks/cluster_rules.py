@@ -11,6 +11,12 @@ the pretrained embeddings (the peers a user would pick). The loss-metric rules d
 
     .venv/bin/python benchmarks/finetune_study.py --bench ... --points default --save-features feat
     .venv/bin/python benchmarks/cluster_rules.py feat/default [--json rules.json]
+
+Finetuning is stochastic: one seed's cells move by up to .1 under another seed. Several folders
+(e.g. the study points ``default``, ``seed-1`` and ``seed-2``) are scored one by one and then
+averaged, with the lowest and highest run mean, so that a rule is chosen by its mean over seeds:
+
+    .venv/bin/python benchmarks/cluster_rules.py feat/default feat/seed-1 feat/seed-2
 """
 from __future__ import annotations
 
@@ -130,18 +136,55 @@ def to_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def across(results: list[dict]) -> dict[str, dict[str, float]]:
+    """Each rule's suite means averaged over several finetunes of the same episodes (e.g. the
+    default under finetune seeds 0, 1, 2), with the lowest and highest run mean accuracy."""
+    out = {}
+    for name in RULES:
+        means = [r["mean"][name] for r in results]
+        out[name] = {k: float(np.mean([m[k] for m in means])) for k in ("accuracy", "ratio", "wcp", "margin")}
+        out[name]["min_accuracy"] = min(m["accuracy"] for m in means)
+        out[name]["max_accuracy"] = max(m["accuracy"] for m in means)
+        out[name]["won_or_tied"] = sum(m["won_or_tied"] for m in means)
+    out["best peer"] = {"accuracy": float(np.mean([r["mean"]["best peer"]["accuracy"] for r in results]))}
+    return out
+
+
+def across_markdown(results: list[dict], summary: dict[str, dict[str, float]]) -> str:
+    cells = sum(len(r["cells"]) for r in results)
+    lines = [f"Mean over the {len(results)} finetunes (accuracy / ratio / WCP, margin, lowest-highest run mean, "
+             "cells won or tied in all runs):", "",
+             "| rule | accuracy | ratio | WCP | margin | run means | won or tied |", "|---|---|---|---|---|---|---|"]
+    for n in RULES:
+        m = summary[n]
+        lines.append(f"| {n} | {m['accuracy']:.3f} | {m['ratio']:.2f} | {m['wcp']:.3f} | {m['margin']:+.3f} | "
+                     f"{m['min_accuracy']:.3f}-{m['max_accuracy']:.3f} | {m['won_or_tied']} / {cells} |")
+    lines.append(f"| best of FINCH, HDBSCAN (pretrained) | {summary['best peer']['accuracy']:.3f} | | | | | |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", help="a study point's folder of saved features (finetune_study.py --save-features)")
+    parser.add_argument("folder", nargs="+", help="a study point's folder of saved features (finetune_study.py "
+                        "--save-features); several (e.g. one per finetune seed) are also averaged")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    folder = Path(args.folder)
-    if not any(folder.glob("*.npz")):
-        parser.error(f"{folder}: no saved features (*.npz); run finetune_study.py --save-features first")
-    result = evaluate(folder)
-    print(to_markdown(result))
+    folders = [Path(f) for f in args.folder]
+    for folder in folders:
+        if not any(folder.glob("*.npz")):
+            parser.error(f"{folder}: no saved features (*.npz); run finetune_study.py --save-features first")
+    results = [evaluate(folder) for folder in folders]
+    for folder, result in zip(folders, results):
+        if len(results) > 1:
+            print(f"\n{folder}\n")
+        print(to_markdown(result))
+    output: dict = results[0]
+    if len(results) > 1:
+        summary = across(results)
+        print("\n" + across_markdown(results, summary))
+        output = {"runs": results, "across": summary}
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        Path(args.json).write_text(json.dumps(output, indent=1))
 
 
 if __name__ == "__main__":

@@ -83,6 +83,11 @@ POINTS: dict[str, dict[str, Any]] = {
     "last-layer-2e-4": {"last_layer_lr": 2e-4},
     "drop-conflicts": {"drop_conflicts": True},
     "union-drop-conflicts": {"matching": "gaussian+mutual", "drop_conflicts": True},
+    # what coarse matching is worth: the rounds run, but no pair is drawn from a matched track
+    "no-match": {"match_pair_fraction": 0.0},
+    # the default under other finetune seeds: how far one seed's cells move
+    "seed-1": {"seed": 1},
+    "seed-2": {"seed": 2},
 }
 #: the rows scored at every point (pretrained peers are computed once per benchmark)
 PEERS = (RowSpec("FINCH", "finch", finetuned=False), RowSpec("HDBSCAN", "hdbscan", finetuned=False))

@@ -323,3 +323,18 @@ def test_finetune_study_scores_every_point_on_episodes_prepared_once(bench, tmp_
     saved = np.load(tmp_path / "mutual" / f"{bench.name}-ep000.npz")
     assert saved["probs"].shape[0] == saved["face_track"].shape[0]
     assert "Mean over the suite" in module.to_markdown(result)
+
+    # benchmarks/cluster_rules.py on the two saved finetunes, scored one by one and then averaged
+    rules_path = path.parent / "cluster_rules.py"
+    spec = importlib.util.spec_from_file_location("cluster_rules", rules_path)
+    rules = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rules)
+    runs = [rules.evaluate(tmp_path / point) for point in ("default", "mutual")]
+    summary = rules.across(runs)
+    for name in rules.RULES:
+        accuracies = [run["mean"][name]["accuracy"] for run in runs]
+        assert summary[name]["accuracy"] == pytest.approx(np.mean(accuracies))
+        assert summary[name]["min_accuracy"] == min(accuracies) and summary[name]["max_accuracy"] == max(accuracies)
+        assert summary[name]["won_or_tied"] == sum(run["mean"][name]["won_or_tied"] for run in runs)
+    assert summary["best peer"]["accuracy"] == pytest.approx(runs[0]["mean"]["best peer"]["accuracy"])  # same episodes
+    assert "Mean over the 2 finetunes" in rules.across_markdown(runs, summary)
