@@ -160,10 +160,12 @@ def save_features(ep, path: Path) -> None:
 
 
 def study(bench_dirs: list[str], points: list[str], device: str, progress: bool = True,
-          features_dir: Path | None = None, base: str = "default", backbone_name: str | None = None) -> dict[str, Any]:
+          features_dir: Path | None = None, base: str = "default", backbone_name: str | None = None,
+          seed: int | None = None) -> dict[str, Any]:
     """Every point on every episode of ``bench_dirs``; ``base``: "default" (FinetuneConfig) or
     "tiny" (FinetuneConfig.tiny, a smoke run) under each point's overrides; ``backbone_name``:
-    the base model (default: the product's), whose embeddings the peers cluster too."""
+    the base model (default: the product's), whose embeddings the peers cluster too; ``seed``:
+    the finetune seed of every point (default: each point's own, 0 unless it sets one)."""
     from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone
     from vcn_plugin.benchmark.runner import compute_row, finetune_health, finetune_unit, prepare_benchmark
 
@@ -176,7 +178,7 @@ def study(bench_dirs: list[str], points: list[str], device: str, progress: bool 
             peers = {spec.name: [compute_row([ep], spec, backbone_name).metrics for ep in episodes] for spec in PEERS}
             for point in points:
                 make = FinetuneConfig.tiny if base == "tiny" else FinetuneConfig
-                config = make(device=device, **POINTS[point])
+                config = make(device=device, **{**POINTS[point], **({} if seed is None else {"seed": seed})})
                 for e, prepared in enumerate(episodes):
                     ep = _fresh(prepared)
                     start = time.perf_counter()
@@ -195,7 +197,8 @@ def study(bench_dirs: list[str], points: list[str], device: str, progress: bool 
                               f"(ratio {cell['loss_ratio']:.2f}) vs peers {cell['peer_accuracy']:.3f}, "
                               f"matching P/R {cell['matching_precision']} / {cell['matching_recall']}, "
                               f"{seconds:.0f} s", flush=True)  # fmt: skip
-    return {"points": {p: POINTS[p] for p in points}, "cells": cells, "mean": {p: _mean(c) for p, c in cells.items()}}
+    return {"points": {p: POINTS[p] for p in points}, "seed": seed, "cells": cells,
+            "mean": {p: _mean(c) for p, c in cells.items()}}
 
 
 def _mean(cells: list[dict]) -> dict[str, float | None]:
@@ -254,6 +257,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", default=None)
     parser.add_argument("--save-features", default=None, help="folder: per point and episode, the features (npz)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="finetune seed of every point (default: the point's own); save each seed's features apart")
     parser.add_argument("--list", action="store_true", help="print the study points and exit")
     parser.add_argument("--tiny", action="store_true", help="smoke run: FinetuneConfig.tiny() under each point")
     parser.add_argument("--backbone", default=None,
@@ -273,7 +278,7 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
     result = study(args.bench, points, args.device, features_dir=Path(args.save_features) if args.save_features else None,
-                   base="tiny" if args.tiny else "default", backbone_name=args.backbone)
+                   base="tiny" if args.tiny else "default", backbone_name=args.backbone, seed=args.seed)
     print(to_markdown(result))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

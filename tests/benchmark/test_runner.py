@@ -338,3 +338,14 @@ def test_finetune_study_scores_every_point_on_episodes_prepared_once(bench, tmp_
         assert summary[name]["won_or_tied"] == sum(run["mean"][name]["won_or_tied"] for run in runs)
     assert summary["best peer"]["accuracy"] == pytest.approx(runs[0]["mean"]["best peer"]["accuracy"])  # same episodes
     assert "Mean over the 2 finetunes" in rules.across_markdown(runs, summary)
+
+    # --seed: seed 0 reproduces the default point exactly, another seed gives another finetune
+    def probs(seed: int) -> np.ndarray:
+        out = tmp_path / f"seed{seed}"
+        again = module.study([str(bench)], ["default"], "cpu", progress=False, features_dir=out, base="tiny", seed=seed)
+        assert again["seed"] == seed
+        return np.load(out / "default" / f"{bench.name}-ep000.npz")["probs"]
+
+    default = np.load(tmp_path / "default" / f"{bench.name}-ep000.npz")["probs"]
+    np.testing.assert_array_equal(probs(0), default)
+    assert not np.array_equal(probs(1), default)
