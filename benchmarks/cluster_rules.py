@@ -13,10 +13,11 @@ the pretrained embeddings (the peers a user would pick). The loss-metric rules d
     .venv/bin/python benchmarks/cluster_rules.py feat/default [--json rules.json]
 
 Finetuning is stochastic: one seed's cells move by up to .1 under another seed. Several folders
-(e.g. the study points ``default``, ``seed-1`` and ``seed-2``) are scored one by one and then
+(e.g. one point under ``finetune_study.py --seed 0, 1, 2``) are scored one by one and then
 averaged, with the lowest and highest run mean, so that a rule is chosen by its mean over seeds:
 
-    .venv/bin/python benchmarks/cluster_rules.py feat/default feat/seed-1 feat/seed-2
+    .venv/bin/python benchmarks/finetune_study.py --bench ... --points default --seed 1 --save-features feat_seed1
+    .venv/bin/python benchmarks/cluster_rules.py feat/default feat_seed1/default feat_seed2/default
 """
 from __future__ import annotations
 

@@ -85,9 +85,6 @@ POINTS: dict[str, dict[str, Any]] = {
     "union-drop-conflicts": {"matching": "gaussian+mutual", "drop_conflicts": True},
     # what coarse matching is worth: the rounds run, but no pair is drawn from a matched track
     "no-match": {"match_pair_fraction": 0.0},
-    # the default under other finetune seeds: how far one seed's cells move
-    "seed-1": {"seed": 1},
-    "seed-2": {"seed": 2},
 }
 #: the rows scored at every point (pretrained peers are computed once per benchmark)
 PEERS = (RowSpec("FINCH", "finch", finetuned=False), RowSpec("HDBSCAN", "hdbscan", finetuned=False))

@@ -144,11 +144,10 @@ class FinetuneConfig:
             out (.815 -> .836, .845 -> .870). The loss metric: suite .938 against .928 (cells won
             9 against 8 of 10), held out .902 against .910, series .934 against .959; .925
             against .926 over all 20 episodes. 2e-4 moves it further (cosine .91; suite .939,
-            10 of 10 cells) but falls held out (.875). Over finetune seeds 0, 1 and 2 (study points
-            ``seed-1``, ``seed-2`` and ``finetune_study.py --seed``) the suite gives .908 against
-            .906 frozen (finetuned FINCH .897 against .887): a lead inside one seed's spread
-            (suite means .890-.938). The real-photo test stays exact for
-            seeds 0, 1 and 2. Memory: the cache holds ``cache_views`` x chips feature vectors
+            10 of 10 cells) but falls held out (.875). Over finetune seeds 0, 1 and 2
+            (``finetune_study.py --seed``) the suite gives .908 against .906 frozen (finetuned
+            FINCH .897 against .887): a lead inside one seed's spread (suite means .890-.938).
+            The real-photo test stays exact for seeds 0, 1 and 2. Memory: the cache holds ``cache_views`` x chips feature vectors
             on the training device (dlib 256-d, MobileFaceNet 512-d: 3-6 KB per chip; an
             insightface iresnet's fc input is 512 x 7 x 7, 300 KB per chip at 3 views, so 10k
             chips take 3 GB); set 0 to cache embeddings instead.
