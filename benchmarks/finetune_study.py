@@ -85,6 +85,7 @@ POINTS: dict[str, dict[str, Any]] = {
     "union-drop-conflicts": {"matching": "gaussian+mutual", "drop_conflicts": True},
     # what coarse matching is worth: the rounds run, but no pair is drawn from a matched track
     "no-match": {"match_pair_fraction": 0.0},
+    "centred-input": {"head_input": "centred"},
 }
 #: the rows scored at every point (pretrained peers are computed once per benchmark)
 PEERS = (RowSpec("FINCH", "finch", finetuned=False), RowSpec("HDBSCAN", "hdbscan", finetuned=False))

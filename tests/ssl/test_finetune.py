@@ -428,3 +428,43 @@ def test_finetune_track_set_progress_is_monotone_with_round_and_final_head_steps
                          np.ones(len(faces)), np.zeros(len(faces), bool))  # fmt: skip
     step.finetune_track_set(track_set, make_backbone(), config, progress=lambda f, msg: fractions.append(f))
     assert fractions == sorted(fractions) and 0.0 < fractions[0] and fractions[-1] == pytest.approx(1.0)
+
+
+def test_head_input_normalisation_centres_and_scales_the_input() -> None:
+    head = DINOHead(16, num_prototypes=32, hidden_dim=24, bottleneck_dim=8, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(40, 16) * 0.1 + 3.0  # a large common component, as a face-ID net's embeddings have
+    before = head.bottleneck(x)
+    head.set_input_normalisation(x)
+    centred = (x - x.mean(0)) / head.input_scale
+    assert torch.allclose(head.input_mean, x.mean(0)) and torch.isclose(centred.norm(dim=1).pow(2).mean(), torch.tensor(1.0))
+    assert torch.allclose(head.bottleneck(x), torch.nn.functional.normalize(head.mlp(centred), dim=-1), atol=1e-6)
+    # the common component dominated the raw bottlenecks: they were nearly parallel; centred they spread
+    spread = lambda z: float((z @ z.T).mean().detach())  # noqa: E731
+    assert spread(before) > 0.99 and spread(head.bottleneck(x)) < 0.5
+    for bad in (torch.ones(5, 16), torch.randn(1, 16), torch.randn(5, 15)):
+        with pytest.raises(ValueError, match="input normalisation"):
+            head.set_input_normalisation(bad)
+
+
+def test_centred_head_input_is_set_from_the_frozen_embeddings_and_saved(tracks: list, tmp_path: Path) -> None:
+    """head_input="centred": both heads hold the mean of the frozen backbone's embeddings of the
+    chips; the checkpoint keeps it, and a checkpoint without it (older format) loads as identity."""
+    config = FinetuneConfig.tiny(device="cpu", head_input="centred", rounds=0)
+    model, _ = finetune(make_backbone(), tracks, config=config)
+    chips = np.concatenate([c for _, c in tracks])
+    with torch.no_grad():
+        frozen = make_backbone()(make_backbone().preprocess(chips))
+    for head in (model.student_head, model.teacher_head):
+        assert torch.allclose(head.input_mean, frozen.mean(0), atol=1e-5)
+        assert torch.isclose(head.input_scale, (frozen - frozen.mean(0)).norm(dim=1).pow(2).mean().sqrt(), rtol=1e-4)
+    path = model.save(tmp_path / "centred.pt")
+    loaded = SSLModel.load(path, make_backbone())
+    assert np.allclose(loaded.head_outputs(chips)[0], model.head_outputs(chips)[0], atol=1e-6)
+    payload = torch.load(path, weights_only=True)
+    for part in ("student_head", "teacher_head"):
+        payload[part] = {k: v for k, v in payload[part].items() if not k.startswith("input_")}
+    torch.save(payload, tmp_path / "old.pt")
+    old = SSLModel.load(tmp_path / "old.pt", make_backbone())
+    assert float(old.teacher_head.input_scale) == 1.0 and not old.teacher_head.input_mean.any()
+    with pytest.raises(ValueError, match="head_input"):
+        FinetuneConfig(head_input="whitened")

@@ -16,6 +16,7 @@ DEVICES = ("auto", "cpu", "cuda")
 MATCHING_RULES = ("gaussian", "mutual", "gaussian+mutual")
 PROTOTYPE_INITS = ("random", "tracks")
 TEACHER_BACKBONES = ("ema", "round")
+HEAD_INPUTS = ("raw", "centred")
 MOMENTUM_SCHEDULES = ("run", "stage")
 
 
@@ -159,6 +160,9 @@ class FinetuneConfig:
             (``last_layer_lr``) the rounds do reach the teacher, and dropping matches hurts: on the
             hard episode precision rises from .48 to .82 at recall .19 instead of .31, and the loss
             metric falls from .830 to .717.
+        head_input: "raw" (DINO) or "centred": the heads see the backbone's embeddings minus their
+            mean over this video's chips, scaled to unit RMS norm (fixed when training starts, from
+            the frozen backbone; :meth:`~vcn_plugin.ssl.head.DINOHead.set_input_normalisation`).
         inference_batch_size: chips per forward pass in embedding/inference.
         augment: chip augmentation ranges.
     """
@@ -199,6 +203,7 @@ class FinetuneConfig:
     final_head_steps: int = 0
     last_layer_lr: float = 5e-5
     drop_conflicts: bool = False
+    head_input: str = "raw"
     inference_batch_size: int = 64
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -232,6 +237,8 @@ class FinetuneConfig:
             raise ValueError(f"matching must be one of {MATCHING_RULES}, got {self.matching!r}")
         if self.prototype_init not in PROTOTYPE_INITS:
             raise ValueError(f"prototype_init must be one of {PROTOTYPE_INITS}, got {self.prototype_init!r}")
+        if self.head_input not in HEAD_INPUTS:
+            raise ValueError(f"head_input must be one of {HEAD_INPUTS}, got {self.head_input!r}")
         if self.teacher_backbone not in TEACHER_BACKBONES:
             raise ValueError(f"teacher_backbone must be one of {TEACHER_BACKBONES}, got {self.teacher_backbone!r}")
         if self.momentum_schedule not in MOMENTUM_SCHEDULES:

@@ -64,6 +64,10 @@ class DINOHead(nn.Module):
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.in_dim = in_dim
         self.num_prototypes = num_prototypes
+        # a fixed affine map of the input, (x - input_mean) / input_scale; identity until
+        # :meth:`set_input_normalisation` (see ``FinetuneConfig.head_input``)
+        self.register_buffer("input_mean", torch.zeros(in_dim))
+        self.register_buffer("input_scale", torch.ones(()))
         self.mlp = _mlp(in_dim, hidden_dim, bottleneck_dim, num_layers)
         self._init_mlp(generator)
         last = nn.Linear(bottleneck_dim, num_prototypes, bias=False)
@@ -80,7 +84,20 @@ class DINOHead(nn.Module):
         """The L2-normalised bottleneck ``z``; the logits are ``prototypes() @ z``."""
         if x.ndim != 2 or x.shape[1] != self.in_dim:
             raise ValueError(f"head input must be (B, {self.in_dim}), got {tuple(x.shape)}")
-        return F.normalize(self.mlp(x), dim=-1, p=2)
+        return F.normalize(self.mlp((x - self.input_mean) / self.input_scale), dim=-1, p=2)
+
+    @torch.no_grad()
+    def set_input_normalisation(self, embeddings: torch.Tensor) -> None:
+        """Centre and scale the head's input on ``embeddings`` (N, in_dim): subtract their mean and
+        divide by the root mean square norm of the centred rows, so the rows have unit RMS norm."""
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.in_dim or embeddings.shape[0] < 2:
+            raise ValueError(f"input normalisation needs (N >= 2, {self.in_dim}) embeddings, got {tuple(embeddings.shape)}")
+        mean = embeddings.float().mean(dim=0)
+        rms = (embeddings.float() - mean).pow(2).sum(dim=1).mean().sqrt()
+        if not torch.isfinite(rms) or rms <= 0:
+            raise ValueError("input normalisation needs embeddings that are finite and not all equal")
+        self.input_mean.copy_(mean.to(self.input_mean))
+        self.input_scale.copy_(rms.to(self.input_scale))
 
     def prototypes(self) -> torch.Tensor:
         """The effective (weight-normalised) last-layer weight, (K, bottleneck_dim)."""

@@ -188,7 +188,10 @@ class SSLModel(nn.Module):
             raise ValueError(f"checkpoint is for backbone {payload['backbone']!r}, got {type(backbone).name!r}")
         model = cls.from_backbone(backbone, config).to("cpu")
         for part in ("student_backbone", "student_head", "teacher_backbone", "teacher_head"):
-            getattr(model, part).load_state_dict(payload[part])
+            state = payload[part]
+            if part.endswith("head"):  # checkpoints from before the head's input normalisation: identity
+                state = {**getattr(model, part).state_dict(), **state}
+            getattr(model, part).load_state_dict(state)
         model.center.copy_(payload["center"])
         return model.to(device)
 

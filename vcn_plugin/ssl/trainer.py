@@ -221,6 +221,10 @@ class _Trainer:
     def run(self) -> tuple[SSLModel, FinetuneResult]:
         teacher = self.model.teacher_backbone
         views = self._timed("cache", self._cache_views)
+        if self.config.head_input == "centred":
+            frozen = self._embeddings(teacher, views[:1])[0].to(self.device)
+            for head in (self.model.student_head, self.model.teacher_head):
+                head.set_input_normalisation(frozen)
         if self.config.prototype_init == "tracks":
             self._timed("head", lambda: self._init_prototypes_from_tracks(self._embeddings(teacher, views[:1])[0]))
         self._timed("head", lambda: self._train_head(views, self.head_steps))
