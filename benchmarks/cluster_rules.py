@@ -79,6 +79,8 @@ RULES: dict[str, Callable[[Episode], np.ndarray]] = {
     "loss, mutual-neighbours start, student predictor": _loss(AggregationConfig(start="mutual-neighbours"), "student"),
     "loss, threshold start": _loss(AggregationConfig(start="threshold")),
     "loss, mutual linkage": _loss(AggregationConfig(linkage="mutual")),
+    # the start round alone (``max_iterations`` counts it): what the paper's threshold rounds add after it
+    "loss, first-neighbours start only": _loss(AggregationConfig(max_iterations=1)),
     "loss, paper-exact (student predictor, threshold start, transitive)": _loss(AggregationConfig(start="threshold", linkage="transitive"), "student"),
     "FINCH, finetuned backbone": _embedding("finch", "finetuned"),
     "HDBSCAN, finetuned backbone": _embedding("hdbscan", "finetuned"),

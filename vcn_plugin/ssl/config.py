@@ -163,6 +163,21 @@ class FinetuneConfig:
         head_input: "raw" (DINO) or "centred": the heads see the backbone's embeddings minus their
             mean over this video's chips, scaled to unit RMS norm (fixed when training starts, from
             the frozen backbone; :meth:`~vcn_plugin.ssl.head.DINOHead.set_input_normalisation`).
+            Why it was tried: dlib's embeddings of one video share a large common direction (the
+            mean of the unit embeddings has norm .92-.95; two different people sit at cosine
+            .84-.90, centred at -.03 to -.08), and the heads at initialisation map them all to
+            nearly one bottleneck, so after the CPU budget the teacher stays near uniform where a
+            film look compresses the faces further (mean teacher entropy 7.5-8.2 of ln 4096 = 8.32
+            on the hard episode and the day-for-night cells, 2-3 on the easy pair). Centred, the
+            teacher is sharp everywhere (entropy .2-.9; 2.9 on the severest day-for-night cell)
+            and coarse matching gains precision (suite .64 against .62). Default "raw", measured
+            with ``benchmarks/finetune_study.py`` (point ``centred-input``, seed 0) and
+            ``benchmarks/cluster_rules.py``: the sharp teacher puts two tracks of one person in
+            different shots on different prototypes, and the loss metric splits: suite .915
+            against .938 (cluster ratio 0.92), held out .861 against .902 (ratio 1.21 against
+            1.04), series .899 against .934 (1.21); hard episode .849 against .830. With raw
+            neighbours it scores .936 / .874 / .899; the mutual-neighbours start is pure (WCP .995
+            on the suite) but splits (ratio 1.22 on the suite, 1.83 held out).
         inference_batch_size: chips per forward pass in embedding/inference.
         augment: chip augmentation ranges.
     """
