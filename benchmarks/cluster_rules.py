@@ -55,9 +55,20 @@ def _predictor(ep: Episode, predictor: str) -> dict[str, object]:
     return {"log_probs": (x - logsumexp(x, axis=1, keepdims=True)).astype(np.float32)}
 
 
-def _loss(config: AggregationConfig, predictor: str = DEFAULT_PREDICTOR) -> Callable[[Episode], np.ndarray]:
+def _student_temperature_probs(ep: Episode) -> np.ndarray:
+    """The teacher's probabilities at the student temperature, ``softmax((t - c) / temp_s)``:
+    ``p ** (temp_t / temp_s)``, renormalised (the centre is inside ``p`` already)."""
+    x = np.log(np.maximum(ep["probs"].astype(np.float64), 1e-38)) * (DEFAULT_TEACHER_TEMP / float(ep["temperature"]))
+    return np.exp(x - logsumexp(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _loss(config: AggregationConfig, predictor: str = DEFAULT_PREDICTOR,
+          soft_teacher: bool = False) -> Callable[[Episode], np.ndarray]:
+    """``soft_teacher``: the teacher side at the student temperature too, so that with the teacher
+    predictor both sides of the loss are one distribution (an offline variant, not a product option)."""
     def run(ep: Episode) -> np.ndarray:
-        return cluster_tracks("loss", ep["face_track"], probs=ep["probs"], n_tracks=len(ep["identity"]),
+        probs = _student_temperature_probs(ep) if soft_teacher else ep["probs"]
+        return cluster_tracks("loss", ep["face_track"], probs=probs, n_tracks=len(ep["identity"]),
                               excluded=ep["low_quality"], cannot_link=ep["cooccurring"], config=config,
                               **_predictor(ep, predictor)).labels  # fmt: skip
     return run
@@ -81,6 +92,9 @@ RULES: dict[str, Callable[[Episode], np.ndarray]] = {
     "loss, mutual linkage": _loss(AggregationConfig(linkage="mutual")),
     # the start round alone (``max_iterations`` counts it): what the paper's threshold rounds add after it
     "loss, first-neighbours start only": _loss(AggregationConfig(max_iterations=1)),
+    "loss, teacher at the student temperature": _loss(AggregationConfig(), soft_teacher=True),
+    "loss, teacher at the student temperature, raw-distance neighbours":
+        _loss(AggregationConfig(neighbour_distance="raw"), soft_teacher=True),
     "loss, paper-exact (student predictor, threshold start, transitive)": _loss(AggregationConfig(start="threshold", linkage="transitive"), "student"),
     "FINCH, finetuned backbone": _embedding("finch", "finetuned"),
     "HDBSCAN, finetuned backbone": _embedding("hdbscan", "finetuned"),

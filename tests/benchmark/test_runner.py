@@ -349,3 +349,24 @@ def test_finetune_study_scores_every_point_on_episodes_prepared_once(bench, tmp_
     default = np.load(tmp_path / "default" / f"{bench.name}-ep000.npz")["probs"]
     np.testing.assert_array_equal(probs(0), default)
     assert not np.array_equal(probs(1), default)
+
+
+def test_cluster_rules_soft_teacher_is_the_teacher_at_the_student_temperature():
+    """benchmarks/cluster_rules.py's "teacher at the student temperature" rules recompute the saved
+    teacher probabilities (centred, at the teacher temperature) at the student temperature."""
+    import importlib.util
+
+    from scipy.special import softmax
+
+    from vcn_plugin.ssl.loss import DEFAULT_STUDENT_TEMP, DEFAULT_TEACHER_TEMP
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "cluster_rules.py"
+    spec = importlib.util.spec_from_file_location("cluster_rules", path)
+    rules = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rules)
+    rng = np.random.default_rng(0)
+    logits, center = rng.uniform(-1, 1, (5, 64)), rng.uniform(-0.1, 0.1, (1, 64))
+    ep = {"probs": softmax((logits - center) / DEFAULT_TEACHER_TEMP, axis=1).astype(np.float32),
+          "temperature": np.float32(DEFAULT_STUDENT_TEMP)}
+    expected = softmax((logits - center) / DEFAULT_STUDENT_TEMP, axis=1)
+    np.testing.assert_allclose(rules._student_temperature_probs(ep), expected, rtol=1e-4, atol=1e-7)
