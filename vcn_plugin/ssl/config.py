@@ -248,16 +248,11 @@ class FinetuneConfig:
         for name in ("teacher_momentum", "center_momentum", "warmup_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.matching not in MATCHING_RULES:
-            raise ValueError(f"matching must be one of {MATCHING_RULES}, got {self.matching!r}")
-        if self.prototype_init not in PROTOTYPE_INITS:
-            raise ValueError(f"prototype_init must be one of {PROTOTYPE_INITS}, got {self.prototype_init!r}")
-        if self.head_input not in HEAD_INPUTS:
-            raise ValueError(f"head_input must be one of {HEAD_INPUTS}, got {self.head_input!r}")
-        if self.teacher_backbone not in TEACHER_BACKBONES:
-            raise ValueError(f"teacher_backbone must be one of {TEACHER_BACKBONES}, got {self.teacher_backbone!r}")
-        if self.momentum_schedule not in MOMENTUM_SCHEDULES:
-            raise ValueError(f"momentum_schedule must be one of {MOMENTUM_SCHEDULES}, got {self.momentum_schedule!r}")
+        choices = (("matching", MATCHING_RULES), ("prototype_init", PROTOTYPE_INITS), ("head_input", HEAD_INPUTS),
+                   ("teacher_backbone", TEACHER_BACKBONES), ("momentum_schedule", MOMENTUM_SCHEDULES))
+        for name, allowed in choices:
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0.0 <= self.match_pair_fraction <= 1.0:
             raise ValueError(f"match_pair_fraction must be in [0, 1], got {self.match_pair_fraction}")
         if self.min_faces_to_fit < 3:
