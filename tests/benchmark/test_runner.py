@@ -17,6 +17,18 @@ from vcn_plugin.benchmark.sweep import SweepCell, SweepResult, ensure_benchmark,
 from vcn_plugin.evaluation.metrics import evaluate_clustering
 from vcn_plugin.ssl import FinetuneConfig
 
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _benchmark_script(name: str):
+    """A script of ``benchmarks/`` (not a package) imported as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 QUICK = EpisodeConfig.preset("quick", seed=0)
 #: two fixed HAC cuts beside the default rows: the oracle must do at least as well as both
 EXTRA_ROWS = (
@@ -306,12 +318,7 @@ def test_series_is_scored_per_episode_and_across_episodes(shared_data: Path, tmp
 def test_finetune_study_scores_every_point_on_episodes_prepared_once(bench, tmp_path):
     """benchmarks/finetune_study.py (tiny finetuning): one cell per point and episode, margins
     against the better peer, health numbers, saved features, and the suite mean."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "finetune_study.py"
-    spec = importlib.util.spec_from_file_location("finetune_study", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _benchmark_script("finetune_study")
     result = module.study([str(bench)], ["default", "mutual"], "cpu", progress=False, features_dir=tmp_path, base="tiny")
     assert set(result["cells"]) == {"default", "mutual"}
     for cells in result["cells"].values():
@@ -325,10 +332,7 @@ def test_finetune_study_scores_every_point_on_episodes_prepared_once(bench, tmp_
     assert "Mean over the suite" in module.to_markdown(result)
 
     # benchmarks/cluster_rules.py on the two saved finetunes, scored one by one and then averaged
-    rules_path = path.parent / "cluster_rules.py"
-    spec = importlib.util.spec_from_file_location("cluster_rules", rules_path)
-    rules = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rules)
+    rules = _benchmark_script("cluster_rules")
     runs = [rules.evaluate(tmp_path / point) for point in ("default", "mutual")]
     summary = rules.across(runs)
     for name in rules.RULES:
@@ -354,16 +358,11 @@ def test_finetune_study_scores_every_point_on_episodes_prepared_once(bench, tmp_
 def test_cluster_rules_soft_teacher_is_the_teacher_at_the_student_temperature():
     """benchmarks/cluster_rules.py's "teacher at the student temperature" rules recompute the saved
     teacher probabilities (centred, at the teacher temperature) at the student temperature."""
-    import importlib.util
-
     from scipy.special import softmax
 
     from vcn_plugin.ssl.loss import DEFAULT_STUDENT_TEMP, DEFAULT_TEACHER_TEMP
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "cluster_rules.py"
-    spec = importlib.util.spec_from_file_location("cluster_rules", path)
-    rules = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rules)
+    rules = _benchmark_script("cluster_rules")
     rng = np.random.default_rng(0)
     logits, center = rng.uniform(-1, 1, (5, 64)), rng.uniform(-0.1, 0.1, (1, 64))
     ep = {"probs": softmax((logits - center) / DEFAULT_TEACHER_TEMP, axis=1).astype(np.float32),

@@ -19,6 +19,8 @@ from vcn_plugin.ssl.head import DINOHead
 from vcn_plugin.ssl.loss import student_log_probabilities, teacher_probabilities
 
 CHECKPOINT_FORMAT = "vcn-ssl-v1"
+#: head buffers that checkpoints written before them lack (they then load as the identity map)
+INPUT_NORMALISATION_KEYS = ("input_mean", "input_scale")
 
 
 class SSLModel(nn.Module):
@@ -190,7 +192,8 @@ class SSLModel(nn.Module):
         for part in ("student_backbone", "student_head", "teacher_backbone", "teacher_head"):
             state = payload[part]
             if part.endswith("head"):  # checkpoints from before the head's input normalisation: identity
-                state = {**getattr(model, part).state_dict(), **state}
+                fresh = getattr(model, part).state_dict()
+                state = {**{k: fresh[k] for k in INPUT_NORMALISATION_KEYS}, **state}
             getattr(model, part).load_state_dict(state)
         model.center.copy_(payload["center"])
         return model.to(device)
