@@ -48,7 +48,8 @@ from vcn_plugin.clustering import (  # noqa: E402
     aggregate,
 )
 from vcn_plugin.clustering.aggregation import (  # noqa: E402
-    DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_START, LINKAGES, NEIGHBOUR_DISTANCES, STARTS,
+    DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START, LINKAGES, NEIGHBOUR_DISTANCES, ROUNDS,
+    STARTS,
 )
 
 TEACHER_TEMP, STUDENT_TEMP = 0.04, 0.1
@@ -102,7 +103,8 @@ def run_one(args: argparse.Namespace) -> dict:
                                       args.seed, args.form)
     t1, c1 = time.perf_counter(), time.process_time()
     result = aggregate(stats, config=AggregationConfig(
-        compute_margins=not args.no_margins, linkage=args.linkage, start=args.start, neighbour_distance=args.neighbours))
+        compute_margins=not args.no_margins, linkage=args.linkage, start=args.start, neighbour_distance=args.neighbours,
+        rounds=args.rounds))
     t2, c2 = time.perf_counter(), time.process_time()
     return {
         "tracks": args.single,
@@ -110,6 +112,7 @@ def run_one(args: argparse.Namespace) -> dict:
         "form": args.form,
         "linkage": args.linkage,
         "start": args.start,
+        "rounds": args.rounds,
         "neighbours": args.neighbours,
         "generate_s": round(t1 - t0, 2),
         "cluster_s": round(t2 - t1, 2),
@@ -139,6 +142,7 @@ def main() -> None:
     parser.add_argument("--linkage", choices=LINKAGES, default=DEFAULT_LINKAGE,
                         help="the aggregation's merge rule (default: the product's)")
     parser.add_argument("--start", choices=STARTS, default=DEFAULT_START, help="the aggregation's first round (default: the product's)")
+    parser.add_argument("--rounds", choices=ROUNDS, default=DEFAULT_ROUNDS, help="what follows the start (default: the product's)")
     parser.add_argument("--neighbours", choices=NEIGHBOUR_DISTANCES, default=DEFAULT_NEIGHBOUR_DISTANCE,
                         help="what nearest means (default: the product's)")
     parser.add_argument("--no-margins", action="store_true", help="skip the per-track margins")
@@ -150,14 +154,14 @@ def main() -> None:
     rows = []
     for n in args.sizes:
         cmd = [sys.executable, __file__, "--single", str(n), "--k", str(args.k), "--dim", str(args.dim), "--form", args.form,
-               "--faces", str(args.faces), "--linkage", args.linkage, "--start", args.start, "--neighbours", args.neighbours,
+               "--faces", str(args.faces), "--linkage", args.linkage, "--start", args.start, "--rounds", args.rounds, "--neighbours", args.neighbours,
                "--tracks-per-identity", str(args.tracks_per_identity), "--noise", str(args.noise), "--seed", str(args.seed)]
         if args.no_margins:
             cmd.append("--no-margins")
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"done {n}", file=sys.stderr, flush=True)
-    header = ("tracks", "k", "form", "linkage", "start", "neighbours", "generate_s", "cluster_s", "cluster_cpu_s", "peak_rss_gib", "stats_gib", "identities", "clusters", "iterations", "ari", "merges")
+    header = ("tracks", "k", "form", "linkage", "start", "rounds", "neighbours", "generate_s", "cluster_s", "cluster_cpu_s", "peak_rss_gib", "stats_gib", "identities", "clusters", "iterations", "ari", "merges")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for row in rows:

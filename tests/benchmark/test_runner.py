@@ -369,3 +369,22 @@ def test_cluster_rules_soft_teacher_is_the_teacher_at_the_student_temperature():
           "temperature": np.float32(DEFAULT_STUDENT_TEMP)}
     expected = softmax((logits - center) / DEFAULT_STUDENT_TEMP, axis=1)
     np.testing.assert_allclose(rules._student_temperature_probs(ep), expected, rtol=1e-4, atol=1e-7)
+
+
+def test_cluster_rules_silhouette_merges_stop_where_the_silhouette_would_fall():
+    """benchmarks/cluster_rules.py's silhouette rounds on hand-checked points of a line: two close
+    pairs merge (the mean silhouette rises from .929 to .947), a pair seen together never does,
+    and three far-apart pairs stay apart (merging the nearest two would drop it from .980 to .659)."""
+    rules = _benchmark_script("cluster_rules")
+
+    def line(*xs: float) -> np.ndarray:
+        x = np.asarray(xs)
+        return np.abs(x[:, None] - x[None, :])
+
+    start = np.array([0, 0, 1, 1, 2, 2])
+    no_pairs = np.zeros((0, 2), np.int64)
+    close = line(0, 0.1, 1.0, 1.1, 10, 10.1)
+    np.testing.assert_array_equal(rules.silhouette_merges(close, start, no_pairs), [0, 0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(rules.silhouette_merges(close, start, np.array([[0, 2]])), start)
+    apart = line(0, 0.1, 5, 5.1, 10, 10.1)
+    np.testing.assert_array_equal(rules.silhouette_merges(apart, start, no_pairs), start)

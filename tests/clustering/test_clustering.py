@@ -1,13 +1,14 @@
 """Tests of vcn_plugin.clustering: bilinear distances, aggregation, constraints, FINCH, baselines."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from vcn_plugin.clustering.aggregation import DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_START, STARTS
+from vcn_plugin.clustering.aggregation import DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_START, ROUNDS, STARTS
 from vcn_plugin.clustering import (
     METHODS,
     AggregationConfig,
@@ -32,9 +33,9 @@ from vcn_plugin.clustering.stats import center_student_log_probs
 
 #: the paper's merge rule, for the tests of its mechanics (mutual linkage and the
 #: first- and mutual-neighbours starts have their own tests)
-PAPER = AggregationConfig(linkage="transitive", start="threshold")
+PAPER = AggregationConfig(linkage="transitive", start="threshold", rounds="threshold")
 #: the threshold rounds alone with mutual linkage
-MUTUAL_THRESHOLD_START = AggregationConfig(start="threshold", linkage="mutual")
+MUTUAL_THRESHOLD_START = AggregationConfig(start="threshold", linkage="mutual", rounds="threshold")
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -202,15 +203,14 @@ def test_pruned_search_gives_the_dense_result():
     idx = np.arange(48)
     bound, exact = pruned.lower_bounds(idx, pruned, idx)
     assert not exact and np.all(bound <= dense.distances(idx, dense, idx) + 1e-5)
-    for linkage in ("transitive", "mutual"):
-        for start in STARTS:
-            config = AggregationConfig(tile_entries=100, linkage=linkage, start=start)  # many small tiles
-            a, b = aggregate(pruned, config=config), aggregate(dense, config=config)
-            np.testing.assert_array_equal(a.labels, b.labels)
-            assert a.merges_per_iteration == b.merges_per_iteration
-            np.testing.assert_allclose(a.margins, b.margins, rtol=1e-4)
-            if (linkage, start) == ("transitive", "threshold"):  # the paper's rule
-                assert adjusted_rand_score(ident, a.labels) == 1.0
+    for linkage, start, rounds in itertools.product(("transitive", "mutual"), STARTS, ROUNDS):
+        config = AggregationConfig(tile_entries=100, linkage=linkage, start=start, rounds=rounds)  # many small tiles
+        a, b = aggregate(pruned, config=config), aggregate(dense, config=config)
+        np.testing.assert_array_equal(a.labels, b.labels)
+        assert a.merges_per_iteration == b.merges_per_iteration
+        np.testing.assert_allclose(a.margins, b.margins, rtol=1e-4)
+        if (linkage, start, rounds) == ("transitive", "threshold", "threshold"):  # the paper's rule
+            assert adjusted_rand_score(ident, a.labels) == 1.0
 
 
 def test_candidate_edges_and_margins_match_brute_force():
@@ -636,7 +636,7 @@ def test_mutual_neighbours_start_merges_mutual_nearest_tracks_before_the_thresho
     stats = EuclideanStats.from_faces(LINE_FACES, LINE_TRACKS)
     paper = aggregate(stats, config=MUTUAL_THRESHOLD_START)
     np.testing.assert_array_equal(paper.labels, [0, 1, 2, 3])
-    mutual = AggregationConfig(start="mutual-neighbours")
+    mutual = AggregationConfig(start="mutual-neighbours", rounds="threshold")
     result = aggregate(stats, config=mutual)
     assert result.info["start"] == "mutual-neighbours"
     np.testing.assert_array_equal(result.labels, [0, 0, 1, 2])
@@ -731,9 +731,9 @@ def test_mutual_linkage_picks_the_nearest_accepted_cluster_by_excess():
     thr = stats.thresholds()
     d = stats.distances(np.arange(3), stats, np.arange(3))
     assert d[0, 1] < d[0, 2] and d[0, 1] - (thr[0] + thr[1]) / 2 > d[0, 2] - (thr[0] + thr[2]) / 2
-    raw = aggregate(stats, config=AggregationConfig(start="threshold", linkage="mutual", neighbour_distance="raw",
+    raw = aggregate(stats, config=AggregationConfig(start="threshold", linkage="mutual", neighbour_distance="raw", rounds="threshold",
                                                     max_iterations=1))
-    excess = aggregate(stats, config=AggregationConfig(start="threshold", linkage="mutual", neighbour_distance="excess",
+    excess = aggregate(stats, config=AggregationConfig(start="threshold", linkage="mutual", neighbour_distance="excess", rounds="threshold",
                                                        max_iterations=1))
     np.testing.assert_array_equal(raw.labels, [0, 0, 1])
     np.testing.assert_array_equal(excess.labels, [0, 1, 0])
@@ -774,7 +774,8 @@ def test_threshold_start_with_transitive_linkage_ignores_the_neighbour_distance(
     cannot-link pairs whatever ``neighbour_distance`` says (the chain A-B-C with A and C seen
     together: A-B and B-C tie at 3; the smaller index joins first, so C stays apart)."""
     stats = EuclideanStats.from_faces(CHAIN_FACES, CHAIN_TRACKS)
-    results = [aggregate(stats, cannot_link=[[0, 2]], config=AggregationConfig(start="threshold", neighbour_distance=nd))
+    results = [aggregate(stats, cannot_link=[[0, 2]], config=AggregationConfig(start="threshold", neighbour_distance=nd,
+                                                                                                 rounds="threshold"))
                for nd in ("raw", "excess")]
     np.testing.assert_array_equal(results[0].labels, results[1].labels)
     np.testing.assert_array_equal(results[0].labels, [0, 0, 1])

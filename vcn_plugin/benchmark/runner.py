@@ -268,7 +268,7 @@ def _cluster_episode(episode: _Episode | _Series, spec: RowSpec, threshold: floa
     start = time.perf_counter()
     result = cluster_track_set(episode.track_set, spec.method, None, backbone, guard=spec.guard,
                                threshold=threshold, features=episode.features[key], linkage=spec.linkage,
-                               start=spec.start, neighbour_distance=spec.neighbour_distance)  # fmt: skip
+                               start=spec.start, neighbour_distance=spec.neighbour_distance, rounds=spec.rounds)  # fmt: skip
     seconds = time.perf_counter() - start
     return _keyed(episode, result.names), seconds
 

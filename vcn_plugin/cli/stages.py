@@ -15,7 +15,8 @@ from vcn_plugin.cli.common import (
     with_options,
 )
 from vcn_plugin.clustering.aggregation import (
-    DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_START, LINKAGES, NEIGHBOUR_DISTANCES, STARTS,
+    DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START, LINKAGES, NEIGHBOUR_DISTANCES, ROUNDS,
+    STARTS,
 )
 from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS
 from vcn_plugin.fo import schema
@@ -111,7 +112,7 @@ def finetune_cmd(dataset_name: str, backbone: str, scope: str, device: str, pres
 def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | None, finetuned: bool,
              run_key: str, finetune_run: str, linkage: str = DEFAULT_LINKAGE,
              start: str = DEFAULT_START, predictor: str = DEFAULT_PREDICTOR,
-             neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE) -> None:
+             neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE, rounds: str = DEFAULT_ROUNDS) -> None:
     from vcn_plugin.steps.cluster import cluster_identities
 
     dataset = load_dataset(dataset_name)
@@ -120,7 +121,8 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
             summary = cluster_identities(dataset, method=method, guard=guard, threshold=threshold,
                                          finetuned=finetuned, run_key=run_key, finetune_run=finetune_run,
                                          progress=progress, linkage=linkage, start=start,
-                                         predictor=predictor, neighbour_distance=neighbour_distance)
+                                         predictor=predictor, neighbour_distance=neighbour_distance,
+                                         rounds=rounds)
         except (ValueError, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from err
     click.echo(summary.summary())
@@ -146,20 +148,23 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
                    "nearest clusters per round")
 @click.option("--start", type=click.Choice(STARTS), default=DEFAULT_START, show_default=True,
               help="loss/cosine/Euclidean: first link every track to its nearest track (or only mutual nearest "
-                   "tracks), then the threshold rounds; or start with the threshold rounds (the paper exactly)")
+                   "tracks), then the rounds; or no start round (the paper exactly, with --rounds threshold)")
 @click.option("--neighbours", "neighbour_distance", type=click.Choice(NEIGHBOUR_DISTANCES),
               default=DEFAULT_NEIGHBOUR_DISTANCE, show_default=True,
               help="loss/cosine/Euclidean: nearest by the distance minus the two clusters' own thresholds "
                    "(excess), or by the raw distance; auto: excess for the loss, raw for the others")
+@click.option("--rounds", type=click.Choice(ROUNDS), default=DEFAULT_ROUNDS, show_default=True,
+              help="loss/cosine/Euclidean: after the start, merge mutually nearest clusters while the tracks' "
+                   "mean silhouette rises, or run the paper's threshold rounds")
 @click.option("--predictor", type=click.Choice(PREDICTORS), default=DEFAULT_PREDICTOR, show_default=True,
               help="loss: the network whose log-probabilities are the loss's predictor side, the EMA teacher "
                    "or the student (the paper exactly)")
 def cluster_cmd(dataset_name: str, method: str, guard: bool, threshold: float | None, finetuned: bool,
                 run_key: str, finetune_run: str, linkage: str, start: str, neighbour_distance: str,
-                predictor: str) -> None:
+                rounds: str, predictor: str) -> None:
     """Stage 3: cluster face tracks into identities (labels, track records, a run)."""
     _cluster(dataset_name, method, guard, threshold, finetuned, run_key, finetune_run, linkage, start, predictor,
-             neighbour_distance)
+             neighbour_distance, rounds)
 
 
 @click.command("visualize")

@@ -22,7 +22,7 @@ import numpy as np
 from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone, resolve_backbone
 from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.clustering import METHODS, AggregationConfig, ClusteringResult, cluster_tracks
-from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_START
+from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START
 from vcn_plugin.core.progress import Progress
 from vcn_plugin.core.types import TrackKey
 from vcn_plugin.fo import schema
@@ -97,10 +97,11 @@ def cluster_track_set(
     start: str = DEFAULT_START,
     predictor: str = DEFAULT_PREDICTOR,
     neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE,
+    rounds: str = DEFAULT_ROUNDS,
 ) -> ClusteringResult:
     """Cluster the tracks of ``track_set``; low-quality tracks (and ``excluded``) become Unknown,
     except those in ``keep`` (tracks a user placed in an identity). ``linkage``, ``start``,
-    ``neighbour_distance``: of the aggregation methods, see
+    ``neighbour_distance``, ``rounds``: of the aggregation methods, see
     :class:`~vcn_plugin.clustering.AggregationConfig`; ``predictor``: the
     loss metric's predictor network when ``features`` is not given (:data:`~vcn_plugin.ssl.PREDICTORS`)."""
     if method not in METHODS:
@@ -126,7 +127,7 @@ def cluster_track_set(
         must_link=(must_link or None) if supports_constraints else None,
         cannot_link=np.array(pairs, np.int64).reshape(-1, 2) if supports_constraints else None,
         threshold=threshold,
-        config=AggregationConfig(linkage=linkage, start=start, neighbour_distance=neighbour_distance),
+        config=AggregationConfig(linkage=linkage, start=start, neighbour_distance=neighbour_distance, rounds=rounds),
         **features,
     )
 
@@ -146,11 +147,13 @@ def cluster_identities(
     start: str = DEFAULT_START,
     predictor: str = DEFAULT_PREDICTOR,
     neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE,
+    rounds: str = DEFAULT_ROUNDS,
 ) -> ClusterSummary:
     """Cluster every video's tracks into identities; write labels, track records and a run.
-    ``linkage``, ``start``, ``neighbour_distance``: the aggregation's merge rule, first round and
-    what "nearest" means (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the loss
-    metric's predictor network ("transitive", "threshold" and "student": the paper exactly)."""
+    ``linkage``, ``start``, ``neighbour_distance``, ``rounds``: the aggregation's merge rule, first
+    round, what "nearest" means and what follows the start (:class:`~vcn_plugin.clustering.AggregationConfig`);
+    ``predictor``: the loss metric's predictor network ("transitive", "threshold", "threshold" rounds
+    and "student": the paper exactly)."""
     if predictor not in PREDICTORS:
         raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
     dataset = samples._dataset
@@ -177,7 +180,7 @@ def cluster_identities(
         features = track_features(subset, method, model, backbone_model, predictor)
         result = cluster_track_set(
             subset, method, model, backbone, guard, threshold, must, cannot, excluded, features, keep=placed,
-            linkage=linkage, start=start, neighbour_distance=neighbour_distance,
+            linkage=linkage, start=start, neighbour_distance=neighbour_distance, rounds=rounds,
         )
         prefix = f"{names_by_video[key]}/" if key in names_by_video else ""
         labels = {k: (schema.UNKNOWN if n == schema.UNKNOWN else prefix + n) for k, n in zip(subset.keys, result.names)}
@@ -190,6 +193,7 @@ def cluster_identities(
             "tracks": len(subset), "clusters": result.n_clusters, "unknown": result.n_unknown,
             "iterations": result.iterations, "merges_per_iteration": list(result.merges_per_iteration),
             "neighbour_distance": result.info.get("neighbour_distance"),  # the one used ("auto" resolved)
+            "rounds": result.info.get("rounds"),
         }
         records.extend(_records(dataset, subset, labels, features, result))
     set_identities(dataset, summary.identities)
@@ -201,7 +205,8 @@ def cluster_identities(
         dataset, run_key, method="cluster",
         config={"method": method, "finetune_run": finetune_run if models else None, "backbone": backbone,
                 "guard": guard, "threshold": threshold, "scope": scope, "linkage": linkage, "start": start,
-                "neighbour_distance": neighbour_distance, "predictor": predictor if method == "loss" else None},
+                "neighbour_distance": neighbour_distance, "rounds": rounds,
+                "predictor": predictor if method == "loss" else None},
         results={"per_group": summary.results, "n_clusters": summary.n_clusters, "unknown": summary.n_unknown,
                  "seconds": time.perf_counter() - began},
     )

@@ -102,6 +102,19 @@ class TrackStats(abc.ABC):
             arrays[name] = np.rint(summed).astype(np.int64) if name == "counts" else np.asarray(summed, dtype=arr.dtype)
         return self._replace(**arrays)
 
+    def per_track_means(self) -> "TrackStats":
+        """Every row divided by its face count, counts set to 1: grouped, a row sums its tracks'
+        means, and since every distance here is a mean over face pairs, bilinear in the two rows'
+        means, the distance from a track to such a row is the mean of its distances to the row's
+        tracks (what :mod:`vcn_plugin.clustering.silhouette` needs without a track-by-track matrix)."""
+        scale = 1.0 / np.maximum(self.counts, 1).astype(np.float64)
+        arrays = {}
+        for name in self._fields:
+            arr = getattr(self, name)
+            factor = scale.astype(arr.dtype) if arr.dtype.kind == "f" else scale
+            arrays[name] = arr * (factor[:, None] if arr.ndim == 2 else factor)
+        return self._replace(counts=np.ones_like(self.counts), **arrays)
+
     @classmethod
     def concatenate(cls, parts: list["TrackStats"]) -> "TrackStats":
         """Stack the rows of several statistics of this class (e.g. computed chunk by chunk)."""

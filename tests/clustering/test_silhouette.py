@@ -1,0 +1,150 @@
+"""Tests of vcn_plugin.clustering.silhouette: the silhouette rounds after the start."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+from vcn_plugin.clustering import (
+    AggregationConfig,
+    CosineStats,
+    EuclideanStats,
+    FactoredLossStats,
+    LossMetricStats,
+    StudentFactors,
+    aggregate,
+)
+from vcn_plugin.clustering.aggregation import canonical_groups
+from vcn_plugin.clustering.silhouette import silhouette_rounds
+
+
+def _loss_faces(rng: np.random.Generator, ident: np.ndarray, k: int = 64, dim: int = 8):
+    """Teacher probabilities and a factored student around one centre per identity."""
+    centres = rng.normal(size=(ident.max() + 1, dim))
+    z = centres[ident] + 0.6 * rng.normal(size=(ident.size, dim))
+    w = rng.normal(size=(k, dim))
+    logits = z @ w.T / 0.04 / 8
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True), StudentFactors(z, w, 0.1)
+
+
+def _all_stats(rng: np.random.Generator):
+    ident = np.repeat(np.arange(5), 12)
+    face_track = np.repeat(np.arange(20), 3)
+    x = rng.normal(size=(5, 6))[ident] + 0.5 * rng.normal(size=(60, 6))
+    p, student = _loss_faces(rng, ident)
+    return face_track, [
+        CosineStats.from_faces(x, face_track),
+        EuclideanStats.from_faces(x, face_track),
+        LossMetricStats.from_faces(p, student.log_probs(), face_track),
+        FactoredLossStats.from_faces(p, student, face_track),
+    ]
+
+
+def test_per_track_means_give_mean_distances_to_the_tracks_of_a_group():
+    """Grouped per-track means: the distance from a track to a group is the mean of its distances
+    to the group's tracks, for every metric (all are means over face pairs, bilinear in the means)."""
+    rng = np.random.default_rng(0)
+    _, every = _all_stats(rng)
+    groups = rng.integers(0, 4, 20)
+    groups[:4] = np.arange(4)
+    for stats in every:
+        idx = np.arange(20)
+        full = stats.distances(idx, stats, idx).astype(np.float64)
+        grouped = stats.per_track_means().grouped(groups, 4)
+        expected = np.stack([full[:, groups == g].mean(axis=1) for g in range(4)], axis=1)
+        np.testing.assert_allclose(stats.distances(idx, grouped, np.arange(4)), expected, rtol=1e-5, atol=1e-6)
+
+
+def _reference(d: np.ndarray, labels: np.ndarray, cannot: np.ndarray) -> np.ndarray:
+    """The rounds from the track-by-track matrix with sklearn: mutual nearest clusters by mean
+    distance, each merge scored alone, all merges that raise the mean silhouette applied."""
+    g = canonical_groups(labels)[0]
+
+    def score(lab: np.ndarray) -> float:
+        k = np.unique(lab).size
+        return float(silhouette_score(d, lab, metric="precomputed")) if 1 < k < lab.size else 0.0
+
+    while np.unique(g).size > 2:
+        g = canonical_groups(g)[0]
+        m = g.max() + 1
+        member = np.eye(m)[g]
+        sizes = member.sum(axis=0)
+        mean = member.T @ d @ member / np.outer(sizes, sizes)
+        np.fill_diagonal(mean, np.inf)
+        nn = mean.argmin(axis=1)
+        blocked = {tuple(sorted(p)) for p in g[cannot].tolist()}
+        current = score(g)
+        take = [(a, int(nn[a])) for a in range(m) if nn[nn[a]] == a and a < nn[a]
+                and (a, int(nn[a])) not in blocked and score(np.where(g == nn[a], a, g)) > current]
+        if not take:
+            break
+        for a, b in take:
+            g = np.where(g == b, a, g)
+    return canonical_groups(g)[0]
+
+
+def _dense(stats, offsets: np.ndarray | None) -> np.ndarray:
+    """The shifted track-by-track matrix the rounds work on, with a zero diagonal."""
+    idx = np.arange(len(stats))
+    d = stats.distances(idx, stats, idx).astype(np.float64)
+    o = np.zeros(len(stats)) if offsets is None else offsets
+    d = d - (o[:, None] + o[None, :]) / 2
+    d -= np.min(stats.self_distance() - o)
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+@pytest.mark.parametrize("which", [0, 1, 2, 3])
+def test_silhouette_rounds_match_sklearn_on_the_track_matrix(which: int):
+    """Same clusters as the sklearn reference on the dense matrix, for every metric, from the
+    first-neighbours start and from single tracks, with and without offsets and cannot-links."""
+    rng = np.random.default_rng(1 + which)
+    _, every = _all_stats(rng)
+    stats = every[which]
+    cannot = np.array([[0, 5], [7, 13]])
+    offsets = stats.thresholds() if which >= 2 else None
+    start = aggregate(stats, cannot_link=cannot, config=AggregationConfig(max_iterations=1, rounds="threshold")).labels
+    for labels in (start, np.arange(len(stats))):
+        g, m = canonical_groups(labels)
+        got, n, merges = silhouette_rounds(stats, g, m, cannot, offsets)
+        expected = _reference(_dense(stats, offsets), g, cannot)
+        np.testing.assert_array_equal(canonical_groups(got)[0], expected)
+        assert n == expected.max() + 1 and sum(merges) == m - n
+        assert all(len({got[a], got[b]}) == 2 for a, b in cannot)
+
+
+def test_silhouette_rounds_on_a_line():
+    """One face per track on a line (squared distances, self-distance 0 so no shift). Two close pairs
+    far from a third merge into one cluster; a cannot-link pair stops it; three pairs far apart
+    stay apart; the last two clusters never merge."""
+    def stats_of(*xs: float) -> EuclideanStats:
+        return EuclideanStats.from_faces(np.asarray(xs)[:, None], np.arange(len(xs)))
+
+    pairs = np.array([0, 0, 1, 1, 2, 2])
+    none = np.zeros((0, 2), np.int64)
+    close = stats_of(0, 0.1, 1.0, 1.1, 10, 10.1)
+    np.testing.assert_array_equal(silhouette_rounds(close, pairs, 3, none)[0], [0, 0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(silhouette_rounds(close, pairs, 3, np.array([[1, 3]]))[0], pairs)
+    apart = stats_of(0, 0.1, 5, 5.1, 10, 10.1)
+    np.testing.assert_array_equal(silhouette_rounds(apart, pairs, 3, none)[0], pairs)
+    two = stats_of(0, 0.1, 0.2, 0.3)
+    np.testing.assert_array_equal(silhouette_rounds(two, np.array([0, 0, 1, 1]), 2, none)[0], [0, 0, 1, 1])
+
+
+def test_aggregate_runs_silhouette_rounds_by_default_and_threshold_rounds_on_request():
+    """The default follows the start with silhouette rounds (recorded in ``info``); "threshold" is
+    the paper's rounds; the choice is validated. Cosine, four tracks of three faces for each of five
+    people: after the first-neighbours start one person is still in two clusters whose distance
+    is above both thresholds; the threshold rounds leave them apart, the silhouette rounds join them."""
+    rng = np.random.default_rng(7)
+    _, every = _all_stats(rng)
+    ident = np.repeat(np.arange(5), 4)
+    stats = every[0]
+    default = aggregate(stats)
+    paper = aggregate(stats, config=AggregationConfig(rounds="threshold"))
+    assert default.info["rounds"] == "silhouette" and paper.info["rounds"] == "threshold"
+    assert paper.n_clusters == 6 and paper.merges_per_iteration == [14]
+    assert adjusted_rand_score(ident, default.labels) == 1.0 and default.merges_per_iteration == [14, 1]
+    with pytest.raises(ValueError, match="rounds"):
+        AggregationConfig(rounds="fixpoint")
