@@ -100,10 +100,10 @@ DEFAULT_ROWS: tuple[RowSpec, ...] = (
     RowSpec("ours, loss, student predictor", "loss", finetuned=True, predictor="student"),
     RowSpec("ours, loss, raw-distance neighbours", "loss", finetuned=True, neighbour_distance="raw"),
     RowSpec("ours, loss, threshold rounds (the paper's)", "loss", finetuned=True, rounds="threshold"),
-    RowSpec("ours, loss, mutual linkage", "loss", finetuned=True, linkage="mutual", rounds="threshold"),
+    RowSpec("ours, loss, threshold rounds, mutual linkage", "loss", finetuned=True, linkage="mutual", rounds="threshold"),
     RowSpec("ours, loss, mutual-neighbours start", "loss", finetuned=True, start="mutual-neighbours"),
-    RowSpec("ours, loss, threshold start", "loss", finetuned=True, start="threshold", rounds="threshold"),
-    RowSpec("ours, loss, paper-exact (transitive linkage)", "loss", finetuned=True, linkage="transitive",
+    RowSpec("ours, loss, threshold start and rounds", "loss", finetuned=True, start="threshold", rounds="threshold"),
+    RowSpec("ours, loss, paper-exact (student predictor, threshold start and rounds)", "loss", finetuned=True, linkage="transitive",
             start="threshold", predictor="student", rounds="threshold"),
 )  # fmt: skip
 

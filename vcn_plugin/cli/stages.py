@@ -144,8 +144,8 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
 @click.option("--run-key", default=schema.CLUSTER_RUN, show_default=True)
 @click.option("--finetune-run", default=schema.FINETUNE_RUN, show_default=True)
 @click.option("--linkage", type=click.Choice(LINKAGES), default=DEFAULT_LINKAGE, show_default=True,
-              help="loss/cosine/Euclidean: merge every accepted pair transitively (the paper), or only mutual "
-                   "nearest clusters per round")
+              help="loss/cosine/Euclidean, with --rounds threshold: merge every accepted pair transitively (the "
+                   "paper), or only mutual nearest clusters per round")
 @click.option("--start", type=click.Choice(STARTS), default=DEFAULT_START, show_default=True,
               help="loss/cosine/Euclidean: first link every track to its nearest track (or only mutual nearest "
                    "tracks), then the rounds; or no start round (the paper exactly, with --rounds threshold)")
