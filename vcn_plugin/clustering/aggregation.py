@@ -219,8 +219,8 @@ ROUNDS = ("silhouette", "threshold")
 #:   ``benchmarks/series_features.py``): .871 / 1.24 / .982 against .742 / 1.70 / 1.000; the
 #:   paper-exact rules .804, FINCH / HDBSCAN .533.
 #:
-#: With the raw loss instead of the excess (``neighbour_distance="raw"``): .910, .934, .974 and
-#: .876 on the same four sets, so the excess stays the default distance. The embedding metrics gain
+#: With the raw loss instead of the excess (``neighbour_distance="raw"``, for the start and the
+#: rounds): .876, .916, .986 and .898 on the same four sets, so the excess stays the default. The embedding metrics gain
 #: too (same seeds and sets; the cosine on finetuned embeddings): .927 / .883 / .979 / .707 against
 #: .922 / .851 / .870 / .564 with threshold rounds, so the default is the same for every metric.
 DEFAULT_ROUNDS = "silhouette"
