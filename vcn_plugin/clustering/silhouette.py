@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vcn_plugin.clustering.search import DEFAULT_TILE_ENTRIES, nearest_neighbours, tile_size
+from vcn_plugin.clustering.search import DEFAULT_TILE_ENTRIES, nearest_neighbours, smallest_per_row, tile_size
 from vcn_plugin.clustering.stats import TrackStats
 
 #: other clusters kept per track: enough to know a track's nearest other cluster after any one merge
@@ -114,7 +114,7 @@ def _state(tracks: TrackStats, groups: _Clusters, half: np.ndarray, self_d: np.n
         if k > 0:  # k < n_clusters: the own column is among the rest
             d -= cluster_half.astype(d.dtype)[None, :]  # the row's own half-offset does not change its order
             d[np.arange(r.size), mine] = np.inf
-            part = np.argpartition(d, k - 1, axis=1)[:, :k]
+            part, _ = smallest_per_row(d, k)
             vals = tracks.pair_distances(np.repeat(r, k), clusters, part.ravel()).reshape(r.size, k)
             vals -= half[r, None] + cluster_half[part]  # exact, in float64, for the chosen clusters
             order = np.argsort(vals, axis=1, kind="stable")
