@@ -148,3 +148,19 @@ def test_aggregate_runs_silhouette_rounds_by_default_and_threshold_rounds_on_req
     assert adjusted_rand_score(ident, default.labels) == 1.0 and default.merges_per_iteration == [14, 1]
     with pytest.raises(ValueError, match="rounds"):
         AggregationConfig(rounds="fixpoint")
+
+
+def test_smallest_per_row_is_argpartition_sorted_with_ties_to_the_smaller_column():
+    """The k smallest entries of each row in increasing order, ties to the smaller column, and
+    those entries set to inf (what the silhouette state and the margins' best-two search use)."""
+    from vcn_plugin.clustering.search import smallest_per_row
+
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 6, size=(50, 9)).astype(np.float64)  # many ties
+    original = values.copy()
+    idx, vals = smallest_per_row(values, 3)
+    expected = np.argsort(original, axis=1, kind="stable")[:, :3]
+    np.testing.assert_array_equal(idx, expected)
+    np.testing.assert_array_equal(vals, np.take_along_axis(original, expected, axis=1))
+    assert np.all(np.isinf(np.take_along_axis(values, idx, axis=1)))
+    assert np.isfinite(values).sum() == values.size - 150
