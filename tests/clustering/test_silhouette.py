@@ -164,3 +164,32 @@ def test_smallest_per_row_is_argpartition_sorted_with_ties_to_the_smaller_column
     np.testing.assert_array_equal(vals, np.take_along_axis(original, expected, axis=1))
     assert np.all(np.isinf(np.take_along_axis(values, idx, axis=1)))
     assert np.isfinite(values).sum() == values.size - 150
+
+
+def test_smallest_per_row_with_spent_rows_and_bad_k():
+    """A row with fewer finite entries than k gets its first unchosen columns, never one twice;
+    k above the number of columns is refused."""
+    from vcn_plugin.clustering.search import smallest_per_row
+
+    idx, vals = smallest_per_row(np.array([[1.0, np.inf, np.inf], [np.inf, np.inf, 2.0]]), 3)
+    np.testing.assert_array_equal(idx, [[0, 1, 2], [2, 0, 1]])
+    np.testing.assert_array_equal(vals[:, 0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="exceeds"):
+        smallest_per_row(np.array([[3.0, 1.0]]), 3)
+
+
+def test_silhouette_rounds_refuse_bad_clusters_and_handle_negative_distances():
+    """Empty or out-of-range clusters are refused. Loss tracks whose cross losses sit below the
+    smallest self-loss (shifted distances < 0) are scored as distance 0, not as silhouettes > 1."""
+    stats = EuclideanStats.from_faces(np.arange(6.0)[:, None], np.arange(6))
+    none = np.zeros((0, 2), np.int64)
+    with pytest.raises(ValueError, match="none empty"):
+        silhouette_rounds(stats, np.array([0, 0, 2, 2, 3, 3]), 4, none)
+    p = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    logq = np.log(np.array([[0.1, 0.9], [0.9, 0.1], [0.1, 0.9], [0.9, 0.1]]))
+    loss = LossMetricStats.from_faces(p, logq, np.arange(4))
+    got, n, _ = silhouette_rounds(loss, np.arange(4), 4, none)
+    assert n >= 2 and got.shape == (4,)
+    from vcn_plugin.clustering.silhouette import silhouette_values
+
+    np.testing.assert_allclose(silhouette_values(np.array([-1.0, 1.0]), np.array([1.0, 2.0]), np.zeros(2, bool)), [1.0, 0.5])

@@ -127,14 +127,22 @@ def smallest_per_row(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray
     """Column indices and values of the ``k`` smallest entries of each row, in increasing order
     (ties: the smaller column), found by ``k`` argmin passes, which for the small ``k`` used here
     is many times faster than ``np.argpartition`` (.015 s against .22 s on a 3,520 x 4,765 tile).
-    The chosen entries of ``values`` are set to inf (the array is changed in place)."""
+    The chosen entries of ``values`` are set to inf (the array is changed in place). ``values``
+    must hold no NaN, and ``k`` may not exceed the number of columns; once a row has only inf
+    left, its next choices are its first columns not yet chosen."""
+    if k > values.shape[1]:
+        raise ValueError(f"k = {k} exceeds the {values.shape[1]} columns")
     rows = np.arange(values.shape[0])
     idx = np.empty((values.shape[0], k), np.int64)
     vals = np.empty((values.shape[0], k), values.dtype)
     for j in range(k):
-        idx[:, j] = np.argmin(values, axis=1)
-        vals[:, j] = values[rows, idx[:, j]]
-        values[rows, idx[:, j]] = np.inf
+        pick = np.argmin(values, axis=1)
+        spent = np.flatnonzero(np.isinf(values[rows, pick]))  # argmin of an all-inf row is column 0 again
+        for r in spent:
+            pick[r] = next(c for c in range(j + 1) if c not in idx[r, :j])
+        idx[:, j] = pick
+        vals[:, j] = values[rows, pick]
+        values[rows, pick] = np.inf
     return idx, vals
 
 

@@ -58,7 +58,10 @@ class _Round:
 
 
 def silhouette_values(a: np.ndarray, b: np.ndarray, alone: np.ndarray) -> np.ndarray:
-    """``(b - a) / max(a, b)``, 0 for tracks ``alone`` in their cluster (and where both are 0)."""
+    """``(b - a) / max(a, b)``, 0 for tracks ``alone`` in their cluster (and where both are 0).
+    Mean distances below 0 count as 0: the shift by the smallest self-distance keeps every
+    distance >= 0 on all measured data, and the formula is meaningless below it."""
+    a, b = np.maximum(a, 0.0), np.maximum(b, 0.0)
     top = np.maximum(a, b)
     with np.errstate(invalid="ignore", divide="ignore"):
         s = np.where(top > 0, (b - a) / np.where(top > 0, top, 1.0), 0.0)
@@ -108,7 +111,7 @@ def _state(tracks: TrackStats, groups: _Clusters, half: np.ndarray, self_d: np.n
         d = tracks.distances(r, clusters, cols)  # the stats' precision: the selection needs no more
         mine = cluster[r]
         n_mine = sizes[mine]
-        to_own = d[np.arange(r.size), mine].astype(np.float64) - half[r] - cluster_half[mine]
+        to_own = tracks.pair_distances(r, clusters, mine) - half[r] - cluster_half[mine]  # float64
         with np.errstate(invalid="ignore", divide="ignore"):
             own[r] = np.where(n_mine > 1, (n_mine * to_own - self_d[r]) / (n_mine - 1), 0.0)
         if k > 0:  # k < n_clusters: the own column is among the rest
@@ -206,6 +209,10 @@ def silhouette_rounds(
     from vcn_plugin.clustering.aggregation import canonical_groups
 
     n = len(tracks)
+    cluster = np.asarray(cluster, np.int64)
+    if cluster.shape != (n,) or (n and (cluster.min() < 0 or np.bincount(cluster, minlength=n_clusters).min() < 1
+                                        or cluster.max() >= n_clusters)):
+        raise ValueError(f"cluster must give each of the {n} tracks one of {n_clusters} clusters, none empty")
     half = np.zeros(n) if offsets is None else np.asarray(offsets, np.float64) / 2
     self_d = tracks.self_distance() - 2 * half
     shift = float(self_d.min()) if n else 0.0
@@ -213,7 +220,6 @@ def silhouette_rounds(
     self_d = self_d - shift
     means = tracks.per_track_means()
     merges: list[int] = []
-    cluster = np.asarray(cluster, np.int64)
     state: _Round | None = None
     dirty: np.ndarray | None = None
     nn: np.ndarray | None = None
