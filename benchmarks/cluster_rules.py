@@ -83,14 +83,15 @@ def silhouette_merges(distances: np.ndarray, labels: np.ndarray, cannot_link: np
     clusters to start from; ``cannot_link``: (m, 2) track pairs never to join. Each round takes
     the pairs of clusters that are each other's nearest by mean track distance (average
     linkage; a pair holding a cannot-link pair is dropped), scores each merge alone with sklearn's
-    ``silhouette_score`` (singletons count 0), and applies every merge that raises the score;
+    ``silhouette_score`` (singletons count 0, so all-singleton clusters score 0), and applies every
+    merge that raises the score;
     rounds repeat until none does. The pairs of one round are disjoint; on every saved finetune of
     the study this gives the same clusters as merging only the single best pair per round."""
     g = np.asarray(labels, dtype=np.int64).copy()
 
     def score(lab: np.ndarray) -> float:
         k = np.unique(lab).size
-        return float(silhouette_score(distances, lab, metric="precomputed")) if 1 < k < lab.size else -1.0
+        return float(silhouette_score(distances, lab, metric="precomputed")) if 1 < k < lab.size else 0.0
 
     current = score(g)
     while True:

@@ -140,11 +140,13 @@ def _cell(ep, rows: dict[str, dict], health: dict, seconds: float) -> dict[str, 
 
 
 def save_features(ep, path: Path) -> None:
-    """The episode's per-face features and its ground truth, for trying clustering rules offline
-    (``np.load``: probs, the student's bottleneck, prototypes and temperature, the teacher's
-    (``teacher_bottleneck``, ``teacher_prototypes``: the teacher predictor at the same temperature),
-    pretrained, finetuned, face_track, identity per track ('' unscored), low_quality, cooccurring)."""
-    gt = {a["track"]: ("" if a["gt"] is None or a["distractor"] else a["gt"]) for a in ep.assignment_skeleton()}
+    """The episode's (or a whole series') per-face features and its ground truth, for trying
+    clustering rules offline (``np.load``: probs, the student's bottleneck, prototypes and
+    temperature, the teacher's (``teacher_bottleneck``, ``teacher_prototypes``: the teacher
+    predictor at the same temperature), pretrained, finetuned, face_track, identity per track
+    ('' unscored), low_quality, cooccurring, shots, video per track)."""
+    gt = {(a["video"], a["track"]): "" if a["gt"] is None or a["distractor"] else a["gt"] for a in ep.assignment_skeleton()}
+    video = [ep.video_of[tf.video_id] for tf in ep.track_set.tracks]
     student, teacher = ep.features["loss-student"]["student"], ep.features["loss-teacher"]["student"]
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
@@ -152,8 +154,9 @@ def save_features(ep, path: Path) -> None:
         temperature=student.temperature, teacher_bottleneck=teacher.bottleneck, teacher_prototypes=teacher.prototypes,
         pretrained=ep.features["pretrained"]["embeddings"],
         finetuned=ep.features["finetuned"]["embeddings"], face_track=ep.track_set.face_track,
-        identity=np.array([gt.get(tf.track, "") for tf in ep.track_set.tracks]), low_quality=ep.track_set.low_quality,
-        cooccurring=ep.track_set.cooccurring, shots=np.array(ep.track_set.shots),
+        identity=np.array([gt.get((v, tf.track), "") for v, tf in zip(video, ep.track_set.tracks)]),
+        low_quality=ep.track_set.low_quality, cooccurring=ep.track_set.cooccurring, shots=np.array(ep.track_set.shots),
+        video=np.array(video),
     )  # fmt: skip
 
 

@@ -15,29 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from finetune_study import save_features  # noqa: E402  (this folder's study script)
+
 from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone  # noqa: E402
-from vcn_plugin.benchmark.runner import _embed, _Series, finetune_unit, prepare_benchmark  # noqa: E402
+from vcn_plugin.benchmark.runner import _prepare_features, _Series, prepare_benchmark  # noqa: E402
 from vcn_plugin.ssl import FinetuneConfig  # noqa: E402
-
-
-def save_series_features(whole: _Series, path: Path) -> None:
-    """Like ``finetune_study.save_features``, with the ground truth of every episode's tracks."""
-    video_of, ts = whole.video_of, whole.track_set
-    gt = {(a["video"], a["track"]): "" if a["gt"] is None or a["distractor"] else a["gt"] for a in whole.assignment_skeleton()}
-    student, teacher = whole.features["loss-student"]["student"], whole.features["loss-teacher"]["student"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        path, probs=whole.features["loss"]["probs"], bottleneck=student.bottleneck, prototypes=student.prototypes,
-        temperature=student.temperature, teacher_bottleneck=teacher.bottleneck, teacher_prototypes=teacher.prototypes,
-        pretrained=whole.features["pretrained"]["embeddings"], finetuned=whole.features["finetuned"]["embeddings"],
-        face_track=ts.face_track, identity=np.array([gt.get((video_of[tf.video_id], tf.track), "") for tf in ts.tracks]),
-        low_quality=ts.low_quality, cooccurring=ts.cooccurring, shots=np.array(ts.shots),
-        video=np.array([video_of[tf.video_id] for tf in ts.tracks]),
-    )  # fmt: skip
 
 
 def main() -> None:
@@ -50,12 +34,11 @@ def main() -> None:
     with prepare_benchmark(args.bench, backbone=backbone) as prep:
         for seed in args.seeds:
             whole = _Series(prep.episodes, prep.track_set)
-            whole.features["pretrained"], _ = _embed(whole, None, backbone)
             start = time.perf_counter()
-            finetune_unit(whole, backbone, FinetuneConfig(seed=seed))
+            _prepare_features(whole, backbone, FinetuneConfig(seed=seed), None)  # as `vcn benchmark run` does
             if whole.finetune_error:
                 sys.exit(f"{args.bench}: finetuning failed: {whole.finetune_error}")
-            save_series_features(whole, Path(args.out) / f"seed-{seed}" / "series-all.npz")
+            save_features(whole, Path(args.out) / f"seed-{seed}" / "series-all.npz")
             print(f"seed {seed}: {len(whole.track_set)} tracks, finetune {time.perf_counter() - start:.0f} s", flush=True)
 
 

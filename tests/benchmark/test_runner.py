@@ -17,17 +17,8 @@ from vcn_plugin.benchmark.sweep import SweepCell, SweepResult, ensure_benchmark,
 from vcn_plugin.evaluation.metrics import evaluate_clustering
 from vcn_plugin.ssl import FinetuneConfig
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.scripts import benchmark_script
 
-
-def _benchmark_script(name: str):
-    """A script of ``benchmarks/`` (not a package) imported as a module."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 QUICK = EpisodeConfig.preset("quick", seed=0)
 #: two fixed HAC cuts beside the default rows: the oracle must do at least as well as both
@@ -318,7 +309,7 @@ def test_series_is_scored_per_episode_and_across_episodes(shared_data: Path, tmp
 def test_finetune_study_scores_every_point_on_episodes_prepared_once(bench, tmp_path):
     """benchmarks/finetune_study.py (tiny finetuning): one cell per point and episode, margins
     against the better peer, health numbers, saved features, and the suite mean."""
-    module = _benchmark_script("finetune_study")
+    module = benchmark_script("finetune_study")
     result = module.study([str(bench)], ["default", "mutual"], "cpu", progress=False, features_dir=tmp_path, base="tiny")
     assert set(result["cells"]) == {"default", "mutual"}
     for cells in result["cells"].values():
@@ -332,7 +323,7 @@ def test_finetune_study_scores_every_point_on_episodes_prepared_once(bench, tmp_
     assert "Mean over the suite" in module.to_markdown(result)
 
     # benchmarks/cluster_rules.py on the two saved finetunes, scored one by one and then averaged
-    rules = _benchmark_script("cluster_rules")
+    rules = benchmark_script("cluster_rules")
     runs = [rules.evaluate(tmp_path / point) for point in ("default", "mutual")]
     summary = rules.across(runs)
     for name in rules.RULES:
@@ -362,7 +353,7 @@ def test_cluster_rules_soft_teacher_is_the_teacher_at_the_student_temperature():
 
     from vcn_plugin.ssl.loss import DEFAULT_STUDENT_TEMP, DEFAULT_TEACHER_TEMP
 
-    rules = _benchmark_script("cluster_rules")
+    rules = benchmark_script("cluster_rules")
     rng = np.random.default_rng(0)
     logits, center = rng.uniform(-1, 1, (5, 64)), rng.uniform(-0.1, 0.1, (1, 64))
     ep = {"probs": softmax((logits - center) / DEFAULT_TEACHER_TEMP, axis=1).astype(np.float32),
@@ -375,7 +366,7 @@ def test_cluster_rules_silhouette_merges_stop_where_the_silhouette_would_fall():
     """benchmarks/cluster_rules.py's silhouette rounds on hand-checked points of a line: two close
     pairs merge (the mean silhouette rises from .929 to .947), a pair seen together never does,
     and three far-apart pairs stay apart (merging the nearest two would drop it from .980 to .659)."""
-    rules = _benchmark_script("cluster_rules")
+    rules = benchmark_script("cluster_rules")
 
     def line(*xs: float) -> np.ndarray:
         x = np.asarray(xs)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.metrics import adjusted_rand_score
 
 from vcn_plugin.clustering import (
     AggregationConfig,
@@ -16,6 +16,7 @@ from vcn_plugin.clustering import (
 )
 from vcn_plugin.clustering.aggregation import canonical_groups
 from vcn_plugin.clustering.silhouette import silhouette_rounds
+from tests.scripts import benchmark_script
 
 
 def _loss_faces(rng: np.random.Generator, ident: np.ndarray, k: int = 64, dim: int = 8):
@@ -56,34 +57,6 @@ def test_per_track_means_give_mean_distances_to_the_tracks_of_a_group():
         np.testing.assert_allclose(stats.distances(idx, grouped, np.arange(4)), expected, rtol=1e-5, atol=1e-6)
 
 
-def _reference(d: np.ndarray, labels: np.ndarray, cannot: np.ndarray) -> np.ndarray:
-    """The rounds from the track-by-track matrix with sklearn: mutual nearest clusters by mean
-    distance, each merge scored alone, all merges that raise the mean silhouette applied."""
-    g = canonical_groups(labels)[0]
-
-    def score(lab: np.ndarray) -> float:
-        k = np.unique(lab).size
-        return float(silhouette_score(d, lab, metric="precomputed")) if 1 < k < lab.size else 0.0
-
-    while np.unique(g).size > 2:
-        g = canonical_groups(g)[0]
-        m = g.max() + 1
-        member = np.eye(m)[g]
-        sizes = member.sum(axis=0)
-        mean = member.T @ d @ member / np.outer(sizes, sizes)
-        np.fill_diagonal(mean, np.inf)
-        nn = mean.argmin(axis=1)
-        blocked = {tuple(sorted(p)) for p in g[cannot].tolist()}
-        current = score(g)
-        take = [(a, int(nn[a])) for a in range(m) if nn[nn[a]] == a and a < nn[a]
-                and (a, int(nn[a])) not in blocked and score(np.where(g == nn[a], a, g)) > current]
-        if not take:
-            break
-        for a, b in take:
-            g = np.where(g == b, a, g)
-    return canonical_groups(g)[0]
-
-
 def _dense(stats, offsets: np.ndarray | None) -> np.ndarray:
     """The shifted track-by-track matrix the rounds work on, with a zero diagonal."""
     idx = np.arange(len(stats))
@@ -97,8 +70,9 @@ def _dense(stats, offsets: np.ndarray | None) -> np.ndarray:
 
 @pytest.mark.parametrize("which", [0, 1, 2, 3])
 def test_silhouette_rounds_match_sklearn_on_the_track_matrix(which: int):
-    """Same clusters as the sklearn reference on the dense matrix, for every metric, from the
-    first-neighbours start and from single tracks, with and without offsets and cannot-links."""
+    """Same clusters as the sklearn reference on the dense matrix (``cluster_rules.silhouette_merges``),
+    for every metric, from the first-neighbours start and from single tracks, with and without
+    offsets and cannot-links."""
     rng = np.random.default_rng(1 + which)
     _, every = _all_stats(rng)
     stats = every[which]
@@ -108,7 +82,7 @@ def test_silhouette_rounds_match_sklearn_on_the_track_matrix(which: int):
     for labels in (start, np.arange(len(stats))):
         g, m = canonical_groups(labels)
         got, n, merges = silhouette_rounds(stats, g, m, cannot, offsets)
-        expected = _reference(_dense(stats, offsets), g, cannot)
+        expected = canonical_groups(benchmark_script("cluster_rules").silhouette_merges(_dense(stats, offsets), g, cannot))[0]
         np.testing.assert_array_equal(canonical_groups(got)[0], expected)
         assert n == expected.max() + 1 and sum(merges) == m - n
         assert all(len({got[a], got[b]}) == 2 for a, b in cannot)

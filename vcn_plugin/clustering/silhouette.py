@@ -45,16 +45,14 @@ _TOP = 3
 
 @dataclass
 class _Round:
-    """The silhouette state of one round: per track, its cluster, its mean distance to the other
-    tracks of its cluster (``own``), the nearest other clusters and their mean distances (``near``,
-    ``near_d``, ``_TOP`` of them, inf-padded), its silhouette; per cluster, its size in tracks."""
+    """The silhouette state of one round, per track: its mean distance to the other tracks of its
+    cluster (``own``), the nearest other clusters and their mean distances (``near``, ``near_d``,
+    ``_TOP`` of them, inf-padded), and its silhouette."""
 
-    cluster: np.ndarray
     own: np.ndarray
     near: np.ndarray
     near_d: np.ndarray
     silhouette: np.ndarray
-    sizes: np.ndarray
 
 
 def silhouette_values(a: np.ndarray, b: np.ndarray, alone: np.ndarray) -> np.ndarray:
@@ -84,7 +82,7 @@ class _Clusters:
         return cls(cluster, means.grouped(cluster, n_clusters), np.bincount(cluster, weights=half, minlength=n_clusters) / sizes, sizes)
 
     def mean_distances(self, tracks: TrackStats, half: np.ndarray, rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Mean distance from each track of ``rows`` to the tracks of the paired cluster of ``targets``."""
+        """Mean distance (float64) from each track of ``rows`` to the tracks of the paired cluster of ``targets``."""
         return tracks.pair_distances(rows, self.stats, targets) - half[rows] - self.half[targets]
 
 
@@ -111,20 +109,18 @@ def _state(tracks: TrackStats, groups: _Clusters, half: np.ndarray, self_d: np.n
         d = tracks.distances(r, clusters, cols)  # the stats' precision: the selection needs no more
         mine = cluster[r]
         n_mine = sizes[mine]
-        to_own = tracks.pair_distances(r, clusters, mine) - half[r] - cluster_half[mine]  # float64
+        to_own = groups.mean_distances(tracks, half, r, mine)
         with np.errstate(invalid="ignore", divide="ignore"):
             own[r] = np.where(n_mine > 1, (n_mine * to_own - self_d[r]) / (n_mine - 1), 0.0)
         if k > 0:  # k < n_clusters: the own column is among the rest
             d -= cluster_half.astype(d.dtype)[None, :]  # the row's own half-offset does not change its order
             d[np.arange(r.size), mine] = np.inf
             part, _ = smallest_per_row(d, k)
-            vals = tracks.pair_distances(np.repeat(r, k), clusters, part.ravel()).reshape(r.size, k)
-            vals -= half[r, None] + cluster_half[part]  # exact, in float64, for the chosen clusters
+            vals = groups.mean_distances(tracks, half, np.repeat(r, k), part.ravel()).reshape(r.size, k)
             order = np.argsort(vals, axis=1, kind="stable")
             near[r, :k] = np.take_along_axis(part, order, axis=1)
             near_d[r, :k] = np.take_along_axis(vals, order, axis=1)
-    alone = sizes[cluster] < 2
-    return _Round(cluster, own, near, near_d, silhouette_values(own, near_d[:, 0], alone), sizes)
+    return _Round(own, near, near_d, silhouette_values(own, near_d[:, 0], sizes[cluster] < 2))
 
 
 def _nearest_clusters(groups: _Clusters, rows: np.ndarray, nn: np.ndarray, tile_entries: int) -> np.ndarray:
@@ -157,16 +153,13 @@ def merge_gains(state: _Round, tracks: TrackStats, groups: _Clusters, partner: n
     """The change of the summed silhouette that each candidate merge (cluster ``c`` with
     ``partner[c]``, -1 for none) would make on its own, per cluster (both ends of a pair get it)."""
     gain = np.zeros(partner.size)
-    cluster, sizes = state.cluster, state.sizes
-
-    def mean_to(rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        return groups.mean_distances(tracks, half, rows, targets)
+    cluster, sizes = groups.cluster, groups.sizes
 
     # tracks of a merging cluster: their own cluster grows by the partner's tracks
     rows = np.flatnonzero(partner[cluster] >= 0)
     if rows.size:
         a, b = cluster[rows], partner[cluster[rows]]
-        to_b = mean_to(rows, b)
+        to_b = groups.mean_distances(tracks, half, rows, b)
         own = ((sizes[a] - 1) * state.own[rows] + sizes[b] * to_b) / (sizes[a] + sizes[b] - 1)
         nearest = _first_not_in(state.near[rows], state.near_d[rows], b)
         np.add.at(gain, a, silhouette_values(own, nearest, np.zeros(rows.size, bool)) - state.silhouette[rows])
@@ -177,7 +170,7 @@ def merge_gains(state: _Round, tracks: TrackStats, groups: _Clusters, partner: n
     if rows.size:
         a = first[rows]
         b = partner[a]
-        union = (sizes[a] * state.near_d[rows, 0] + sizes[b] * mean_to(rows, b)) / (sizes[a] + sizes[b])
+        union = (sizes[a] * state.near_d[rows, 0] + sizes[b] * groups.mean_distances(tracks, half, rows, b)) / (sizes[a] + sizes[b])
         nearest = np.minimum(_first_not_in(state.near[rows], state.near_d[rows], a, b), union)
         alone = sizes[cluster[rows]] < 2
         np.add.at(gain, a, silhouette_values(state.own[rows], nearest, alone) - state.silhouette[rows])
