@@ -115,7 +115,7 @@ def silhouette_merges(distances: np.ndarray, labels: np.ndarray, cannot_link: np
         current = score(g)
 
 
-def _silhouette(distance: str) -> Callable[[Episode], np.ndarray]:
+def _silhouette(distance: str, starts: tuple[str, ...] = ("first-neighbours",)) -> Callable[[Episode], np.ndarray]:
     """The first-neighbours start (the default's round zero), then :func:`silhouette_merges` on the
     track-to-track loss matrix: the product's silhouette rounds
     (:mod:`vcn_plugin.clustering.silhouette`) computed another way, without the track-averaged
@@ -123,8 +123,10 @@ def _silhouette(distance: str) -> Callable[[Episode], np.ndarray]:
     minus the mean of the two tracks' thresholds) or "raw" (the loss); either is shifted so that
     its smallest entry, the tracks' own self-distances included, is 0 (the silhouette needs
     distances >= 0, and the loss has an entropy floor: the raw loss unshifted scores .905 instead of
-    .924 on the suite's seed-0 finetune)."""
-    start = _loss(AggregationConfig(max_iterations=1))
+    .924 on the suite's seed-0 finetune). ``starts``: "first-neighbours" and/or "tracks" (every
+    track alone); with both, the result with the higher ``silhouette_score`` is kept (ties: the
+    first), the product's ``start="best"`` computed another way."""
+    start = _loss(AggregationConfig(start="first-neighbours", max_iterations=1))
 
     def run(ep: Episode) -> np.ndarray:
         labels = start(ep).copy()
@@ -144,7 +146,10 @@ def _silhouette(distance: str) -> Callable[[Episode], np.ndarray]:
         local = np.full(len(labels), -1)
         local[act] = rows
         pairs = local[ep["cooccurring"]].reshape(-1, 2)
-        labels[act] = silhouette_merges(d, labels[act], pairs[(pairs >= 0).all(axis=1)])
+        pairs = pairs[(pairs >= 0).all(axis=1)]
+        runs = [silhouette_merges(d, labels[act] if s == "first-neighbours" else np.arange(act.size), pairs) for s in starts]
+        scores = [silhouette_score(d, g, metric="precomputed") if 1 < np.unique(g).size < g.size else 0.0 for g in runs]
+        labels[act] = runs[int(np.argmax(scores))]
         return labels
     return run
 
@@ -159,18 +164,22 @@ def _embedding(method: str, key: str) -> Callable[[Episode], np.ndarray]:
 #: the rules scored on every episode: name -> track labels
 RULES: dict[str, Callable[[Episode], np.ndarray]] = {
     "loss, default (teacher predictor, first-neighbours start by excess, silhouette rounds)": _loss(AggregationConfig()),
+    # the silhouette rounds from both starts, keeping the higher mean silhouette
+    "loss, best start by silhouette": _loss(AggregationConfig(start="best")),
+    "loss, single-track start": _loss(AggregationConfig(start="threshold")),
     "loss, raw-distance neighbours": _loss(AggregationConfig(neighbour_distance="raw")),
     "loss, student predictor": _loss(AggregationConfig(), "student"),
     "loss, mutual-neighbours start": _loss(AggregationConfig(start="mutual-neighbours")),
     "loss, mutual-neighbours start, student predictor": _loss(AggregationConfig(start="mutual-neighbours"), "student"),
     # the paper's threshold rounds after the same start (the defaults before the silhouette rounds)
-    "loss, threshold rounds": _loss(AggregationConfig(rounds="threshold")),
-    "loss, threshold rounds, mutual linkage": _loss(AggregationConfig(rounds="threshold", linkage="mutual")),
+    "loss, threshold rounds": _loss(AggregationConfig(start="first-neighbours", rounds="threshold")),
+    "loss, threshold rounds, mutual linkage": _loss(AggregationConfig(start="first-neighbours", rounds="threshold", linkage="mutual")),
     "loss, threshold start": _loss(AggregationConfig(start="threshold", rounds="threshold")),
     # the start round alone (``max_iterations`` counts it): what the rounds add after it
-    "loss, first-neighbours start only": _loss(AggregationConfig(max_iterations=1)),
+    "loss, first-neighbours start only": _loss(AggregationConfig(start="first-neighbours", max_iterations=1)),
     # the silhouette rounds recomputed from the track-by-track matrix with sklearn (a cross-check)
     "loss, silhouette rounds by sklearn": _silhouette("excess"),
+    "loss, best start by sklearn": _silhouette("excess", ("first-neighbours", "tracks")),
     "loss, teacher at the student temperature": _loss(AggregationConfig(), soft_teacher=True),
     "loss, teacher at the student temperature, raw-distance neighbours":
         _loss(AggregationConfig(neighbour_distance="raw"), soft_teacher=True),

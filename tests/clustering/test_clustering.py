@@ -658,8 +658,7 @@ def test_first_neighbours_start_links_every_track_to_its_nearest_track():
     seen together, D's nearest allowed track is B, and D stays apart because C joined B first."""
     stats = EuclideanStats.from_faces(LINE_FACES, LINE_TRACKS)
     config = AggregationConfig(start="first-neighbours")
-    assert DEFAULT_START == "first-neighbours"
-    result = aggregate(stats)
+    result = aggregate(stats, config=config)
     np.testing.assert_array_equal(result.labels, [0, 0, 0, 0])
     assert result.info["start"] == "first-neighbours" and result.info["start_merges"] == 3
     guarded = aggregate(stats, cannot_link=[[2, 3]], config=config)

@@ -20,7 +20,7 @@ import torch
 
 from tests.faces import dlib_chips
 from vcn_plugin.backbones import get_backbone
-from vcn_plugin.clustering import cluster_tracks
+from vcn_plugin.clustering import AggregationConfig, cluster_tracks
 from vcn_plugin.clustering.baselines import DLIB_EUCLIDEAN_THRESHOLD
 from vcn_plugin.ssl import FinetuneConfig, finetune
 
@@ -59,6 +59,8 @@ def test_loss_metric_finds_each_person_after_finetuning(tracks, seed: int, match
     probs, student = model.loss_features(chips)
     loss = cluster_tracks("loss", face_track, probs=probs, student=student)
     assert _purity_and_count(loss.labels, truth) == (1.0, len(IDENTITIES))
+    best = cluster_tracks("loss", face_track, probs=probs, student=student, config=AggregationConfig(start="best"))
+    assert _purity_and_count(best.labels, truth) == (1.0, len(IDENTITIES))  # the best of two starts, too
 
     with torch.no_grad():
         pretrained = backbone(backbone.preprocess(chips)).numpy()

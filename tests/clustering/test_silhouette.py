@@ -78,7 +78,7 @@ def test_silhouette_rounds_match_sklearn_on_the_track_matrix(which: int):
     stats = every[which]
     cannot = np.array([[0, 5], [7, 13]])
     offsets = stats.thresholds() if which >= 2 else None
-    start = aggregate(stats, cannot_link=cannot, config=AggregationConfig(max_iterations=1, rounds="threshold")).labels
+    start = aggregate(stats, cannot_link=cannot, config=AggregationConfig(start="first-neighbours", max_iterations=1, rounds="threshold")).labels
     for labels in (start, np.arange(len(stats))):
         g, m = canonical_groups(labels)
         got, n, merges = silhouette_rounds(stats, g, m, cannot, offsets)
@@ -116,7 +116,7 @@ def test_aggregate_runs_silhouette_rounds_by_default_and_threshold_rounds_on_req
     ident = np.repeat(np.arange(5), 4)
     stats = every[0]
     default = aggregate(stats)
-    paper = aggregate(stats, config=AggregationConfig(rounds="threshold"))
+    paper = aggregate(stats, config=AggregationConfig(start="first-neighbours", rounds="threshold"))
     assert default.info["rounds"] == "silhouette" and paper.info["rounds"] == "threshold"
     assert paper.n_clusters == 6 and paper.merges_per_iteration == [14]
     assert adjusted_rand_score(ident, default.labels) == 1.0 and default.merges_per_iteration == [14, 1]
@@ -167,3 +167,51 @@ def test_silhouette_rounds_refuse_bad_clusters_and_handle_negative_distances():
     from vcn_plugin.clustering.silhouette import silhouette_values
 
     np.testing.assert_allclose(silhouette_values(np.array([-1.0, 1.0]), np.array([1.0, 2.0]), np.zeros(2, bool)), [1.0, 0.5])
+
+
+@pytest.mark.parametrize("which", [0, 3])
+def test_pair_gains_and_mean_silhouette_match_sklearn(which: int):
+    """Every candidate merge's gain (also where one cluster is in several candidates) is the change
+    of sklearn's summed silhouette on the dense matrix, and ``mean_silhouette`` is sklearn's score."""
+    from sklearn.metrics import silhouette_score
+
+    from vcn_plugin.clustering.silhouette import _Clusters, _shifted, _state, mean_silhouette, pair_gains
+
+    rng = np.random.default_rng(11 + which)
+    _, every = _all_stats(rng)
+    stats = every[which]
+    offsets = stats.thresholds() if which >= 2 else None
+    cluster = np.array([0, 0, 1, 2, 2, 2, 3, 4, 4, 5, 6, 6, 7, 7, 7, 8, 9, 9, 10, 11])
+    dense = _dense(stats, offsets)
+    base = silhouette_score(dense, cluster, metric="precomputed")
+    assert mean_silhouette(stats, cluster, 12, offsets) == pytest.approx(base, abs=1e-9)
+    half, self_d = _shifted(stats, offsets)
+    groups = _Clusters.of(stats.per_track_means(), cluster, 12, half)
+    state = _state(stats, groups, half, self_d, 1 << 20)
+    pa, pb = np.array([0, 0, 1, 2, 5, 10]), np.array([1, 2, 2, 9, 6, 11])
+    gains = pair_gains(state, stats, groups, pa, pb, half)
+    for k, (a, b) in enumerate(zip(pa, pb)):
+        merged = np.where(cluster == b, a, cluster)
+        expected = (silhouette_score(dense, merged, metric="precomputed") - base) * len(stats)
+        assert gains[k] == pytest.approx(expected, abs=1e-6)
+
+
+def test_best_start_keeps_the_start_with_the_higher_mean_silhouette():
+    """start="best" runs the aggregation from the first-neighbours start and from single tracks and
+    keeps the result with the higher mean silhouette (recorded in ``info``): it equals the better
+    of the two runs, for every metric and under either rounds."""
+    from vcn_plugin.clustering.aggregation import BEST_OF_STARTS, result_silhouette
+
+    rng = np.random.default_rng(5)
+    _, every = _all_stats(rng)
+    for stats in every:
+        for rounds in ("silhouette", "threshold"):
+            config = AggregationConfig(start="best", rounds=rounds)
+            best = aggregate(stats, cannot_link=[[0, 5]], config=config)
+            runs = {s: aggregate(stats, cannot_link=[[0, 5]], config=AggregationConfig(start=s, rounds=rounds))
+                    for s in BEST_OF_STARTS}
+            scores = {s: result_silhouette(stats, r, config) for s, r in runs.items()}
+            chosen = max(BEST_OF_STARTS, key=lambda s: (scores[s], -BEST_OF_STARTS.index(s)))
+            assert best.info["start"] == "best" and best.info["start_chosen"] == chosen
+            assert best.info["start_silhouettes"] == pytest.approx(scores)
+            np.testing.assert_array_equal(best.labels, runs[chosen].labels)

@@ -149,32 +149,112 @@ def _first_not_in(near: np.ndarray, near_d: np.ndarray, *excluded: np.ndarray) -
     return np.where(ok.any(axis=1), vals, np.inf)
 
 
-def merge_gains(state: _Round, tracks: TrackStats, groups: _Clusters, partner: np.ndarray, half: np.ndarray) -> np.ndarray:
-    """The change of the summed silhouette that each candidate merge (cluster ``c`` with
-    ``partner[c]``, -1 for none) would make on its own, per cluster (both ends of a pair get it)."""
-    gain = np.zeros(partner.size)
-    cluster, sizes = groups.cluster, groups.sizes
+def _grouped(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Items (indices into ``keys``) sorted by group, with each group's start and count."""
+    order = np.argsort(keys, kind="stable")
+    counts = np.bincount(keys, minlength=n_groups)
+    return order, np.cumsum(counts) - counts, counts
+
+
+def _expand(entries: np.ndarray, order: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``entries`` (group ids, repeats allowed) every item of its group: (entry, item) per row."""
+    c = counts[entries]
+    entry = np.repeat(np.arange(entries.size), c)
+    within = np.arange(entry.size) - np.repeat(np.cumsum(c) - c, c)
+    return entry, order[starts[entries][entry] + within]
+
+
+def pair_gains(state: _Round, tracks: TrackStats, groups: _Clusters, pa: np.ndarray, pb: np.ndarray,
+               half: np.ndarray) -> np.ndarray:
+    """The change of the summed silhouette that each candidate merge (cluster ``pa[k]`` with
+    ``pb[k]``) would make on its own, against the current clusters. A cluster may be in several
+    candidates: each is scored alone. Only two kinds of track change: the tracks of the pair (their
+    own cluster grows) and the other tracks whose nearest other cluster is one of the pair (it
+    becomes the pair's union, or the next cluster if that is nearer)."""
+    n_pairs = pa.size
+    ends, others = np.concatenate([pa, pb]), np.concatenate([pb, pa])
+    pair = np.tile(np.arange(n_pairs), 2)
+    cluster, sizes, n_clusters = groups.cluster, groups.sizes, groups.sizes.size
 
     # tracks of a merging cluster: their own cluster grows by the partner's tracks
-    rows = np.flatnonzero(partner[cluster] >= 0)
-    if rows.size:
-        a, b = cluster[rows], partner[cluster[rows]]
-        to_b = groups.mean_distances(tracks, half, rows, b)
-        own = ((sizes[a] - 1) * state.own[rows] + sizes[b] * to_b) / (sizes[a] + sizes[b] - 1)
-        nearest = _first_not_in(state.near[rows], state.near_d[rows], b)
-        np.add.at(gain, a, silhouette_values(own, nearest, np.zeros(rows.size, bool)) - state.silhouette[rows])
-    # other tracks whose nearest other cluster merges: it becomes the pair's union, or the next one
+    entry, rows = _expand(ends, *_grouped(cluster, n_clusters))
+    a, b = ends[entry], others[entry]
+    to_b = groups.mean_distances(tracks, half, rows, b)
+    own = ((sizes[a] - 1) * state.own[rows] + sizes[b] * to_b) / (sizes[a] + sizes[b] - 1)
+    nearest = _first_not_in(state.near[rows], state.near_d[rows], b)
+    change = silhouette_values(own, nearest, np.zeros(rows.size, bool)) - state.silhouette[rows]
+    gain = np.bincount(pair[entry], weights=change, minlength=n_pairs)
+
+    # other tracks whose nearest other cluster merges
     first = state.near[:, 0]
-    rows = np.flatnonzero((first >= 0) & (partner[np.maximum(first, 0)] >= 0))
-    rows = rows[partner[first[rows]] != cluster[rows]]
-    if rows.size:
-        a = first[rows]
-        b = partner[a]
-        union = (sizes[a] * state.near_d[rows, 0] + sizes[b] * groups.mean_distances(tracks, half, rows, b)) / (sizes[a] + sizes[b])
-        nearest = np.minimum(_first_not_in(state.near[rows], state.near_d[rows], a, b), union)
-        alone = sizes[cluster[rows]] < 2
-        np.add.at(gain, a, silhouette_values(state.own[rows], nearest, alone) - state.silhouette[rows])
-    return gain + np.where(partner >= 0, gain[np.maximum(partner, 0)], 0.0)
+    has = np.flatnonzero(first >= 0)
+    order, starts, counts = _grouped(first[has], n_clusters)
+    entry, rows = _expand(ends, has[order], starts, counts)
+    keep = cluster[rows] != others[entry]
+    entry, rows = entry[keep], rows[keep]
+    a, b = ends[entry], others[entry]
+    union = (sizes[a] * state.near_d[rows, 0] + sizes[b] * groups.mean_distances(tracks, half, rows, b)) / (sizes[a] + sizes[b])
+    nearest = np.minimum(_first_not_in(state.near[rows], state.near_d[rows], a, b), union)
+    change = silhouette_values(state.own[rows], nearest, sizes[cluster[rows]] < 2) - state.silhouette[rows]
+    return gain + np.bincount(pair[entry], weights=change, minlength=n_pairs)
+
+
+def _candidates(nn: np.ndarray, cluster: np.ndarray, cannot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs of clusters that are each other's nearest (``a < b``), less those that hold a
+    cannot-link pair."""
+    a = np.flatnonzero((nn >= 0) & (nn[np.maximum(nn, 0)] == np.arange(nn.size)))
+    a = a[a < nn[a]]
+    b = nn[a]
+    if len(cannot) and a.size:
+        blocked = np.sort(cluster[cannot], axis=1)
+        keep = ~np.isin(a * nn.size + b, blocked[:, 0] * nn.size + blocked[:, 1])
+        a, b = a[keep], b[keep]
+    return a, b
+
+
+def _take(pa: np.ndarray, pb: np.ndarray, gain: np.ndarray, n_clusters: int) -> np.ndarray:
+    """The merges to make: candidates by decreasing gain (ties: the earlier pair), each kept when
+    its gain is positive and neither cluster is in a merge kept before. Returns each cluster's
+    partner, -1 for none."""
+    partner = np.full(n_clusters, -1, np.int64)
+    for k in np.argsort(-gain, kind="stable"):
+        if gain[k] <= 0:
+            break
+        a, b = int(pa[k]), int(pb[k])
+        if partner[a] < 0 and partner[b] < 0:
+            partner[a], partner[b] = b, a
+    return partner
+
+
+def _check_clusters(cluster: np.ndarray, n: int, n_clusters: int) -> np.ndarray:
+    cluster = np.asarray(cluster, np.int64)
+    if cluster.shape != (n,) or (n and (cluster.min() < 0 or np.bincount(cluster, minlength=n_clusters).min() < 1
+                                        or cluster.max() >= n_clusters)):
+        raise ValueError(f"cluster must give each of the {n} tracks one of {n_clusters} clusters, none empty")
+    return cluster
+
+
+def _shifted(tracks: TrackStats, offsets: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per track, the half-offset of every distance from it, shifted so that the smallest
+    self-distance is 0, and its self-distance after the shift."""
+    n = len(tracks)
+    half = np.zeros(n) if offsets is None else np.asarray(offsets, np.float64) / 2
+    self_d = tracks.self_distance() - 2 * half
+    shift = float(self_d.min()) if n else 0.0
+    return half + shift / 2, self_d - shift
+
+
+def mean_silhouette(tracks: TrackStats, cluster: np.ndarray, n_clusters: int, offsets: np.ndarray | None = None,
+                    tile_entries: int = DEFAULT_TILE_ENTRIES) -> float:
+    """The tracks' mean silhouette under ``cluster`` (track -> cluster, canonical numbering), on the
+    distances of :func:`silhouette_rounds`; 0 for fewer than two clusters or all tracks alone (sklearn)."""
+    n = len(tracks)
+    cluster = _check_clusters(cluster, n, n_clusters)
+    if not 1 < n_clusters < n:
+        return 0.0
+    half, self_d = _shifted(tracks, offsets)
+    groups = _Clusters.of(tracks.per_track_means(), cluster, n_clusters, half)
+    return float(np.mean(_state(tracks, groups, half, self_d, tile_entries).silhouette))
 
 
 def silhouette_rounds(
@@ -202,15 +282,8 @@ def silhouette_rounds(
     from vcn_plugin.clustering.aggregation import canonical_groups
 
     n = len(tracks)
-    cluster = np.asarray(cluster, np.int64)
-    if cluster.shape != (n,) or (n and (cluster.min() < 0 or np.bincount(cluster, minlength=n_clusters).min() < 1
-                                        or cluster.max() >= n_clusters)):
-        raise ValueError(f"cluster must give each of the {n} tracks one of {n_clusters} clusters, none empty")
-    half = np.zeros(n) if offsets is None else np.asarray(offsets, np.float64) / 2
-    self_d = tracks.self_distance() - 2 * half
-    shift = float(self_d.min()) if n else 0.0
-    half = half + shift / 2  # every distance is shifted by the smallest self-distance
-    self_d = self_d - shift
+    cluster = _check_clusters(cluster, n, n_clusters)
+    half, self_d = _shifted(tracks, offsets)
     means = tracks.per_track_means()
     merges: list[int] = []
     state: _Round | None = None
@@ -222,15 +295,12 @@ def silhouette_rounds(
             nn, _ = nearest_neighbours(groups.stats, None, tile_entries, 2 * groups.half)
         else:
             nn = _nearest_clusters(groups, changed, nn, tile_entries)
-        partner = np.where((nn >= 0) & (nn[np.maximum(nn, 0)] == np.arange(n_clusters)), nn, -1)
-        if len(cannot):  # a pair holding a cannot-link pair does not merge (nor look further this round)
-            blocked = cluster[cannot]
-            partner[blocked[partner[blocked[:, 0]] == blocked[:, 1]].ravel()] = -1
-        if not np.any(partner >= 0):
+        pa, pb = _candidates(nn, cluster, cannot)
+        if not pa.size:
             break
         state = _state(tracks, groups, half, self_d, tile_entries, state, dirty)
-        gain = merge_gains(state, tracks, groups, partner, half)
-        take = (partner >= 0) & (gain > 0)
+        partner = _take(pa, pb, pair_gains(state, tracks, groups, pa, pb, half), n_clusters)
+        take = partner >= 0
         if not take.any():
             break
         target = np.where(take, np.minimum(np.arange(n_clusters), partner), np.arange(n_clusters))
