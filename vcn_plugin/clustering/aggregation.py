@@ -175,8 +175,8 @@ DEFAULT_START = "first-neighbours"
 #: Not the default yet: from single tracks the silhouette rounds recompute nearly every track's
 #: nearest clusters in each of about ten rounds, 3.2x the first-neighbours start's time at 10k
 #: synthetic tracks (``benchmarks/cluster_scale.py --start threshold``: 12.8 s against 4.1 s, with
-#: other jobs on the two cores) and growing with the square of the tracks: at 50k tracks that
-#: extrapolates to minutes (not measured) against the 46 s of the default. Making those rounds
+#: other jobs on the two cores) and growing with the square of the tracks: 177 s for the single-track
+#: run alone at 50k tracks on the idle machine, against 46 s for the default. Making those rounds
 #: incremental comes first. A 100-track episode clusters in well under a second either way.
 BEST_OF_STARTS = ("first-neighbours", "threshold")
 
