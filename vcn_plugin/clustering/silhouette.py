@@ -213,16 +213,11 @@ def _candidates(nn: np.ndarray, cluster: np.ndarray, cannot: np.ndarray) -> tupl
 
 
 def _take(pa: np.ndarray, pb: np.ndarray, gain: np.ndarray, n_clusters: int) -> np.ndarray:
-    """The merges to make: candidates by decreasing gain (ties: the earlier pair), each kept when
-    its gain is positive and neither cluster is in a merge kept before. Returns each cluster's
-    partner, -1 for none."""
+    """Each cluster's partner in a merge to make (-1 for none): every candidate pair with a
+    positive gain (mutually nearest pairs are disjoint, so all of them can merge at once)."""
     partner = np.full(n_clusters, -1, np.int64)
-    for k in np.argsort(-gain, kind="stable"):
-        if gain[k] <= 0:
-            break
-        a, b = int(pa[k]), int(pb[k])
-        if partner[a] < 0 and partner[b] < 0:
-            partner[a], partner[b] = b, a
+    keep = gain > 0
+    partner[pa[keep]], partner[pb[keep]] = pb[keep], pa[keep]
     return partner
 
 
