@@ -163,9 +163,9 @@ def _embedding(method: str, key: str) -> Callable[[Episode], np.ndarray]:
 
 #: the rules scored on every episode: name -> track labels
 RULES: dict[str, Callable[[Episode], np.ndarray]] = {
-    "loss, default (teacher predictor, first-neighbours start by excess, silhouette rounds)": _loss(AggregationConfig()),
+    "loss, default (teacher predictor, best start by silhouette, silhouette rounds)": _loss(AggregationConfig()),
     # the silhouette rounds from both starts, keeping the higher mean silhouette
-    "loss, best start by silhouette": _loss(AggregationConfig(start="best")),
+    "loss, first-neighbours start": _loss(AggregationConfig(start="first-neighbours")),
     "loss, single-track start": _loss(AggregationConfig(start="threshold")),
     "loss, raw-distance neighbours": _loss(AggregationConfig(neighbour_distance="raw")),
     "loss, student predictor": _loss(AggregationConfig(), "student"),

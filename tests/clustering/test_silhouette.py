@@ -81,7 +81,7 @@ def test_silhouette_rounds_match_sklearn_on_the_track_matrix(which: int):
     start = aggregate(stats, cannot_link=cannot, config=AggregationConfig(start="first-neighbours", max_iterations=1, rounds="threshold")).labels
     for labels in (start, np.arange(len(stats))):
         g, m = canonical_groups(labels)
-        got, n, merges = silhouette_rounds(stats, g, m, cannot, offsets)
+        got, n, merges, _ = silhouette_rounds(stats, g, m, cannot, offsets)
         expected = canonical_groups(benchmark_script("cluster_rules").silhouette_merges(_dense(stats, offsets), g, cannot))[0]
         np.testing.assert_array_equal(canonical_groups(got)[0], expected)
         assert n == expected.max() + 1 and sum(merges) == m - n
@@ -162,7 +162,7 @@ def test_silhouette_rounds_refuse_bad_clusters_and_handle_negative_distances():
     p = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
     logq = np.log(np.array([[0.1, 0.9], [0.9, 0.1], [0.1, 0.9], [0.9, 0.1]]))
     loss = LossMetricStats.from_faces(p, logq, np.arange(4))
-    got, n, _ = silhouette_rounds(loss, np.arange(4), 4, none)
+    got, n, _, _ = silhouette_rounds(loss, np.arange(4), 4, none)
     assert n >= 2 and got.shape == (4,)
     from vcn_plugin.clustering.silhouette import silhouette_values
 
@@ -215,3 +215,66 @@ def test_best_start_keeps_the_start_with_the_higher_mean_silhouette():
             assert best.info["start"] == "best" and best.info["start_chosen"] == chosen
             assert best.info["start_silhouettes"] == pytest.approx(scores)
             np.testing.assert_array_equal(best.labels, runs[chosen].labels)
+
+
+def _many_tracks(rng: np.random.Generator, n_tracks: int = 240, n_ids: int = 40):
+    """More tracks than a round's kept nearest clusters cover: rows drop out of their lists,
+    are searched again, and merged clusters gather their parts' lists."""
+    ident = rng.integers(0, n_ids, n_tracks)
+    ident[:n_ids] = np.arange(n_ids)
+    face_track = np.repeat(np.arange(n_tracks), 3)
+    p, student = _loss_faces(rng, ident[face_track])
+    x = rng.normal(size=(n_ids, 6))[ident[face_track]] + 0.5 * rng.normal(size=(face_track.size, 6))
+    return [CosineStats.from_faces(x, face_track), FactoredLossStats.from_faces(p, student, face_track)]
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_silhouette_rounds_keep_nearest_lists_exactly_on_many_tracks(which: int):
+    """On 240 tracks, with small tiles, the rounds that carry each track's and cluster's nearest
+    clusters from round to round give the sklearn reference's clusters, from single tracks (with
+    and without the shared nearest-track table) and from the first-neighbours start."""
+    from vcn_plugin.clustering.search import nearest_table
+    from vcn_plugin.clustering.silhouette import NEIGHBOURS_KEPT
+
+    stats = _many_tracks(np.random.default_rng(40 + which))[which]
+    n = len(stats)
+    cannot = np.array([[0, 1], [2, 3], [5, 40]])
+    offsets = stats.thresholds() if which else None
+    dense = _dense(stats, offsets)
+    reference = benchmark_script("cluster_rules").silhouette_merges
+    table = nearest_table(stats, NEIGHBOURS_KEPT, 1 << 12, offsets)
+    start = aggregate(stats, cannot_link=cannot, config=AggregationConfig(start="first-neighbours", max_iterations=1,
+                                                                          rounds="threshold")).labels
+    for labels, shared in ((np.arange(n), None), (np.arange(n), table), (start, None)):
+        g, m = canonical_groups(labels)
+        got, k, merges, final = silhouette_rounds(stats, g, m, cannot, offsets, tile_entries=1 << 12, table=shared)
+        expected = canonical_groups(reference(dense, g, cannot))[0]
+        assert k < m and (len(merges) > 2 or m < n)
+        np.testing.assert_array_equal(canonical_groups(got)[0], expected)
+        if final is not None:
+            from sklearn.metrics import silhouette_score
+
+            assert final == pytest.approx(silhouette_score(dense, got, metric="precomputed"), abs=1e-9)
+
+
+def test_nearest_table_and_neighbours_from_it():
+    """``nearest_table`` lists each row's nearest rows in order (ties: the smaller index), as the
+    dense matrix does; ``nearest_neighbours`` from it equals the search without it, also where a
+    row's whole list is forbidden."""
+    from vcn_plugin.clustering.search import nearest_neighbours, nearest_table
+
+    stats = _many_tracks(np.random.default_rng(3), n_tracks=60, n_ids=10)[1]
+    n = len(stats)
+    offsets = stats.thresholds()
+    idx = np.arange(n)
+    dense = stats.distances(idx, stats, idx).astype(np.float64) - (offsets[:, None] + offsets[None, :]) / 2
+    np.fill_diagonal(dense, np.inf)
+    near, dist = nearest_table(stats, 4, 1 << 10, offsets)
+    np.testing.assert_array_equal(near, np.argsort(dense, axis=1, kind="stable")[:, :4])
+    np.testing.assert_allclose(dist, np.sort(dense, axis=1)[:, :4], rtol=1e-5)
+    forbidden = np.concatenate([np.stack([np.zeros(4, np.int64), near[0]], axis=1), [[7, near[7, 0]]]])
+    want, want_d = nearest_neighbours(stats, forbidden, 1 << 10, offsets)
+    got, got_d = nearest_neighbours(stats, forbidden, 1 << 10, offsets, table=(near, dist))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got_d, want_d, rtol=1e-5)
+    assert got[0] not in near[0] and got[7] == near[7, 1]

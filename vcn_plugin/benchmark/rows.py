@@ -99,7 +99,7 @@ DEFAULT_ROWS: tuple[RowSpec, ...] = (
     RowSpec("ours, loss, no guard", "loss", finetuned=True, guard=False),
     RowSpec("ours, loss, student predictor", "loss", finetuned=True, predictor="student"),
     RowSpec("ours, loss, raw-distance neighbours", "loss", finetuned=True, neighbour_distance="raw"),
-    RowSpec("ours, loss, best start by silhouette (first neighbours or single tracks)", "loss", finetuned=True, start="best"),
+    RowSpec("ours, loss, first-neighbours start", "loss", finetuned=True, start="first-neighbours"),
     RowSpec("ours, loss, single-track start", "loss", finetuned=True, start="threshold"),
     RowSpec("ours, loss, mutual-neighbours start", "loss", finetuned=True, start="mutual-neighbours"),
     RowSpec("ours, loss, first-neighbours start, threshold rounds (the paper's)", "loss", finetuned=True,

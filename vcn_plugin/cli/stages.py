@@ -147,10 +147,10 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
               help="loss/cosine/Euclidean, with --rounds threshold: merge every accepted pair transitively (the "
                    "paper), or only mutual nearest clusters per round")
 @click.option("--start", type=click.Choice(STARTS), default=DEFAULT_START, show_default=True,
-              help="loss/cosine/Euclidean: first link every track to its nearest track (or only mutual nearest "
-                   "tracks), then the rounds; or no start round (threshold: the paper exactly, with --rounds "
-                   "threshold); or best: both the first-neighbours start and none, keeping the result with the "
-                   "higher mean silhouette")
+              help="loss/cosine/Euclidean: best: run the rounds from the first-neighbours start and from single "
+                   "tracks, keeping the result with the higher mean silhouette; first-neighbours: first link every "
+                   "track to its nearest track (mutual-neighbours: only mutual nearest tracks), then the rounds; "
+                   "threshold: no start round (the paper exactly, with --rounds threshold)")
 @click.option("--neighbours", "neighbour_distance", type=click.Choice(NEIGHBOUR_DISTANCES),
               default=DEFAULT_NEIGHBOUR_DISTANCE, show_default=True,
               help="loss/cosine/Euclidean: nearest by the distance minus the two clusters' own thresholds "

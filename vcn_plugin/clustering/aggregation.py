@@ -70,8 +70,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from vcn_plugin.clustering.search import DEFAULT_TILE_ENTRIES, best_two_distances, candidate_edges, nearest_neighbours
-from vcn_plugin.clustering.silhouette import mean_silhouette, silhouette_rounds
+from vcn_plugin.clustering.search import (
+    DEFAULT_TILE_ENTRIES, best_two_distances, candidate_edges, nearest_neighbours, nearest_table,
+)
+from vcn_plugin.clustering.silhouette import NEIGHBOURS_KEPT, mean_silhouette, silhouette_rounds
 from vcn_plugin.clustering.stats import SINGLETON_POLICIES, SingletonPolicy, TrackStats
 from vcn_plugin.core.types import UNKNOWN
 
@@ -151,7 +153,11 @@ STARTS = ("threshold", "mutual-neighbours", "first-neighbours", "best")
 #: against .827 held out, .936 against .825 on the series (these numbers with the threshold rounds
 #: after the start). The start alone (rule "first-neighbours start only", same seeds): .920 on the
 #: suite, .909 held out, .886 on the series; what follows it is :data:`DEFAULT_ROUNDS`.
-DEFAULT_START = "first-neighbours"
+#:
+#: The default is "best" (see :data:`BEST_OF_STARTS`): it keeps the first-neighbours result
+#: wherever that has the higher mean silhouette, and single tracks where chains of nearest tracks
+#: joined look-alikes.
+DEFAULT_START = "best"
 
 #: the starts ``start="best"`` runs the aggregation from, in the order that wins a tie. The
 #: first-neighbours start joins chains of nearest tracks that no later round can undo (look-alikes
@@ -172,12 +178,13 @@ DEFAULT_START = "first-neighbours"
 #: On the series it picks the first-neighbours start every time (per episode .966 both, across
 #: episodes .836 both), where single tracks alone give .841 and .649.
 #:
-#: Not the default yet: from single tracks the silhouette rounds recompute nearly every track's
-#: nearest clusters in each of about ten rounds, 3.2x the first-neighbours start's time at 10k
-#: synthetic tracks (``benchmarks/cluster_scale.py --start threshold``: 12.8 s against 4.1 s, with
-#: other jobs on the two cores) and growing with the square of the tracks: 177 s for the single-track
-#: run alone at 50k tracks on the idle machine, against 46 s for the default. Making those rounds
-#: incremental comes first. A 100-track episode clusters in well under a second either way.
+#: Cost: the two runs share one search for every track's nearest tracks
+#: (:func:`~vcn_plugin.clustering.search.nearest_table`), and the silhouette rounds keep each
+#: track's and each cluster's nearest clusters across rounds instead of searching them again
+#: (:mod:`vcn_plugin.clustering.silhouette`). ``benchmarks/cluster_scale.py`` on the idle machine,
+#: 50k synthetic tracks: 57 s for "best", 37 s for "first-neighbours" alone (before those two
+#: changes: about 220 s and 46 s); 10k: 3.6 s against 3.0 s. A 100-track episode takes well under
+#: a second either way.
 BEST_OF_STARTS = ("first-neighbours", "threshold")
 
 NEIGHBOUR_DISTANCES = ("auto", "excess", "raw")
@@ -268,11 +275,11 @@ class AggregationConfig:
         tile_entries: entries of one distance tile; bounds the working memory (default 16 Mi).
         linkage: "transitive" (default, the paper, see :data:`DEFAULT_LINKAGE`) or "mutual"; see
             the module docstring.
-        start: "first-neighbours" (default, see :data:`DEFAULT_START`): a round zero merges every
-            track with its nearest track (FINCH's first partition) before the threshold rounds;
-            "mutual-neighbours": only mutual nearest tracks; "threshold": no round zero (the paper
-            exactly, with threshold rounds); "best": from the first-neighbours start and from single
-            tracks, keeping the higher mean silhouette (see :data:`BEST_OF_STARTS`).
+        start: "best" (default, see :data:`DEFAULT_START` and :data:`BEST_OF_STARTS`): from the
+            first-neighbours start and from single tracks, keeping the higher mean silhouette;
+            "first-neighbours": a round zero merges every track with its nearest track (FINCH's
+            first partition) before the rounds; "mutual-neighbours": only mutual nearest tracks;
+            "threshold": no round zero (the paper exactly, with threshold rounds).
         neighbour_distance: "auto" (default, see :data:`DEFAULT_NEIGHBOUR_DISTANCE`): "excess" for
             the loss metric, "raw" for the others; "excess": clusters pick their nearest by the
             distance minus the mean of their two thresholds; "raw": by the distance (the paper
@@ -435,13 +442,14 @@ def mutual_best_edges(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray,
 
 def first_neighbour_edges(stats: TrackStats, cannot: np.ndarray, mutual: bool,
                           tile_entries: int = DEFAULT_TILE_ENTRIES,
-                          offsets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                          offsets: np.ndarray | None = None,
+                          table: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pairs ``(i, j)``, ``i < j``, where one row is the other's nearest row (``mutual``: each
     is the other's), cannot-link pairs never being neighbours, and their distances: the edges of
     the "first-neighbours" (FINCH's first partition) and "mutual-neighbours" starts. With
     ``offsets`` (the rows' thresholds) nearest means the smallest excess ``d - (o_i + o_j) / 2``,
     and the excess is the distance returned."""
-    nn, dist = nearest_neighbours(stats, cannot, tile_entries, offsets)
+    nn, dist = nearest_neighbours(stats, cannot, tile_entries, offsets, table)
     i = np.flatnonzero(nn >= 0)
     if mutual:
         i = i[(nn[nn[i]] == i) & (i < nn[i])]
@@ -527,6 +535,7 @@ def aggregate(
     must_link: Sequence[Sequence[int]] | None = None,
     cannot_link: np.ndarray | Sequence[Sequence[int]] | None = None,
     config: AggregationConfig | None = None,
+    _shared: dict | None = None,
 ) -> ClusteringResult:
     """Cluster tracks with the adaptive-threshold aggregation.
 
@@ -537,6 +546,7 @@ def aggregate(
         cannot_link: (m, 2) track pairs that must end in different clusters
             (co-occurrence guard and user separations alike).
         config: options, see :class:`AggregationConfig`.
+        _shared: internal to ``start="best"``: the runs of one call share their nearest-track table.
     """
     config = config or AggregationConfig()
     if config.start == "best":
@@ -564,12 +574,18 @@ def aggregate(
 
     merges: list[int] = []
     converged = act_idx.size == 0
+    final_silhouette = None
     thr = cluster_stats.thresholds(config.singleton) if act_idx.size else np.zeros(0)
     rows: np.ndarray | None = None
     carried = _NO_EDGES  # accepted edges between clusters the last round left unchanged
     start_round = config.start != "threshold" and act_idx.size > 1
     excess = _uses_excess(config, stats)
     start_merges = 0
+    table = None
+    if _shared is not None and act_idx.size > 2 and np.array_equal(track2cluster, np.arange(act_idx.size)):
+        if "table" not in _shared:  # every track its own cluster: one search serves both starts
+            _shared["table"] = nearest_table(track_stats, NEIGHBOURS_KEPT, config.tile_entries, thr if excess else None)
+        table = _shared["table"]
     silhouette = config.rounds == "silhouette"
     while not converged and len(merges) < config.max_iterations:
         cannot_clusters = np.unique(np.sort(track2cluster[cannot_local], axis=1), axis=0) if cannot_local.size else cannot_local
@@ -577,7 +593,7 @@ def aggregate(
             start_round = False
             all_i, all_j, all_d = i, j, d = first_neighbour_edges(
                 cluster_stats, cannot_clusters, config.start == "mutual-neighbours", config.tile_entries,
-                thr if excess else None)
+                thr if excess else None, table)
             groups, n_groups = _apply_edges(len(cluster_stats), i, j, d, cannot_clusters)
             if n_groups == len(cluster_stats):
                 continue
@@ -618,21 +634,19 @@ def aggregate(
 
     if silhouette and act_idx.size and len(merges) < config.max_iterations:
         cap = config.max_iterations - len(merges)
-        track2cluster, n_groups, rounds = silhouette_rounds(
+        track2cluster, n_groups, rounds, final_silhouette = silhouette_rounds(
             track_stats, track2cluster, len(cluster_stats), cannot_local,
-            track_stats.thresholds(config.singleton) if excess else None, cap, config.tile_entries)
+            track_stats.thresholds(config.singleton) if excess else None, cap, config.tile_entries,
+            table if len(cluster_stats) == act_idx.size else None)
         merges += rounds
         converged = len(rounds) < cap
         if rounds:
             cluster_stats = track_stats.grouped(track2cluster, n_groups)
 
-    margins = np.full(n, np.nan)
-    if config.compute_margins and act_idx.size:
-        best, second = best_two_distances(track_stats, cluster_stats, config.tile_entries)
-        margins[act_idx] = second - best
     labels = np.full(n, -1, np.int64)
     labels[act_idx] = track2cluster
     labels = relabel_by_size(labels)
+    margins = track_margins(stats, labels, config.tile_entries) if config.compute_margins else np.full(n, np.nan)
     return ClusteringResult(
         labels=labels,
         n_clusters=int(len(cluster_stats)) if act_idx.size else 0,
@@ -652,8 +666,23 @@ def aggregate(
                                    and not silhouette else "excess" if excess else "raw"),
             "start_merges": start_merges,
             "seconds": time.perf_counter() - start,
+            **({} if final_silhouette is None else {"silhouette": final_silhouette}),
         },
     )
+
+
+def track_margins(stats: TrackStats, labels: np.ndarray, tile_entries: int = DEFAULT_TILE_ENTRIES) -> np.ndarray:
+    """Per track, the distance to its second-nearest cluster less that to its nearest (NaN for
+    Unknown tracks, label -1)."""
+    margins = np.full(len(stats), np.nan)
+    act = np.flatnonzero(labels >= 0)
+    if act.size:
+        tracks = stats if act.size == len(stats) else stats.subset(act)
+        cluster, n_clusters = canonical_groups(labels[act])
+        clusters = tracks if n_clusters == act.size else tracks.grouped(cluster, n_clusters)
+        best, second = best_two_distances(tracks, clusters, tile_entries)
+        margins[act] = second - best
+    return margins
 
 
 def _uses_excess(config: AggregationConfig, stats: TrackStats) -> bool:
@@ -674,10 +703,15 @@ def _best_start(stats: TrackStats, excluded, must_link, cannot_link, config: Agg
     """``start="best"``: the aggregation from each of :data:`BEST_OF_STARTS` (the same rounds); the
     result whose clusters have the higher mean silhouette is kept (ties: the earlier start)."""
     began = time.perf_counter()
+    shared: dict = {}
     runs = [aggregate(stats, excluded=excluded, must_link=must_link, cannot_link=cannot_link,
-                      config=replace(config, start=s)) for s in BEST_OF_STARTS]  # fmt: skip
-    scores = [result_silhouette(stats, r, config) for r in runs]
+                      config=replace(config, start=s, compute_margins=False), _shared=shared)
+            for s in BEST_OF_STARTS]  # fmt: skip
+    # the silhouette rounds report the mean silhouette of the clusters they stopped at
+    scores = [r.info["silhouette"] if "silhouette" in r.info else result_silhouette(stats, r, config) for r in runs]
     best = runs[int(np.argmax(scores))]
+    if config.compute_margins:
+        best.margins = track_margins(stats, best.labels, config.tile_entries)
     best.info.update(start="best", start_chosen=best.info["start"], start_silhouettes=dict(zip(BEST_OF_STARTS, scores)),
                      seconds=time.perf_counter() - began)
     return best

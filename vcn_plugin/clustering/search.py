@@ -153,8 +153,21 @@ def _fold_nearest(nn: np.ndarray, best: np.ndarray, idx: np.ndarray, cand: np.nd
 
 
 def _shift(values: np.ndarray, half: np.ndarray | None, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``values[a, b] - half[rows[a]] - half[cols[b]]`` (``values`` itself when ``half`` is None)."""
-    return values if half is None else values - half[rows][:, None] - half[cols][None, :]
+    """``values[a, b] - half[rows[a]] - half[cols[b]]``, in place (``values`` itself when ``half`` is None)."""
+    if half is not None:
+        values -= half[rows][:, None]
+        values -= half[cols][None, :]
+    return values
+
+
+def _argmin_columns(values: np.ndarray) -> np.ndarray:
+    """``np.argmin(values, axis=0)`` (ties: the first row) for a C-ordered array, where numpy's
+    strided column argmin is about 4x slower than a column minimum and a search for it."""
+    low = values.min(axis=0)
+    rows, cols = np.nonzero(values == low[None, :])
+    first = np.full(values.shape[1], values.shape[0], np.int64)
+    np.minimum.at(first, cols, rows)
+    return np.where(first < values.shape[0], first, 0)  # an all-NaN column: argmin's 0
 
 
 def _nearest_exact(stats: TrackStats, pairs: np.ndarray, tile_entries: int,
@@ -177,10 +190,59 @@ def _nearest_exact(stats: TrackStats, pairs: np.ndarray, tile_entries: int,
             dist[mine[:, 0] - rs, mine[:, 1] - cs] = np.inf
             k = np.argmin(dist, axis=1)  # first minimum: ties to the smaller index
             _fold_nearest(nn, best, r, c[k], dist[np.arange(r.size), k])
-            k = np.argmin(dist, axis=0)
+            k = _argmin_columns(dist)
             _fold_nearest(nn, best, c, r[k], dist[k, np.arange(c.size)])
     nn[~np.isfinite(best)] = -1
     return nn, best
+
+
+def nearest_table(stats: TrackStats, k: int, tile_entries: int = DEFAULT_TILE_ENTRIES,
+                  offsets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's ``k`` nearest other rows, sorted (ties: the smaller index), and their exact
+    distances (with ``offsets``, ``d(i, j) - (o_i + o_j) / 2``), chosen by full row tiles:
+    one search that :func:`nearest_neighbours` (``table=``) and the silhouette rounds from single
+    tracks share when ``start="best"`` runs both (see :mod:`vcn_plugin.clustering.aggregation`)."""
+    n = len(stats)
+    k = max(0, min(k, n - 1))
+    idx, dist = np.full((n, k), -1, np.int64), np.full((n, k), np.inf)
+    half = None if offsets is None else _checked_half(offsets, n)
+    cols = np.arange(n)
+    step = tile_size(n, tile_entries)
+    picks = min(k + 2, n - 1)  # chosen at the stats' precision, two spare for near ties, then exact
+    for rs in range(0, n if k else 0, step):
+        r = np.arange(rs, min(n, rs + step))
+        d = stats.distances(r, stats, cols)
+        if half is not None:
+            d -= half.astype(d.dtype)[r][:, None]
+            d -= half.astype(d.dtype)[None, :]
+        d[r - rs, r] = np.inf
+        part, _ = smallest_per_row(d, picks)
+        vals = _pair_shifted(stats, np.repeat(r, picks), part.ravel(), half).reshape(r.size, picks)
+        order = np.lexsort((part, vals), axis=1)[:, :k]
+        idx[r], dist[r] = np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+    return idx, dist
+
+
+def _checked_half(offsets: np.ndarray, n: int) -> np.ndarray:
+    half = np.asarray(offsets, dtype=np.float64) / 2
+    if half.shape != (n,):
+        raise ValueError(f"offsets must hold one value per row ({n}), got shape {half.shape}")
+    if not np.all(np.isfinite(half)):
+        raise ValueError("offsets must be finite")
+    return half
+
+
+def _from_table(table: tuple[np.ndarray, np.ndarray], pairs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's first listed neighbour that is not forbidden (-1 / inf where none is listed)."""
+    idx, dist = table
+    ok = idx >= 0
+    if pairs.size:
+        ok &= ~np.isin(np.arange(n)[:, None] * n + idx, pairs[:, 0] * n + pairs[:, 1])
+    first = np.argmax(ok, axis=1)
+    found = ok.any(axis=1) if idx.shape[1] else np.zeros(n, bool)
+    rows = np.arange(n)
+    nn = np.where(found, idx[rows, first] if idx.shape[1] else -1, -1)
+    return nn, np.where(found, dist[rows, first] if idx.shape[1] else np.inf, np.inf)
 
 
 def _pair_shifted(stats: TrackStats, i: np.ndarray, j: np.ndarray, half: np.ndarray | None) -> np.ndarray:
@@ -193,6 +255,7 @@ def nearest_neighbours(
     forbidden: np.ndarray | None = None,
     tile_entries: int = DEFAULT_TILE_ENTRIES,
     offsets: np.ndarray | None = None,
+    table: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every row's nearest other row (FINCH's *first neighbour*) and the distance to it.
 
@@ -203,6 +266,8 @@ def nearest_neighbours(
     (distances computed in the tile) it walks the upper triangle of square tiles; otherwise it
     walks row tiles, computes the smallest bound of a row exactly, then every further entry whose
     bound is under the row's current best exact distance, so the result is exact either way.
+    ``table``: :func:`nearest_table` of these rows with the same offsets; a row takes its first
+    listed neighbour that is not forbidden, and only rows whose whole list is forbidden are searched.
     """
     n = len(stats)
     nn = np.full(n, -1, np.int64)
@@ -211,24 +276,26 @@ def nearest_neighbours(
         return nn, best
     pairs = np.zeros((0, 2), np.int64) if forbidden is None else np.asarray(forbidden, np.int64).reshape(-1, 2)
     pairs = np.concatenate([pairs, pairs[:, ::-1]])
-    half = None
-    if offsets is not None:
-        half = np.asarray(offsets, dtype=np.float64) / 2
-        if half.shape != (n,):
-            raise ValueError(f"offsets must hold one value per row ({n}), got shape {half.shape}")
-        if not np.all(np.isfinite(half)):
-            raise ValueError("offsets must be finite")
-    if stats.lower_bounds(np.arange(1), stats, np.arange(1))[1]:
+    half = None if offsets is None else _checked_half(offsets, n)
+    search = np.arange(n)
+    if table is not None:
+        if table[0].shape[0] != n:
+            raise ValueError(f"table must list neighbours for each of the {n} rows, got {table[0].shape[0]}")
+        nn, best = _from_table(table, pairs, n)
+        search = np.flatnonzero((nn < 0) & (table[0].shape[1] < n - 1))  # a full list needs no search
+    elif stats.lower_bounds(np.arange(1), stats, np.arange(1))[1]:
         return _nearest_exact(stats, pairs, tile_entries, half)
     rows_per = tile_size(n, tile_entries)
     cols = np.arange(n)
-    for rs in range(0, n, rows_per):
-        r = np.arange(rs, min(n, rs + rows_per))
+    for rs in range(0, search.size, rows_per):
+        r = search[rs : rs + rows_per]
         bound, _ = stats.lower_bounds(r, stats, cols)
         bound = _shift(bound.astype(np.float64), half, r, cols)  # a copy: entries are overwritten below
-        bound[r - rs, r] = np.inf
-        mine = pairs[(pairs[:, 0] >= rs) & (pairs[:, 0] < rs + r.size)]
-        bound[mine[:, 0] - rs, mine[:, 1]] = np.inf
+        bound[np.arange(r.size), r] = np.inf
+        where = np.full(n, -1, np.int64)
+        where[r] = np.arange(r.size)
+        mine = pairs[where[pairs[:, 0]] >= 0]
+        bound[where[mine[:, 0]], mine[:, 1]] = np.inf
         rows = np.arange(r.size)
         k = np.argmin(bound, axis=1)
         d = np.where(np.isfinite(bound[rows, k]), _pair_shifted(stats, r, k, half), np.inf)

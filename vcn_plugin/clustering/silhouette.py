@@ -29,29 +29,61 @@ floor, so every distance is shifted by the smallest self-distance of a track (``
 on every saved finetune of the study that is the smallest entry of the whole track matrix.
 Conventions follow sklearn: a track alone in its cluster has silhouette 0, and the last two
 clusters are never merged (the silhouette of one cluster is undefined).
+
+Cost. Every track keeps its ``_KEEP`` nearest other clusters and every cluster its nearest
+clusters, with a bound under which the list is complete (:class:`_Nearest`). A merged cluster's
+mean distance to a row is the size-weighted mean of its parts', so after a round only listed
+entries of merged clusters are recomputed, one pair each, and only rows left with too few entries
+are searched again. From single tracks (every round merges thousands of pairs) that took 50k
+synthetic tracks from 177 s to about 20 s (``benchmarks/cluster_scale.py``); the clusters are
+the same on all saved finetunes of the study.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from vcn_plugin.clustering.search import DEFAULT_TILE_ENTRIES, nearest_neighbours, smallest_per_row, tile_size
+from vcn_plugin.clustering.search import DEFAULT_TILE_ENTRIES, smallest_per_row, tile_size
 from vcn_plugin.clustering.stats import TrackStats
 
-#: other clusters kept per track: enough to know a track's nearest other cluster after any one merge
-_TOP = 3
+#: nearest other clusters kept per track and per cluster between rounds (see :class:`_Nearest`)
+_KEEP = 6
+#: the length of a shared nearest-track table (:func:`~vcn_plugin.clustering.search.nearest_table`)
+NEIGHBOURS_KEPT = _KEEP
+#: listed nearest clusters a track needs: :func:`pair_gains` looks past the two clusters of a merge
+_NEED = 3
+
+
+@dataclass
+class _Nearest:
+    """Per row (a track, or a cluster), its nearest other clusters by mean track distance, sorted
+    (ties: the smaller index), -1 / inf padded, and ``bound``: no cluster left out is nearer. Kept
+    across rounds instead of recomputed: a merged cluster's mean distance to a row is the
+    size-weighted mean of its parts' (the distances are means over track pairs), so a merged
+    cluster with no part listed stays at or above the bound, and a listed entry at or under the
+    bound is exactly in place. Only rows left with too few such entries are searched again."""
+
+    idx: np.ndarray
+    d: np.ndarray
+    bound: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> "_Nearest":
+        return cls(np.full((n, _KEEP), -1, np.int64), np.full((n, _KEEP), np.inf), np.full(n, np.inf))
+
+    def listed(self) -> np.ndarray:
+        return np.count_nonzero(self.idx >= 0, axis=1)
 
 
 @dataclass
 class _Round:
     """The silhouette state of one round, per track: its mean distance to the other tracks of its
-    cluster (``own``), the nearest other clusters and their mean distances (``near``, ``near_d``,
-    ``_TOP`` of them, inf-padded), and its silhouette."""
+    cluster (``own``), its nearest other clusters (``near``) and its silhouette."""
 
     own: np.ndarray
-    near: np.ndarray
-    near_d: np.ndarray
+    near: _Nearest
     silhouette: np.ndarray
 
 
@@ -85,58 +117,94 @@ class _Clusters:
         """Mean distance (float64) from each track of ``rows`` to the tracks of the paired cluster of ``targets``."""
         return tracks.pair_distances(rows, self.stats, targets) - half[rows] - self.half[targets]
 
+    def between(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Mean track-to-track distance (float64) between the paired clusters ``a`` and ``b`` (a != b)."""
+        return self.stats.pair_distances(a, self.stats, b) - self.half[a] - self.half[b]
 
-def _state(tracks: TrackStats, groups: _Clusters, half: np.ndarray, self_d: np.ndarray, tile_entries: int,
-           previous: _Round | None = None, rows: np.ndarray | None = None) -> _Round:
-    """Per track, the mean distances to its own cluster and to its ``_TOP`` nearest other clusters,
-    tile by tile. With ``previous`` (renumbered to the current clusters) only ``rows`` are
-    recomputed: a track whose cluster and nearest clusters did not merge keeps them, since a merged
-    cluster is never nearer to it than the nearer of its two parts."""
-    cluster, sizes, clusters, cluster_half = groups.cluster, groups.sizes, groups.stats, groups.half
-    n_clusters = sizes.size
-    n = len(tracks)
-    if previous is None:
-        own, near, near_d = np.zeros(n), np.full((n, _TOP), -1, np.int64), np.full((n, _TOP), np.inf)
-        rows = np.arange(n)
-    else:
-        own, near, near_d = previous.own, previous.near, previous.near_d
-        near_d[rows], near[rows] = np.inf, -1
-    k = min(_TOP, n_clusters - 1)
-    cols = np.arange(n_clusters)
+    def track_tile(self, tracks: TrackStats, r: np.ndarray) -> np.ndarray:
+        """Distances from tracks ``r`` to every cluster, at the stats' precision, less the row's own
+        half-offset (it does not change a row's order)."""
+        d = tracks.distances(r, self.stats, np.arange(self.sizes.size))
+        d -= self.half.astype(d.dtype)[None, :]
+        return d
+
+    def cluster_tile(self, r: np.ndarray) -> np.ndarray:
+        """:meth:`track_tile` from clusters ``r``."""
+        d = self.stats.distances(r, self.stats, np.arange(self.sizes.size))
+        d -= self.half.astype(d.dtype)[None, :]
+        return d
+
+
+def _search(table: _Nearest, rows: np.ndarray, tile: Callable[[np.ndarray], np.ndarray],
+            exact: Callable[[np.ndarray, np.ndarray], np.ndarray], exclude: np.ndarray, n_clusters: int,
+            tile_entries: int) -> None:
+    """Fill ``table`` for ``rows`` with their ``_KEEP`` nearest clusters: chosen on ``tile(r)`` (the
+    stats' precision), then sorted by ``exact(rows, cols)``; ``exclude[row]`` (its own cluster) is
+    never listed."""
+    k = min(_KEEP, n_clusters - 1)
+    table.idx[rows], table.d[rows], table.bound[rows] = -1, np.inf, np.inf
+    if k <= 0:
+        return
     step = tile_size(n_clusters, tile_entries)
     for s in range(0, rows.size, step):
         r = rows[s : s + step]
-        d = tracks.distances(r, clusters, cols)  # the stats' precision: the selection needs no more
-        mine = cluster[r]
-        n_mine = sizes[mine]
-        to_own = groups.mean_distances(tracks, half, r, mine)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            own[r] = np.where(n_mine > 1, (n_mine * to_own - self_d[r]) / (n_mine - 1), 0.0)
-        if k > 0:  # k < n_clusters: the own column is among the rest
-            d -= cluster_half.astype(d.dtype)[None, :]  # the row's own half-offset does not change its order
-            d[np.arange(r.size), mine] = np.inf
-            part, _ = smallest_per_row(d, k)
-            vals = groups.mean_distances(tracks, half, np.repeat(r, k), part.ravel()).reshape(r.size, k)
-            order = np.argsort(vals, axis=1, kind="stable")
-            near[r, :k] = np.take_along_axis(part, order, axis=1)
-            near_d[r, :k] = np.take_along_axis(vals, order, axis=1)
-    return _Round(own, near, near_d, silhouette_values(own, near_d[:, 0], sizes[cluster] < 2))
+        d = tile(r)
+        d[np.arange(r.size), exclude[r]] = np.inf
+        part, _ = smallest_per_row(d, k)
+        vals = exact(np.repeat(r, k), part.ravel()).reshape(r.size, k)
+        order = np.lexsort((part, vals), axis=1)
+        table.idx[r, :k] = np.take_along_axis(part, order, axis=1)
+        table.d[r, :k] = np.take_along_axis(vals, order, axis=1)
+        if k < n_clusters - 1:
+            table.bound[r] = table.d[r, k - 1]
 
 
-def _nearest_clusters(groups: _Clusters, rows: np.ndarray, nn: np.ndarray, tile_entries: int) -> np.ndarray:
-    """``nn`` with the nearest other cluster (mean track distance; ties to the smaller index)
-    recomputed for ``rows``. The other rows keep theirs: a merged cluster is never nearer to a
-    cluster than the nearer of its two parts (its mean distance lies between theirs)."""
-    n_clusters = groups.sizes.size
-    cols = np.arange(n_clusters)
-    step = tile_size(n_clusters, tile_entries)
-    for s in range(0, rows.size, step):
-        r = rows[s : s + step]
-        d = groups.stats.distances(r, groups.stats, cols).astype(np.float64)
-        d -= groups.half[r, None] + groups.half[None, :]
-        d[np.arange(r.size), r] = np.inf
-        nn[r] = np.argmin(d, axis=1)
-    return nn
+def _carry(idx: np.ndarray, d: np.ndarray, bound: np.ndarray, relabel: np.ndarray, fresh: np.ndarray,
+           exclude: np.ndarray, exact: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> _Nearest:
+    """The rows' lists renumbered to the new clusters (``relabel``): one entry per cluster,
+    ``exclude[row]`` dropped, the distances recomputed where ``fresh[row, entry]`` or the cluster
+    merged (``relabel`` maps two old clusters to it), entries above the bound dropped, sorted and
+    cut to ``_KEEP`` (the bound lowered to the first entry cut)."""
+    idx = np.where(idx >= 0, relabel[np.maximum(idx, 0)], -1)
+    idx[idx == exclude[:, None]] = -1
+    order = np.argsort(idx, axis=1, kind="stable")
+    idx, d, fresh = (np.take_along_axis(x, order, axis=1) for x in (idx, d, fresh))
+    idx[:, 1:][idx[:, 1:] == idx[:, :-1]] = -1
+    merged = np.bincount(relabel, minlength=int(relabel.max()) + 1 if relabel.size else 0) > 1
+    fresh = (idx >= 0) & (fresh | merged[np.maximum(idx, 0)])
+    rows, cols = np.nonzero(fresh)
+    d = np.where(idx >= 0, d, np.inf)
+    d[rows, cols] = exact(rows, idx[rows, cols])
+    gone = d > bound[:, None]
+    idx[gone], d[gone] = -1, np.inf
+    order = np.lexsort((idx, d), axis=1)
+    idx, d = np.take_along_axis(idx, order, axis=1), np.take_along_axis(d, order, axis=1)
+    if idx.shape[1] > _KEEP:
+        bound = np.minimum(bound, d[:, _KEEP])
+        idx, d = idx[:, :_KEEP], d[:, :_KEEP]
+    return _Nearest(np.ascontiguousarray(idx), np.ascontiguousarray(d), bound)
+
+
+def _own(tracks: TrackStats, groups: _Clusters, half: np.ndarray, self_d: np.ndarray) -> np.ndarray:
+    """Per track, its mean distance to the other tracks of its cluster (0 when alone)."""
+    cluster = groups.cluster
+    n_mine = groups.sizes[cluster]
+    to_own = groups.mean_distances(tracks, half, np.arange(len(tracks)), cluster)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_mine > 1, (n_mine * to_own - self_d) / (n_mine - 1), 0.0)
+
+
+def _round(own: np.ndarray, near: _Nearest, groups: _Clusters) -> _Round:
+    return _Round(own, near, silhouette_values(own, near.d[:, 0], groups.sizes[groups.cluster] < 2))
+
+
+def _state(tracks: TrackStats, groups: _Clusters, half: np.ndarray, self_d: np.ndarray, tile_entries: int) -> _Round:
+    """Per track, the mean distances to its own cluster and to its nearest other clusters, searched
+    tile by tile."""
+    near = _Nearest.empty(len(tracks))
+    _search(near, np.arange(len(tracks)), lambda r: groups.track_tile(tracks, r),
+            lambda r, c: groups.mean_distances(tracks, half, r, c), groups.cluster, groups.sizes.size, tile_entries)
+    return _round(_own(tracks, groups, half, self_d), near, groups)
 
 
 def _first_not_in(near: np.ndarray, near_d: np.ndarray, *excluded: np.ndarray) -> np.ndarray:
@@ -181,20 +249,20 @@ def pair_gains(state: _Round, tracks: TrackStats, groups: _Clusters, pa: np.ndar
     a, b = ends[entry], others[entry]
     to_b = groups.mean_distances(tracks, half, rows, b)
     own = ((sizes[a] - 1) * state.own[rows] + sizes[b] * to_b) / (sizes[a] + sizes[b] - 1)
-    nearest = _first_not_in(state.near[rows], state.near_d[rows], b)
+    nearest = _first_not_in(state.near.idx[rows], state.near.d[rows], b)
     change = silhouette_values(own, nearest, np.zeros(rows.size, bool)) - state.silhouette[rows]
     gain = np.bincount(pair[entry], weights=change, minlength=n_pairs)
 
     # other tracks whose nearest other cluster merges
-    first = state.near[:, 0]
+    first = state.near.idx[:, 0]
     has = np.flatnonzero(first >= 0)
     order, starts, counts = _grouped(first[has], n_clusters)
     entry, rows = _expand(ends, has[order], starts, counts)
     keep = cluster[rows] != others[entry]
     entry, rows = entry[keep], rows[keep]
     a, b = ends[entry], others[entry]
-    union = (sizes[a] * state.near_d[rows, 0] + sizes[b] * groups.mean_distances(tracks, half, rows, b)) / (sizes[a] + sizes[b])
-    nearest = np.minimum(_first_not_in(state.near[rows], state.near_d[rows], a, b), union)
+    union = (sizes[a] * state.near.d[rows, 0] + sizes[b] * groups.mean_distances(tracks, half, rows, b)) / (sizes[a] + sizes[b])
+    nearest = np.minimum(_first_not_in(state.near.idx[rows], state.near.d[rows], a, b), union)
     change = silhouette_values(state.own[rows], nearest, sizes[cluster[rows]] < 2) - state.silhouette[rows]
     return gain + np.bincount(pair[entry], weights=change, minlength=n_pairs)
 
@@ -260,7 +328,8 @@ def silhouette_rounds(
     offsets: np.ndarray | None = None,
     max_rounds: int = 100,
     tile_entries: int = DEFAULT_TILE_ENTRIES,
-) -> tuple[np.ndarray, int, list[int]]:
+    table: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, int, list[int], float | None]:
     """Merge the clusters of ``tracks`` (``cluster``: track -> cluster, canonical numbering)
     while the mean silhouette rises (see the module docstring).
 
@@ -271,8 +340,11 @@ def silhouette_rounds(
         offsets: per-track values subtracted, halved, from both ends of every distance (the
             thresholds, for the loss metric's excess); None: the distance itself.
         max_rounds: cap on rounds.
+        table: the tracks' nearest tracks (:func:`~vcn_plugin.clustering.search.nearest_table`,
+            same offsets), used for the first round when every track is its own cluster.
     Returns:
-        (cluster, n_clusters, merges per round that merged something).
+        (cluster, n_clusters, merges per round that merged something, the tracks' mean silhouette
+        under the final clusters where the last round computed it, else None).
     """
     from vcn_plugin.clustering.aggregation import canonical_groups
 
@@ -281,31 +353,86 @@ def silhouette_rounds(
     half, self_d = _shifted(tracks, offsets)
     means = tracks.per_track_means()
     merges: list[int] = []
-    state: _Round | None = None
-    dirty: np.ndarray | None = None
-    nn: np.ndarray | None = None
+    between: _Nearest | None = None  # per cluster, its nearest clusters
+    near: _Nearest | None = None  # per track, its nearest other clusters
+    final: float | None = None
     while n_clusters > 2 and len(merges) < max_rounds:
         groups = _Clusters.of(means, cluster, n_clusters, half)
-        if nn is None:
-            nn, _ = nearest_neighbours(groups.stats, None, tile_entries, 2 * groups.half)
+        if between is None and table is not None and n_clusters == n:
+            between = _from_table(table, cluster, groups.between, n_clusters)
+            _search(between, np.flatnonzero(between.listed() < 1), groups.cluster_tile, groups.between,
+                    np.arange(n_clusters), n_clusters, tile_entries)
+        elif between is None:
+            between = _Nearest.empty(n_clusters)
+            _search(between, np.arange(n_clusters), groups.cluster_tile, groups.between, np.arange(n_clusters),
+                    n_clusters, tile_entries)
         else:
-            nn = _nearest_clusters(groups, changed, nn, tile_entries)
-        pa, pb = _candidates(nn, cluster, cannot)
+            between = _carry(*carried, groups.between)  # noqa: F821 (set at the end of the last round)
+            _search(between, np.flatnonzero(between.listed() < 1), groups.cluster_tile, groups.between,
+                    np.arange(n_clusters), n_clusters, tile_entries)
+        pa, pb = _candidates(between.idx[:, 0], cluster, cannot)
         if not pa.size:
             break
-        state = _state(tracks, groups, half, self_d, tile_entries, state, dirty)
+        distances = lambda r, c: groups.mean_distances(tracks, half, r, c)  # noqa: E731
+        if near is None and n_clusters == n:  # every track alone: its nearest clusters are its cluster's
+            near = _Nearest(between.idx[cluster], between.d[cluster], between.bound[cluster])
+        elif near is None:
+            near = _Nearest.empty(n)
+            _search(near, np.arange(n), lambda r: groups.track_tile(tracks, r), distances, cluster, n_clusters, tile_entries)
+        else:
+            near = _carry(near.idx, near.d, near.bound, relabel, np.zeros(near.idx.shape, bool), cluster, distances)
+            _search(near, np.flatnonzero(near.listed() < min(_NEED, n_clusters - 1)),
+                    lambda r: groups.track_tile(tracks, r), distances, cluster, n_clusters, tile_entries)
+        state = _round(_own(tracks, groups, half, self_d), near, groups)
         partner = _take(pa, pb, pair_gains(state, tracks, groups, pa, pb, half), n_clusters)
         take = partner >= 0
         if not take.any():
+            final = float(np.mean(state.silhouette))
             break
         target = np.where(take, np.minimum(np.arange(n_clusters), partner), np.arange(n_clusters))
         relabel, n_groups = canonical_groups(target)
         merges.append(n_clusters - n_groups)
-        dirty = np.flatnonzero(take[cluster] | np.any(take[np.maximum(state.near, 0)] & (state.near >= 0), axis=1))
-        state.near = np.where(state.near >= 0, relabel[np.maximum(state.near, 0)], -1)
-        changed = np.unique(relabel[take | take[nn]])  # merged clusters, and those whose nearest merged
-        moved = np.empty(n_groups, np.int64)
-        moved[relabel] = relabel[nn]  # a merged cluster's entry is recomputed next round
-        nn = moved
+        carried = _merged_lists(between, relabel, partner, groups.sizes, n_groups)
         cluster, n_clusters = relabel[cluster], n_groups
-    return cluster, n_clusters, merges
+    return cluster, n_clusters, merges, final
+
+
+def _from_table(table: tuple[np.ndarray, np.ndarray], cluster: np.ndarray,
+                exact: Callable[[np.ndarray, np.ndarray], np.ndarray], n_clusters: int) -> _Nearest:
+    """The clusters' lists from a nearest-track table when every track is its own cluster: the
+    listed entries re-sorted on ``exact`` distances, the bound the last of them (none when the
+    table lists every other track)."""
+    idx, d = table
+    k = min(idx.shape[1], _KEEP)
+    near = _Nearest.empty(n_clusters)
+    rows = cluster
+    part = np.where(idx[:, :k] >= 0, cluster[np.maximum(idx[:, :k], 0)], -1)
+    vals = np.full(part.shape, np.inf)
+    ok = part >= 0
+    r, c = np.nonzero(ok)
+    vals[r, c] = exact(rows[r], part[r, c])
+    order = np.lexsort((np.where(ok, part, np.iinfo(np.int64).max), vals), axis=1)
+    near.idx[rows, :k] = np.take_along_axis(part, order, axis=1)
+    near.d[rows, :k] = np.take_along_axis(vals, order, axis=1)
+    if k < n_clusters - 1:
+        near.bound[rows] = np.where(ok.all(axis=1), near.d[rows, k - 1], -np.inf)  # a short list: search it
+        near.idx[rows[~ok.all(axis=1)]] = -1
+    return near
+
+
+def _merged_lists(between: _Nearest, relabel: np.ndarray, partner: np.ndarray, sizes: np.ndarray,
+                  n_groups: int) -> tuple:
+    """The clusters' lists for :func:`_carry` after a round: a merged cluster gathers both parts'
+    lists (all recomputed), and its bound is the size-weighted mean of theirs."""
+    first = np.full(n_groups, relabel.size, np.int64)
+    np.minimum.at(first, relabel, np.arange(relabel.size))  # the smaller old cluster of each new one
+    second = partner[first]  # the larger, or -1
+    both = second >= 0
+    two = np.maximum(second, 0)
+    idx = np.concatenate([between.idx[first], np.where(both[:, None], between.idx[two], -1)], axis=1)
+    d = np.concatenate([between.d[first], np.where(both[:, None], between.d[two], np.inf)], axis=1)
+    with np.errstate(invalid="ignore"):
+        weighted = (sizes[first] * between.bound[first] + sizes[two] * between.bound[two]) / (sizes[first] + sizes[two])
+    bound = np.where(both, weighted, between.bound[first])
+    fresh = np.repeat(both[:, None], idx.shape[1], axis=1)
+    return idx, d, bound, relabel, fresh, np.arange(n_groups)

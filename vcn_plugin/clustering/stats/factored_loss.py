@@ -82,9 +82,23 @@ class FactoredLossStats(TrackStats):
         scale = (1.0 / self.counts[rows]).astype(first.dtype)[:, None]
         return np.concatenate([first[rows], second[rows]], axis=1) * scale
 
+    def _invalidate(self) -> None:
+        self._all_swapped: np.ndarray | None = None
+
+    def _column_means(self, cols: np.ndarray) -> np.ndarray:
+        """``_means(cols, swapped=True)``; for all rows in order (the tiles of every search over
+        clusters) built once and kept until the rows change: rebuilding it per tile cost a fifth of
+        the clustering's time at 50k tracks."""
+        n = len(self)
+        if cols.size != n or not n or cols[0] != 0 or cols[-1] != n - 1 or np.any(np.diff(cols) != 1):
+            return self._means(cols, swapped=True)
+        if getattr(self, "_all_swapped", None) is None:  # (absent on objects unpickled from older versions)
+            self._all_swapped = self._means(cols, swapped=True)
+        return self._all_swapped
+
     def distances(self, rows: np.ndarray, other: "FactoredLossStats", cols: np.ndarray) -> np.ndarray:
         # one GEMM for both directions: [left_a, right_a] . [right_b, left_b] / (n_a n_b)
-        out = self._means(rows, swapped=False) @ other._means(cols, swapped=True).T
+        out = self._means(rows, swapped=False) @ other._column_means(cols).T
         out *= 0.5
         out += (0.5 * self.sum_lse[rows] / self.counts[rows]).astype(out.dtype)[:, None]
         out += (0.5 * other.sum_lse[cols] / other.counts[cols]).astype(out.dtype)[None, :]
