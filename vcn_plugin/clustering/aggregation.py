@@ -182,8 +182,8 @@ DEFAULT_START = "best"
 #: (:func:`~vcn_plugin.clustering.search.nearest_table`), and the silhouette rounds keep each
 #: track's and each cluster's nearest clusters across rounds instead of searching them again
 #: (:mod:`vcn_plugin.clustering.silhouette`). ``benchmarks/cluster_scale.py`` on the idle machine,
-#: 50k synthetic tracks: 57 s for "best", 37 s for "first-neighbours" alone (before those two
-#: changes: about 220 s and 46 s); 10k: 3.6 s against 3.0 s. A 100-track episode takes well under
+#: 50k synthetic tracks: 57 s for "best", 35 s for "first-neighbours" alone (before those two
+#: changes: about 220 s and 46 s); 10k: 3.1 s. A 100-track episode takes well under
 #: a second either way.
 BEST_OF_STARTS = ("first-neighbours", "threshold")
 

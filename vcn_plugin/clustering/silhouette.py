@@ -49,7 +49,7 @@ from vcn_plugin.clustering.search import DEFAULT_TILE_ENTRIES, smallest_per_row,
 from vcn_plugin.clustering.stats import TrackStats
 
 #: nearest other clusters kept per track and per cluster between rounds (see :class:`_Nearest`)
-_KEEP = 6
+_KEEP = 10
 #: the length of a shared nearest-track table (:func:`~vcn_plugin.clustering.search.nearest_table`)
 NEIGHBOURS_KEPT = _KEEP
 #: listed nearest clusters a track needs: :func:`pair_gains` looks past the two clusters of a merge

@@ -76,10 +76,10 @@ class FactoredLossStats(TrackStats):
             counts=np.bincount(face_track, minlength=n_tracks),
         )
 
-    def _means(self, rows: np.ndarray, swapped: bool) -> np.ndarray:
-        """``[left, right] / n`` (or ``[right, left] / n``) for ``rows``, (len(rows), 2D)."""
+    def _means(self, rows: np.ndarray, swapped: bool, factor: float = 1.0) -> np.ndarray:
+        """``[left, right] / n`` (or ``[right, left] / n``) for ``rows``, (len(rows), 2D), times ``factor``."""
         first, second = (self.right, self.left) if swapped else (self.left, self.right)
-        scale = (1.0 / self.counts[rows]).astype(first.dtype)[:, None]
+        scale = (factor / self.counts[rows]).astype(first.dtype)[:, None]
         return np.concatenate([first[rows], second[rows]], axis=1) * scale
 
     def _invalidate(self) -> None:
@@ -98,8 +98,7 @@ class FactoredLossStats(TrackStats):
 
     def distances(self, rows: np.ndarray, other: "FactoredLossStats", cols: np.ndarray) -> np.ndarray:
         # one GEMM for both directions: [left_a, right_a] . [right_b, left_b] / (n_a n_b)
-        out = self._means(rows, swapped=False) @ other._column_means(cols).T
-        out *= 0.5
+        out = self._means(rows, swapped=False, factor=0.5) @ other._column_means(cols).T  # the 0.5 folded in: exact
         out += (0.5 * self.sum_lse[rows] / self.counts[rows]).astype(out.dtype)[:, None]
         out += (0.5 * other.sum_lse[cols] / other.counts[cols]).astype(out.dtype)[None, :]
         return out
