@@ -199,22 +199,26 @@ def test_pair_gains_and_mean_silhouette_match_sklearn(which: int):
 def test_best_start_keeps_the_start_with_the_higher_mean_silhouette():
     """start="best" runs the aggregation from the first-neighbours start and from single tracks and
     keeps the result with the higher mean silhouette (recorded in ``info``): it equals the better
-    of the two runs, for every metric and under either rounds."""
+    of the two runs (clusters and margins), for every metric, under either rounds, with and
+    without must-link groups and excluded tracks."""
     from vcn_plugin.clustering.aggregation import BEST_OF_STARTS, result_silhouette
 
     rng = np.random.default_rng(5)
     _, every = _all_stats(rng)
-    for stats in every:
-        for rounds in ("silhouette", "threshold"):
-            config = AggregationConfig(start="best", rounds=rounds)
-            best = aggregate(stats, cannot_link=[[0, 5]], config=config)
-            runs = {s: aggregate(stats, cannot_link=[[0, 5]], config=AggregationConfig(start=s, rounds=rounds))
-                    for s in BEST_OF_STARTS}
-            scores = {s: result_silhouette(stats, r, config) for s, r in runs.items()}
-            chosen = max(BEST_OF_STARTS, key=lambda s: (scores[s], -BEST_OF_STARTS.index(s)))
-            assert best.info["start"] == "best" and best.info["start_chosen"] == chosen
-            assert best.info["start_silhouettes"] == pytest.approx(scores)
-            np.testing.assert_array_equal(best.labels, runs[chosen].labels)
+    constraints = [dict(cannot_link=[[0, 5]]),  # every track its own cluster: the runs share one table
+                   dict(cannot_link=[[0, 5]], must_link=[[1, 2]], excluded=[19])]  # no table
+    for stats, kw, rounds in ((s, kw, r) for s in every for kw in constraints for r in ("silhouette", "threshold")):
+        config = AggregationConfig(start="best", rounds=rounds)
+        best = aggregate(stats, config=config, **kw)
+        runs = {s: aggregate(stats, config=AggregationConfig(start=s, rounds=rounds), **kw) for s in BEST_OF_STARTS}
+        if "excluded" in kw:
+            assert best.labels[19] == -1 and np.isnan(best.margins[19]) and best.labels[1] == best.labels[2]
+        np.testing.assert_allclose(best.margins, runs[best.info["start_chosen"]].margins, rtol=1e-9)
+        scores = {s: result_silhouette(stats, r, config) for s, r in runs.items()}
+        chosen = max(BEST_OF_STARTS, key=lambda s: (scores[s], -BEST_OF_STARTS.index(s)))
+        assert best.info["start"] == "best" and best.info["start_chosen"] == chosen
+        assert best.info["start_silhouettes"] == pytest.approx(scores)
+        np.testing.assert_array_equal(best.labels, runs[chosen].labels)
 
 
 def _many_tracks(rng: np.random.Generator, n_tracks: int = 240, n_ids: int = 40):

@@ -183,7 +183,7 @@ DEFAULT_START = "best"
 #: track's and each cluster's nearest clusters across rounds instead of searching them again
 #: (:mod:`vcn_plugin.clustering.silhouette`). ``benchmarks/cluster_scale.py`` on the idle machine,
 #: 50k synthetic tracks: 57 s for "best", 35 s for "first-neighbours" alone (before those two
-#: changes: about 220 s and 46 s); 10k: 3.1 s. A 100-track episode takes well under
+#: changes: about 220 s and 46 s); 10k: 3-4 s. A 100-track episode takes well under
 #: a second either way.
 BEST_OF_STARTS = ("first-neighbours", "threshold")
 
@@ -701,7 +701,9 @@ def result_silhouette(stats: TrackStats, result: ClusteringResult, config: Aggre
 
 def _best_start(stats: TrackStats, excluded, must_link, cannot_link, config: AggregationConfig) -> ClusteringResult:
     """``start="best"``: the aggregation from each of :data:`BEST_OF_STARTS` (the same rounds); the
-    result whose clusters have the higher mean silhouette is kept (ties: the earlier start)."""
+    result whose clusters have the higher mean silhouette is kept (ties: the earlier start). A run's
+    ``info["silhouette"]`` is that mean where its silhouette rounds computed it on their last round
+    (otherwise :func:`result_silhouette` computes it); ``info["start_silhouettes"]`` records both."""
     began = time.perf_counter()
     shared: dict = {}
     runs = [aggregate(stats, excluded=excluded, must_link=must_link, cannot_link=cannot_link,

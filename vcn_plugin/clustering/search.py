@@ -161,8 +161,9 @@ def _shift(values: np.ndarray, half: np.ndarray | None, rows: np.ndarray, cols: 
 
 
 def _argmin_columns(values: np.ndarray) -> np.ndarray:
-    """``np.argmin(values, axis=0)`` (ties: the first row) for a C-ordered array, where numpy's
-    strided column argmin is about 4x slower than a column minimum and a search for it."""
+    """``np.argmin(values, axis=0)`` (ties: the first row) for a C-ordered array without NaN (a
+    column holding one gives row 0), where numpy's strided column argmin is about 4x slower than a
+    column minimum and a search for it."""
     low = values.min(axis=0)
     rows, cols = np.nonzero(values == low[None, :])
     first = np.full(values.shape[1], values.shape[0], np.int64)
@@ -268,6 +269,9 @@ def nearest_neighbours(
     bound is under the row's current best exact distance, so the result is exact either way.
     ``table``: :func:`nearest_table` of these rows with the same offsets; a row takes its first
     listed neighbour that is not forbidden, and only rows whose whole list is forbidden are searched.
+    The table ranks candidates by their exact (float64) distance where the tile search ranks them
+    at the stats' precision, so with float32 statistics two neighbours within float32 rounding of
+    each other may be chosen differently; on all saved finetunes of the study the clusters agree.
     """
     n = len(stats)
     nn = np.full(n, -1, np.int64)

@@ -49,7 +49,7 @@ from vcn_plugin.clustering.search import DEFAULT_TILE_ENTRIES, smallest_per_row,
 from vcn_plugin.clustering.stats import TrackStats
 
 #: nearest other clusters kept per track and per cluster between rounds (see :class:`_Nearest`)
-_KEEP = 10
+_KEEP = 8
 #: the length of a shared nearest-track table (:func:`~vcn_plugin.clustering.search.nearest_table`)
 NEIGHBOURS_KEPT = _KEEP
 #: listed nearest clusters a track needs: :func:`pair_gains` looks past the two clusters of a merge
@@ -135,14 +135,16 @@ class _Clusters:
         return d
 
 
-def _search(table: _Nearest, rows: np.ndarray, tile: Callable[[np.ndarray], np.ndarray],
+def _search(lists: _Nearest, rows: np.ndarray, tile: Callable[[np.ndarray], np.ndarray],
             exact: Callable[[np.ndarray, np.ndarray], np.ndarray], exclude: np.ndarray, n_clusters: int,
             tile_entries: int) -> None:
-    """Fill ``table`` for ``rows`` with their ``_KEEP`` nearest clusters: chosen on ``tile(r)`` (the
-    stats' precision), then sorted by ``exact(rows, cols)``; ``exclude[row]`` (its own cluster) is
+    """Fill ``lists`` for ``rows`` with their ``_KEEP`` nearest clusters: candidates chosen on
+    ``tile(r)`` (the stats' precision, two spare for near ties), then sorted by ``exact(rows,
+    cols)``; the bound is the first spare's exact distance; ``exclude[row]`` (its own cluster) is
     never listed."""
     k = min(_KEEP, n_clusters - 1)
-    table.idx[rows], table.d[rows], table.bound[rows] = -1, np.inf, np.inf
+    picks = min(_KEEP + 2, n_clusters - 1)
+    lists.idx[rows], lists.d[rows], lists.bound[rows] = -1, np.inf, np.inf
     if k <= 0:
         return
     step = tile_size(n_clusters, tile_entries)
@@ -150,13 +152,13 @@ def _search(table: _Nearest, rows: np.ndarray, tile: Callable[[np.ndarray], np.n
         r = rows[s : s + step]
         d = tile(r)
         d[np.arange(r.size), exclude[r]] = np.inf
-        part, _ = smallest_per_row(d, k)
-        vals = exact(np.repeat(r, k), part.ravel()).reshape(r.size, k)
+        part, _ = smallest_per_row(d, picks)
+        vals = exact(np.repeat(r, picks), part.ravel()).reshape(r.size, picks)
         order = np.lexsort((part, vals), axis=1)
-        table.idx[r, :k] = np.take_along_axis(part, order, axis=1)
-        table.d[r, :k] = np.take_along_axis(vals, order, axis=1)
-        if k < n_clusters - 1:
-            table.bound[r] = table.d[r, k - 1]
+        part, vals = np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+        lists.idx[r, :k], lists.d[r, :k] = part[:, :k], vals[:, :k]
+        if k < picks:
+            lists.bound[r] = vals[:, k]
 
 
 def _carry(idx: np.ndarray, d: np.ndarray, bound: np.ndarray, relabel: np.ndarray, fresh: np.ndarray,
@@ -354,12 +356,15 @@ def silhouette_rounds(
     means = tracks.per_track_means()
     merges: list[int] = []
     between: _Nearest | None = None  # per cluster, its nearest clusters
+    merged: _Merged | None = None  # the last round's merges, for carrying ``between``
     near: _Nearest | None = None  # per track, its nearest other clusters
     final: float | None = None
     while n_clusters > 2 and len(merges) < max_rounds:
         groups = _Clusters.of(means, cluster, n_clusters, half)
+        if table is not None and table[0].shape[0] != n:
+            raise ValueError(f"table must list neighbours for each of the {n} tracks, got {table[0].shape[0]}")
         if between is None and table is not None and n_clusters == n:
-            between = _from_table(table, cluster, groups.between, n_clusters)
+            between = _lists_from_table(table, cluster, groups.between, n_clusters)
             _search(between, np.flatnonzero(between.listed() < 1), groups.cluster_tile, groups.between,
                     np.arange(n_clusters), n_clusters, tile_entries)
         elif between is None:
@@ -367,7 +372,7 @@ def silhouette_rounds(
             _search(between, np.arange(n_clusters), groups.cluster_tile, groups.between, np.arange(n_clusters),
                     n_clusters, tile_entries)
         else:
-            between = _carry(*carried, groups.between)  # noqa: F821 (set at the end of the last round)
+            between = _carry(*merged.lists(), groups.between)
             _search(between, np.flatnonzero(between.listed() < 1), groups.cluster_tile, groups.between,
                     np.arange(n_clusters), n_clusters, tile_entries)
         pa, pb = _candidates(between.idx[:, 0], cluster, cannot)
@@ -392,13 +397,13 @@ def silhouette_rounds(
         target = np.where(take, np.minimum(np.arange(n_clusters), partner), np.arange(n_clusters))
         relabel, n_groups = canonical_groups(target)
         merges.append(n_clusters - n_groups)
-        carried = _merged_lists(between, relabel, partner, groups.sizes, n_groups)
+        merged = _Merged(between, relabel, partner, groups.sizes, n_groups)
         cluster, n_clusters = relabel[cluster], n_groups
     return cluster, n_clusters, merges, final
 
 
-def _from_table(table: tuple[np.ndarray, np.ndarray], cluster: np.ndarray,
-                exact: Callable[[np.ndarray, np.ndarray], np.ndarray], n_clusters: int) -> _Nearest:
+def _lists_from_table(table: tuple[np.ndarray, np.ndarray], cluster: np.ndarray,
+                      exact: Callable[[np.ndarray, np.ndarray], np.ndarray], n_clusters: int) -> _Nearest:
     """The clusters' lists from a nearest-track table when every track is its own cluster: the
     listed entries re-sorted on ``exact`` distances, the bound the last of them (none when the
     table lists every other track)."""
@@ -420,19 +425,29 @@ def _from_table(table: tuple[np.ndarray, np.ndarray], cluster: np.ndarray,
     return near
 
 
-def _merged_lists(between: _Nearest, relabel: np.ndarray, partner: np.ndarray, sizes: np.ndarray,
-                  n_groups: int) -> tuple:
-    """The clusters' lists for :func:`_carry` after a round: a merged cluster gathers both parts'
-    lists (all recomputed), and its bound is the size-weighted mean of theirs."""
-    first = np.full(n_groups, relabel.size, np.int64)
-    np.minimum.at(first, relabel, np.arange(relabel.size))  # the smaller old cluster of each new one
-    second = partner[first]  # the larger, or -1
-    both = second >= 0
-    two = np.maximum(second, 0)
-    idx = np.concatenate([between.idx[first], np.where(both[:, None], between.idx[two], -1)], axis=1)
-    d = np.concatenate([between.d[first], np.where(both[:, None], between.d[two], np.inf)], axis=1)
-    with np.errstate(invalid="ignore"):
-        weighted = (sizes[first] * between.bound[first] + sizes[two] * between.bound[two]) / (sizes[first] + sizes[two])
-    bound = np.where(both, weighted, between.bound[first])
-    fresh = np.repeat(both[:, None], idx.shape[1], axis=1)
-    return idx, d, bound, relabel, fresh, np.arange(n_groups)
+@dataclass
+class _Merged:
+    """One round's merges, as :func:`_carry` needs them for the clusters' lists."""
+
+    between: _Nearest
+    relabel: np.ndarray
+    partner: np.ndarray
+    sizes: np.ndarray
+    n_groups: int
+
+    def lists(self) -> tuple:
+        """:func:`_carry`'s arguments: a merged cluster gathers both parts' lists (all recomputed),
+        and its bound is the size-weighted mean of theirs."""
+        between, relabel, partner, sizes, n_groups = self.between, self.relabel, self.partner, self.sizes, self.n_groups
+        first = np.full(n_groups, relabel.size, np.int64)
+        np.minimum.at(first, relabel, np.arange(relabel.size))  # the smaller old cluster of each new one
+        second = partner[first]  # the larger, or -1
+        both = second >= 0
+        two = np.maximum(second, 0)
+        idx = np.concatenate([between.idx[first], np.where(both[:, None], between.idx[two], -1)], axis=1)
+        d = np.concatenate([between.d[first], np.where(both[:, None], between.d[two], np.inf)], axis=1)
+        with np.errstate(invalid="ignore"):
+            weighted = (sizes[first] * between.bound[first] + sizes[two] * between.bound[two]) / (sizes[first] + sizes[two])
+        bound = np.where(both, weighted, between.bound[first])
+        fresh = np.repeat(both[:, None], idx.shape[1], axis=1)
+        return idx, d, bound, relabel, fresh, np.arange(n_groups)
