@@ -130,9 +130,7 @@ class _Clusters:
 
     def cluster_tile(self, r: np.ndarray) -> np.ndarray:
         """:meth:`track_tile` from clusters ``r``."""
-        d = self.stats.distances(r, self.stats, np.arange(self.sizes.size))
-        d -= self.half.astype(d.dtype)[None, :]
-        return d
+        return self.track_tile(self.stats, r)
 
 
 def _search(lists: _Nearest, rows: np.ndarray, tile: Callable[[np.ndarray], np.ndarray],
