@@ -86,6 +86,10 @@ POINTS: dict[str, dict[str, Any]] = {
     # what coarse matching is worth: the rounds run, but no pair is drawn from a matched track
     "no-match": {"match_pair_fraction": 0.0},
     "centred-input": {"head_input": "centred"},
+    # coarse matching by the product's clustering of the current teacher (ssl/cluster_matching.py)
+    "clusters": {"matching": "clusters"},
+    "gaussian-clusters": {"matching": "gaussian+clusters"},
+    "clusters-round-head-300": {"matching": "clusters", "round_head_steps": 300},
 }
 #: the rows scored at every point (pretrained peers are computed once per benchmark)
 PEERS = (RowSpec("FINCH", "finch", finetuned=False), RowSpec("HDBSCAN", "hdbscan", finetuned=False))
@@ -126,6 +130,7 @@ def _cell(ep, rows: dict[str, dict], health: dict, seconds: float) -> dict[str, 
         "pretrained_hdbscan": rows["HDBSCAN"]["accuracy"],
         "matching_precision": last.get("precision"),
         "matching_recall": last.get("recall"),
+        "matching_labelled_precision": last.get("labelled_precision"),
         "matching_pairs": [q["pairs"] for q in health["matching"]],
         # the best recall any distance gate reaches at precision .95 (oracle), per space
         "bound_recall_pretrained": health["matching_bound"].get("pretrained", {}).get("recall"),
@@ -205,10 +210,10 @@ def study(bench_dirs: list[str], points: list[str], device: str, progress: bool 
 def _mean(cells: list[dict]) -> dict[str, float | None]:
     keys = ("loss_accuracy", "loss_ratio", "loss_wcp", "student_predictor_accuracy", "student_predictor_ratio", "student_predictor_wcp", "peer_accuracy", "margin", "finetuned_finch",
             "finetuned_hdbscan", "pretrained_finch", "pretrained_hdbscan", "matching_precision", "matching_recall",
-            "bound_recall_pretrained", "bound_recall_finetuned", "teacher_entropy", "same_below_1", "different_below_1", "finetune_seconds")  # fmt: skip
+            "matching_labelled_precision", "bound_recall_pretrained", "bound_recall_finetuned", "teacher_entropy", "same_below_1", "different_below_1", "finetune_seconds")  # fmt: skip
     out: dict[str, float | None] = {}
     for k in keys:
-        values = [c[k] for c in cells if c[k] is not None]
+        values = [c[k] for c in cells if c.get(k) is not None]
         out[k] = float(np.mean(values)) if values else None
     out["cells_won"] = sum(c["margin"] >= 0 for c in cells)
     out["cells"] = len(cells)
@@ -221,7 +226,7 @@ def _f(v: Any, digits: int = 3) -> str:
 
 def to_markdown(result: dict[str, Any]) -> str:
     head = ["point", "episode", "det. recall", "loss acc", "ratio", "WCP", "student-predictor acc / ratio / WCP", "best peer", "margin", "finetuned FINCH / HDBSCAN",
-            "matching P / R (last round)", "oracle R at P .95 (pretrained / finetuned)", "pairs per round", "entropy", "prototypes / tracks", "merge<1 same / diff", "s"]
+            "matching P / R (last round; P of labelled)", "oracle R at P .95 (pretrained / finetuned)", "pairs per round", "entropy", "prototypes / tracks", "merge<1 same / diff", "s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for point, cells in result["cells"].items():
         for c in cells:
@@ -230,7 +235,7 @@ def to_markdown(result: dict[str, Any]) -> str:
                 _f(c["loss_ratio"], 2), _f(c["loss_wcp"]),
                 f"{_f(c['student_predictor_accuracy'])} / {_f(c['student_predictor_ratio'], 2)} / {_f(c['student_predictor_wcp'])}", _f(c["peer_accuracy"]), _f(c["margin"]),
                 f"{_f(c['finetuned_finch'])} / {_f(c['finetuned_hdbscan'])}",
-                f"{_f(c['matching_precision'], 2)} / {_f(c['matching_recall'], 2)}",
+                f"{_f(c['matching_precision'], 2)} / {_f(c['matching_recall'], 2)} ({_f(c.get('matching_labelled_precision'), 2)})",
                 f"{_f(c.get('bound_recall_pretrained'), 2)} / {_f(c.get('bound_recall_finetuned'), 2)}", str(c["matching_pairs"]),
                 _f(c["teacher_entropy"], 2), f"{c['track_prototypes']} / {c['tracks']}",
                 f"{_f(c['same_below_1'], 2)} / {_f(c['different_below_1'], 2)}", _f(c["finetune_seconds"], 0),

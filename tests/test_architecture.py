@@ -17,7 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "stage1": {"core"},
     "backbones": {"core"},
     "clustering": {"core"},
-    "ssl": {"core", "backbones"},
+    "ssl": {"core", "backbones", "clustering"},
     "fo": {"core", "stage1", "backbones", "clustering"},
     "evaluation": {"core", "fo"},
     "corrections": {"core", "fo"},

@@ -17,6 +17,7 @@ def test_matching_precision_and_recall_count_cross_shot_pairs_of_one_identity():
     q = matching_quality([("a1", "a2"), ("a3", "a2"), ("b1", "a1"), ("x", "b2")], IDENTITY, SHOT)
     assert (q.pairs, q.correct, q.true_pairs, q.found) == (4, 2, 3, 1)
     assert q.precision == pytest.approx(0.5) and q.recall == pytest.approx(1 / 3)
+    assert q.labelled_precision == pytest.approx(2 / 3)  # x-b2 has an unlabelled track
     # a pair given twice, in both orders, counts once
     q = matching_quality([("b1", "b2"), ("b2", "b1")], IDENTITY, SHOT)
     assert (q.pairs, q.correct, q.found, q.precision) == (1, 1, 1, 1.0)
@@ -24,7 +25,8 @@ def test_matching_precision_and_recall_count_cross_shot_pairs_of_one_identity():
 
 def test_no_pairs_and_no_true_pairs_have_no_rates():
     q = matching_quality([], IDENTITY, SHOT)
-    assert q.precision is None and q.recall == 0.0
+    assert q.precision is None and q.recall == 0.0 and q.labelled_precision is None
+    assert matching_quality([("x", "a1")], IDENTITY, SHOT).labelled_precision is None
     q = matching_quality([], {"a": "Ann", "b": "Bob"}, {"a": 0, "b": 1})
     assert q.recall is None and q.true_pairs == 0
 

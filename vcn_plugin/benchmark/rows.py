@@ -226,13 +226,16 @@ def format_episodes(episodes: Sequence[dict[str, Any]]) -> str:
 
 
 def _pr(q: dict) -> str:
-    return f"{_fmt(q['precision'], 2)} / {_fmt(q['recall'], 2)} ({q['pairs']} pairs, {q['true_pairs']} true)"
+    labelled = q.get("labelled_precision")  # absent from JSON written before it was measured
+    among = f", P {_fmt(labelled, 2)} of labelled" if labelled is not None else ""
+    return f"{_fmt(q['precision'], 2)} / {_fmt(q['recall'], 2)} ({q['pairs']} pairs, {q['true_pairs']} true{among})"
 
 
 def format_health(episodes: Sequence[dict[str, Any]]) -> str:
-    """Finetuning health per episode as Markdown: coarse matching precision / recall per round,
-    the final teacher, and the share of same- / different-identity pairs whose first-round merge
-    ratio is below 1 (see :mod:`vcn_plugin.evaluation.finetune_health`)."""
+    """Finetuning health per episode as Markdown: coarse matching precision / recall per round
+    (and the precision among pairs of two labelled tracks), the final teacher, and the share of
+    same- / different-identity pairs whose first-round merge ratio is below 1
+    (see :mod:`vcn_plugin.evaluation.finetune_health`)."""
     head = ["video", "matching P / R per round", "teacher entropy (uniform)", "prototypes / tracks / identities",
             "merge < 1: same / different, pretrained cosine", "finetuned cosine", "loss"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]

@@ -38,6 +38,10 @@ class MatchingQuality:
     true_pairs: int
     found: int  # true cross-shot pairs among ``pairs``
     recall: float | None  # None without true pairs
+    #: precision among the pairs whose two tracks are labelled (None: no such pair). A track
+    #: without a label (a false detection, an unlabelled extra) is never a correct pair, so this
+    #: says how much of the shortfall of ``precision`` comes from those tracks.
+    labelled_precision: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,6 +67,7 @@ def matching_quality(
     true = {frozenset((a, b)) for i, a in enumerate(keys) for b in keys[i + 1:] if same(a, b) and shot[a] != shot[b]}
     matched = {frozenset(p) for p in pairs}
     correct = sum(same(*p) for p in matched)
+    labelled = sum(all(identity[k] is not None for k in p) for p in matched)
     found = len(matched & true)
     return MatchingQuality(
         pairs=len(matched),
@@ -71,6 +76,7 @@ def matching_quality(
         true_pairs=len(true),
         found=found,
         recall=found / len(true) if true else None,
+        labelled_precision=correct / labelled if labelled else None,
     )
 
 

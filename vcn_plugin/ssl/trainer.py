@@ -37,11 +37,13 @@ import torch
 from torch import nn
 
 from vcn_plugin.backbones.base import Backbone
+from vcn_plugin.clustering import StudentFactors, cluster_tracks
 from vcn_plugin.ssl.augment import augment_chips
 from vcn_plugin.ssl.config import FinetuneConfig, resolve_device
 from vcn_plugin.ssl.health import teacher_health
 from vcn_plugin.ssl.loss import DINOLoss, teacher_probabilities
 from vcn_plugin.ssl.model import SSLModel, validate_chips
+from vcn_plugin.ssl.cluster_matching import pairs_of_clusters
 from vcn_plugin.ssl.mutual_neighbours import match_mutual_neighbours
 from vcn_plugin.ssl.track_gaussians import drop_conflicting_matches, match_tracks, union_of_matches
 
@@ -403,10 +405,13 @@ class _Trainer:
         self.progress("match", 0, total, {"round": round_index + 1})
         per_track = {key: views[:, idx] for key, idx in zip(self.data.keys, self.data.chips_of_track)}
         results = []
-        if self.config.matching in ("gaussian", "gaussian+mutual"):
+        rules = self.config.matching.split("+")
+        if "gaussian" in rules:
             results.append(match_tracks(per_track, self.cannot_link, min_faces=self.config.min_faces_to_fit))
-        if self.config.matching in ("mutual", "gaussian+mutual"):
+        if "mutual" in rules:
             results.append(match_mutual_neighbours(per_track, self.cannot_link))
+        if "clusters" in rules:
+            results.append(pairs_of_clusters(self.data.keys, self._teacher_clusters(views[0])))
         result = union_of_matches(*results)
         if self.config.drop_conflicts:
             result = drop_conflicting_matches(result, self.cannot_link)
@@ -419,6 +424,20 @@ class _Trainer:
         self.result.match_pairs.append(list(result.pairs))
         logger.info("round %d: coarse matching made %d track pairs", round_index + 1, len(result.pairs))
         self.progress("match", total, total, {"round": round_index + 1, "pairs": len(result.pairs)})
+
+    @torch.no_grad()
+    def _teacher_clusters(self, embeddings: np.ndarray) -> np.ndarray:
+        """The product's clustering (loss metric, default rule) of the tracks under the teacher as
+        it stands, from the teacher backbone's ``embeddings`` (N, D) of the chips."""
+        head = self.model.teacher_head
+        x = torch.from_numpy(np.ascontiguousarray(embeddings)).to(self.device)
+        probs = teacher_probabilities(head(x), self.loss.center, self.config.teacher_temp).cpu().numpy()
+        factors = StudentFactors(head.bottleneck(x).float().cpu().numpy(), head.prototypes().float().cpu().numpy(),
+                                 self.config.student_temp)  # fmt: skip
+        index = {key: i for i, key in enumerate(self.data.keys)}
+        cannot = np.array([[index[a], index[b]] for a, b in self.cannot_link], np.int64).reshape(-1, 2)
+        return cluster_tracks("loss", self.data.track_of_chip, probs=probs, student=factors,
+                              n_tracks=len(self.data.keys), cannot_link=cannot).labels  # fmt: skip
 
     # ---- data ---------------------------------------------------------------------------------
     def _sample_pairs(self, batch_size: int, use_matches: bool) -> tuple[np.ndarray, np.ndarray]:
