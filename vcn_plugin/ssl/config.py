@@ -92,8 +92,9 @@ class FinetuneConfig:
             tracks of one cluster of the product's clustering of the current teacher; "gaussian+clusters"
             trains on both. "clusters" is a study point: over finetune seeds 0, 1 and 2 on the 10-episode suite
             it finds .93-.97 of the true cross-shot pairs (the Gaussians .42-.43) at precision .62-.69
-            (.62-.64), and the loss metric is where it was (.925 against .926; held out, seed 0: .943 both):
-            each round's clustering repeats the head stage's, so the rounds confirm it rather than correct it.
+            (.62-.64), but the loss metric does not gain (suite .925 against .926, held out .937 against
+            .949): each round's clustering repeats the head stage's, so the rounds confirm it rather than
+            correct it.
             The real-photo test is exact with it for seeds 0, 1 and 2.
         min_faces_to_fit: tracks with fewer faces are not fitted in matching
             (they can still be matched by others).

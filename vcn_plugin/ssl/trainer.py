@@ -9,8 +9,8 @@ Schedule (VideoClusterNet, arXiv 2407.12214, with DINO's optimisation defaults):
    the heads. The teacher's last layer follows the student's by EMA (at ``last_layer_lr`` 0,
    the paper's schedule, the cache holds embeddings and the whole backbone waits for stage 2).
 2. ``rounds`` times: stage ``"match"`` fits a Gaussian per track on the current
-   teacher backbone's embeddings and matches tracks
-   (:mod:`vcn_plugin.ssl.track_gaussians`); stage ``"joint"`` then trains backbone and
+   teacher backbone's embeddings and matches tracks (:mod:`vcn_plugin.ssl.track_gaussians`;
+   ``FinetuneConfig.matching`` names the other rules); stage ``"joint"`` then trains backbone and
    head together (backbone at a 10x lower learning rate) on pairs from one
    track or from two matched tracks, with fresh augmentations every step.
 
@@ -39,11 +39,11 @@ from torch import nn
 from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.clustering import StudentFactors, cluster_tracks
 from vcn_plugin.ssl.augment import augment_chips
+from vcn_plugin.ssl.cluster_matching import pairs_of_clusters
 from vcn_plugin.ssl.config import FinetuneConfig, resolve_device
 from vcn_plugin.ssl.health import teacher_health
 from vcn_plugin.ssl.loss import DINOLoss, teacher_probabilities
 from vcn_plugin.ssl.model import SSLModel, validate_chips
-from vcn_plugin.ssl.cluster_matching import pairs_of_clusters
 from vcn_plugin.ssl.mutual_neighbours import match_mutual_neighbours
 from vcn_plugin.ssl.track_gaussians import drop_conflicting_matches, match_tracks, union_of_matches
 
