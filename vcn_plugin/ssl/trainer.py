@@ -431,9 +431,11 @@ class _Trainer:
         it stands, from the teacher backbone's ``embeddings`` (N, D) of the chips."""
         head = self.model.teacher_head
         x = torch.from_numpy(np.ascontiguousarray(embeddings)).to(self.device)
-        probs = teacher_probabilities(head(x), self.loss.center, self.config.teacher_temp).cpu().numpy()
-        factors = StudentFactors(head.bottleneck(x).float().cpu().numpy(), head.prototypes().float().cpu().numpy(),
-                                 self.config.student_temp)  # fmt: skip
+        z = head.bottleneck(x)  # once: the logits are head.last_layer(z), as in head(x)
+        probs = teacher_probabilities(head.last_layer(z), self.loss.center, self.config.teacher_temp)
+        probs = probs.cpu().numpy()
+        prototypes = head.prototypes().float().cpu().numpy()
+        factors = StudentFactors(z.float().cpu().numpy(), prototypes, self.config.student_temp)
         index = {key: i for i, key in enumerate(self.data.keys)}
         cannot = np.array([[index[a], index[b]] for a, b in self.cannot_link], np.int64).reshape(-1, 2)
         return cluster_tracks("loss", self.data.track_of_chip, probs=probs, student=factors,
