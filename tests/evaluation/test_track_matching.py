@@ -212,3 +212,50 @@ def test_calibration_needs_enough_pairs_and_leaves_a_matching_convention_alone()
     assert result.calibration.pairs == MIN_CALIBRATION_PAIRS - 1
     assert (result.calibration.sw, result.calibration.dx) == (1.0, 0.0)
     assert result.detection.recall == 1.0
+
+
+def test_identity_groups_match_a_track_linked_across_a_gap():
+    # one person leaves the frame at 6 and comes back at 9: the annotation has two tracks, the
+    # tracker one; each half covers 5 of its 10 frames, under the default 0.5 only with the pool
+    gt = {"a1": track(range(1, 6), 0), "a2": track(range(9, 14), 0), "b": track(range(1, 14), 300)}
+    pred = {1: {**track(range(1, 6), 0, shift=1), **track(range(9, 14), 0, shift=2)},
+            2: track(range(1, 14), 300)}
+    config = MatchingConfig(min_track_coverage=0.6)
+    plain = match_tracks(pred, gt, config)
+    assert plain.matches == {2: "b"} and plain.false_detections == [1]
+    pooled = match_tracks(pred, gt, config, gt_groups={"a1": "Ann", "a2": "Ann", "b": "Bob"})
+    # the tie between the halves goes to the larger summed IoU (the 1 px shift)
+    assert pooled.matches == {1: "a1", 2: "b"} and pooled.false_detections == []
+    m = pooled.pred_tracks[0]
+    assert (m.matched_frames, m.coverage, m.votes) == (10, 1.0, {"a1": 5, "a2": 5})
+    # two different people are never pooled: with groups per track it is the plain result
+    separate = match_tracks(pred, gt, config, gt_groups={"a1": "Ann", "a2": "Al", "b": "Bob"})
+    assert separate.matches == plain.matches
+    with pytest.raises(ValueError, match="no group"):
+        match_tracks(pred, gt, gt_groups={"a1": "Ann"})
+
+
+def test_match_video_pools_identities_but_not_extras():
+    import fiftyone as fo
+
+    from vcn_plugin.evaluation.evaluate import match_video
+    from vcn_plugin.fo import schema
+    from vcn_plugin.fo.frames import FrameTrack
+
+    def frame_track(index, boxes, label, distractor=False):
+        dets = {}
+        for f, (x, y, w, h) in boxes.items():
+            d = fo.Detection(label=label, bounding_box=[x / 640, y / 360, w / 640, h / 360], index=index)
+            if distractor:
+                d[schema.ATTR_DISTRACTOR] = True
+            dets[f] = d
+        return FrameTrack(index, dets)
+
+    gt = {0: frame_track(0, track(range(1, 6), 0), "Ann"), 1: frame_track(1, track(range(9, 14), 0), "Ann"),
+          2: frame_track(2, track(range(1, 6), 300), "extra", True),
+          3: frame_track(3, track(range(9, 14), 300), "extra", True)}
+    pred = {7: frame_track(7, {**track(range(1, 6), 0), **track(range(9, 14), 0)}, "face"),
+            8: frame_track(8, {**track(range(1, 6), 300), **track(range(9, 14), 300)}, "face")}
+    matched = match_video("v.mp4", pred, gt, MatchingConfig(min_track_coverage=0.6))
+    assert matched.matching.matches == {7: 0}  # two extras' halves are not one person
+    assert matched.matching.false_detections == [8]

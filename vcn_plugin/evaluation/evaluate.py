@@ -253,9 +253,15 @@ class MatchedVideo:
 def match_video(
     video: str, pred: dict[int, FrameTrack], gt: dict[int, FrameTrack], config: MatchingConfig | None = None
 ) -> MatchedVideo:
-    """Match the tracks ``pred`` to ``gt`` (both from :func:`~vcn_plugin.fo.frames.read_tracks`)."""
-    matching = match_tracks({t: tr.boxes for t, tr in pred.items()}, {t: tr.boxes for t, tr in gt.items()}, config)
+    """Match the tracks ``pred`` to ``gt`` (both from :func:`~vcn_plugin.fo.frames.read_tracks`). The
+    ground-truth tracks of one identity pool their votes (``gt_groups`` of
+    :func:`~vcn_plugin.evaluation.track_matching.match_tracks`), so a predicted track that links one
+    person across a gap where the annotation starts a new track is matched; a distractor's track is
+    its own group (extras share one label, not one identity)."""
     gt_identity = {t: majority_label(track.labels) for t, track in gt.items()}
+    groups = {t: ("distractor", t) if track.is_distractor else ("identity", gt_identity[t]) for t, track in gt.items()}
+    matching = match_tracks({t: tr.boxes for t, tr in pred.items()}, {t: tr.boxes for t, tr in gt.items()}, config,
+                            gt_groups=groups)
     return MatchedVideo(video, matching, gt_identity, {t: track.is_distractor for t, track in gt.items()})
 
 
