@@ -6,7 +6,8 @@ non-persistent FiftyOne dataset and, per episode (one video):
 1. runs stage 1 (shots, faces, tracks) once;
 2. matches the predicted tracks to the ground-truth tracks once
    (:func:`vcn_plugin.evaluation.track_matching.match_tracks`: frame-wise IoU >= 0.5, majority over the
-   track's frames), so every row is scored on exactly the same tracks; this also gives the
+   track's frames, the ground-truth tracks of one identity pooled), so every row is scored on exactly
+   the same tracks; this also gives the
    stage-wise numbers (detection recall/precision, ID switches, fragmentation) of the episode;
 3. reads the chips of every track once (:func:`vcn_plugin.fo.track_sets.load_track_set`);
 4. embeds the chips with the pretrained backbone, finetunes the backbone to the video once

@@ -6,7 +6,9 @@
 
 1. Predicted and ground-truth tracks are matched with :func:`vcn_plugin.evaluation.track_matching.match_tracks`
    (frame-wise Hungarian pairing at IoU >= 0.5, then a majority vote over each predicted track's
-   frames). Unmatched predicted tracks are *false detections*, reported apart.
+   frames, in which the ground-truth tracks of one identity pool their votes: a predicted track
+   that links one person across a gap where the annotation starts a new track is matched).
+   Unmatched predicted tracks are *false detections*, reported apart.
 2. The cluster of a predicted track is the most common label of its detections, the identity of
    a ground-truth track the most common label of its boxes (ties: first in alphabetical order).
    Labels are dataset-wide on both sides (a cluster such as ``person_01`` may span videos).
