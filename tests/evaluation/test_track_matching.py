@@ -228,6 +228,9 @@ def test_identity_groups_match_a_track_linked_across_a_gap():
     assert pooled.matches == {1: "a1", 2: "b"} and pooled.false_detections == []
     m = pooled.pred_tracks[0]
     assert (m.matched_frames, m.coverage, m.votes) == (10, 1.0, {"a1": 5, "a2": 5})
+    # both halves are found by that track: neither is a missed ground-truth track
+    assert {q.gt_track: q.pred_tracks for q in pooled.gt_tracks} == {"a1": [1], "a2": [1], "b": [2]}
+    assert (pooled.tracking.gt_tracks_missed, plain.tracking.gt_tracks_missed) == (0, 2)
     # two different people are never pooled: with groups per track it is the plain result
     separate = match_tracks(pred, gt, config, gt_groups={"a1": "Ann", "a2": "Al", "b": "Bob"})
     assert separate.matches == plain.matches

@@ -50,7 +50,8 @@ Tracking, per ground-truth track over its own frames in order (CLEAR-MOT / MOTCh
 * fragmentation: its paired status is interrupted and later resumed
   (number of runs of paired frames minus one);
 * ``pred_ids``: distinct predicted tracks paired with it on some frame;
-  ``pred_tracks``: predicted tracks whose track-level match is this track
+  ``pred_tracks``: predicted tracks whose track-level match is this track, or (with
+  ``gt_groups``) another track of its group while being paired with this one on some frame
   (more than one = the identity was split into several tracks).
 """
 from __future__ import annotations
@@ -246,7 +247,7 @@ def match_tracks(
     pairs = _pair_all_frames(pred_frames, gt_frames, config.iou_threshold)
 
     pred_matches = [_match_pred_track(tid, boxes, pairs, config, gt_groups) for tid, boxes in predicted.items()]
-    pred_by_frame, pred_tracks_of = _invert(pairs, pred_matches)
+    pred_by_frame, pred_tracks_of = _invert(pairs, pred_matches, gt_groups)
     gt_quality = [
         _gt_track_quality(tid, boxes, pred_by_frame.get(tid, {}), pred_tracks_of.get(tid, []))
         for tid, boxes in ground_truth.items()
@@ -377,17 +378,22 @@ def _match_pred_track(
 
 
 def _invert(
-    pairs: _Pairs, pred_matches: list[PredTrackMatch]
+    pairs: _Pairs, pred_matches: list[PredTrackMatch], gt_groups: Mapping[Hashable, Hashable] | None = None
 ) -> tuple[dict[Hashable, dict[int, Hashable]], dict[Hashable, list[Hashable]]]:
-    """GT track -> {frame: paired predicted track}, and GT track -> track-level matched predicted tracks."""
+    """GT track -> {frame: paired predicted track}, and GT track -> the predicted tracks matched at
+    track level to it, or to another track of its group while paired with it on some frame."""
     pred_by_frame: dict[Hashable, dict[int, Hashable]] = {}
     for frame, frame_pairs in pairs.items():
         for pred_id, (gt_id, _) in frame_pairs.items():
             pred_by_frame.setdefault(gt_id, {})[frame] = pred_id
     pred_tracks_of: dict[Hashable, list[Hashable]] = {}
     for m in pred_matches:
-        if m.gt_track is not None:
-            pred_tracks_of.setdefault(m.gt_track, []).append(m.pred_track)
+        if m.gt_track is None:
+            continue
+        covered = [m.gt_track] + ([] if gt_groups is None else sorted(
+            (g for g in m.votes if g != m.gt_track and gt_groups[g] == gt_groups[m.gt_track]), key=str))
+        for g in covered:
+            pred_tracks_of.setdefault(g, []).append(m.pred_track)
     return pred_by_frame, pred_tracks_of
 
 
