@@ -96,6 +96,12 @@ class FinetuneConfig:
             .949): each round's clustering repeats the head stage's, so the rounds confirm it rather than
             correct it.
             The real-photo test is exact with it for seeds 0, 1 and 2.
+            Rerun after the scoring fix of 2026-12-06 (identities pooled across a track's gaps), with
+            today's defaults otherwise, "mutual" leads on the 10-episode suite over seeds 0, 1 and 2
+            (.947 / .921 / .932 against .942 / .913 / .898; matching precision .91-1.00 at recall
+            .77-.85 in the sweep cells, the Gaussians 1.00 at .31-.69 in five of them) but falls on
+            the 7 held-out episodes (seed 0: .921 against .944), so "gaussian" stays. The real-photo
+            test is exact with "mutual" for seeds 0, 1 and 2.
         min_faces_to_fit: tracks with fewer faces are not fitted in matching
             (they can still be matched by others).
         round_head_steps: head-only steps (on the cached views, with the round's matched
