@@ -100,7 +100,8 @@ class FinetuneConfig:
             today's defaults otherwise, "mutual" leads on the 10-episode suite over seeds 0, 1 and 2
             (.947 / .921 / .932 against .942 / .913 / .898; matching precision .91-1.00 at recall
             .77-.85 in the sweep cells, the Gaussians 1.00 at .31-.69 in five of them) but falls on
-            the 7 held-out episodes (seed 0: .921 against .944), so "gaussian" stays. The real-photo
+            the 7 held-out episodes for every seed (.921 / .942 / .935 against .944 / .954 / .950:
+            it over-splits, ratio 1.22 in three of them), so "gaussian" stays. The real-photo
             test is exact with "mutual" for seeds 0, 1 and 2.
         min_faces_to_fit: tracks with fewer faces are not fitted in matching
             (they can still be matched by others).
