@@ -214,6 +214,30 @@ def test_invalid_shots_raise(shots, num_frames):
         track_video({}, shots, num_frames=num_frames)
 
 
+def _speeding_exit() -> dict[int, list[FaceDetection]]:
+    """A face that speeds up from 13 to 32 px a frame (leaving the frame), detected every 3rd frame."""
+    xs = [234, 221, 208, 195, 180, 150, 99, 80, 60, 40]
+    return {f: [_face(xs[f - 1], 40, 80)] for f in (1, 4, 7, 10)}
+
+
+def test_second_buffer_keeps_a_speeding_face_in_one_track():
+    default = track_video(_speeding_exit(), [(1, 10)], TrackerConfig(detect_every=3))
+    cascade = track_video(_speeding_exit(), [(1, 10)], TrackerConfig(detect_every=3, second_buffer=0.3))
+    assert [[f.frame for f in t.faces if not f.interpolated] for t in default.tracks] == [[1, 4], [7, 10]]
+    assert [[f.frame for f in t.faces if not f.interpolated] for t in cascade.tracks] == [[1, 4, 7, 10]]
+    _check_accounting(cascade)
+
+
+def test_second_buffer_leaves_what_the_first_association_matched():
+    frames = range(1, 61)
+    detections = _merge(_moving((40, 100), (8, 0), 60, frames), _moving((520, 115), (-8, 0), 70, frames))
+    for k in (1, 3):
+        sparse = {f: d for f, d in detections.items() if (f - 1) % k == 0}
+        default = track_video(sparse, [(1, 60)], TrackerConfig(detect_every=k))
+        cascade = track_video(sparse, [(1, 60)], TrackerConfig(detect_every=k, second_buffer=0.5))
+        assert _signature(cascade) == _signature(default)
+
+
 def test_invalid_detections_and_config_raise():
     with pytest.raises(ValueError, match="1-based"):
         track_video({0: [_face(1, 1, 10)]}, [(1, 5)])
@@ -225,6 +249,8 @@ def test_invalid_detections_and_config_raise():
         TrackerConfig(detect_every=5, max_age=3)
     with pytest.raises(ValueError, match="low_score"):
         TrackerConfig(low_score=0.6, high_score=0.5)
+    with pytest.raises(ValueError, match="second_buffer"):
+        TrackerConfig(second_buffer=-0.1)
 
 
 def test_iou_matrix():

@@ -36,6 +36,12 @@ class TrackerConfig:
     buffer_per_frame: float = 0.05
     #: upper limit of that widening
     max_buffer: float = 0.3
+    #: the cascade of C-BIoU (same paper): the tracks seen at the previous detection step and the
+    #: high-score detections that the first two associations left unmatched are matched once more,
+    #: at ``match_iou``, with both boxes widened on each side by this fraction of their size (0: no
+    #: second pass). For faces that speed up, e.g. leaving the frame, which the Kalman prediction
+    #: lags; study option of ``benchmarks/tracking.py`` (not yet the default)
+    second_buffer: float = 0.0
     #: minimum (buffered) IoU between a predicted track box and a high-score detection
     match_iou: float = 0.2
     #: minimum IoU for the low-score (second) association
@@ -66,7 +72,7 @@ class TrackerConfig:
         for name in ("min_hits", "min_track_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_age", "max_interpolated_gap", "buffer_per_frame", "max_buffer"):
+        for name in ("max_age", "max_interpolated_gap", "buffer_per_frame", "max_buffer", "second_buffer"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("match_iou", "low_match_iou", "tentative_match_iou"):

@@ -86,6 +86,8 @@ class _ShotTracker:
         tentative = [t for t in self.live if not t.confirmed]
         left_tracks, left_high = self._assign(frame, confirmed, high, cfg.match_iou)
         left_tentative, left_high = self._assign(frame, tentative, left_high, cfg.tentative_match_iou)
+        if cfg.second_buffer > 0:
+            left_tracks, left_tentative, left_high = self._second_pass(frame, left_tracks, left_tentative, left_high)
         # low-score boxes only extend tracks seen at the previous detection step. Unlike
         # ByteTrack they may also confirm a tentative track: with detection every k-th
         # frame, faces with weak scores otherwise rarely get two high-score hits in a row.
@@ -98,16 +100,30 @@ class _ShotTracker:
             else:
                 self.stats.unmatched_high_score += 1
 
+    def _second_pass(
+        self, frame: int, tracks: list[_LiveTrack], tentative: list[_LiveTrack], detections: list[FaceDetection]
+    ) -> tuple[list[_LiveTrack], list[_LiveTrack], list[FaceDetection]]:
+        """C-BIoU's wide-buffer pass (``TrackerConfig.second_buffer``) over what is still unmatched."""
+        recent = [t for t in tracks if frame - t.last_hit_frame <= self.k]
+        unmatched, detections = self._assign(frame, recent + tentative, detections, self.config.match_iou,
+                                             self.config.second_buffer)  # fmt: skip
+        still = {id(t) for t in unmatched} | {id(t) for t in tracks if frame - t.last_hit_frame > self.k}
+        return [t for t in tracks if id(t) in still], [t for t in tentative if id(t) in still], detections
+
     def _assign(
-        self, frame: int, tracks: list[_LiveTrack], detections: list[FaceDetection], min_iou: float
+        self, frame: int, tracks: list[_LiveTrack], detections: list[FaceDetection], min_iou: float,
+        buffer: float | None = None,
     ) -> tuple[list[_LiveTrack], list[FaceDetection]]:
-        """Match, update matched tracks; return the unmatched tracks and detections."""
+        """Match, update matched tracks; return the unmatched tracks and detections. ``buffer``: one
+        widening for every pair instead of ``buffer_per_frame`` per frame since the last hit."""
         if not tracks or not detections:
             return tracks, detections
         track_boxes = np.array([t.kalman.box for t in tracks]).reshape(-1, 4)
         det_boxes = np.array([d.box for d in detections], dtype=float).reshape(-1, 4)
         gaps = np.array([frame - t.last_hit_frame for t in tracks], dtype=float)
         buffers = np.minimum(self.config.buffer_per_frame * gaps, self.config.max_buffer)
+        if buffer is not None:
+            buffers = np.full(len(tracks), float(buffer))
         matches, free_tracks, free_dets = match_boxes(track_boxes, buffers, det_boxes, min_iou)
         for r, c in matches:
             tracks[r].add(frame, detections[c], self.config.min_hits)
