@@ -36,7 +36,7 @@ from vcn_plugin.evaluation.annotations import load_annotation  # noqa: E402
 from vcn_plugin.evaluation.track_matching import match_tracks  # noqa: E402
 from vcn_plugin.stage1.detectors import get_detector  # noqa: E402
 from vcn_plugin.stage1.pipeline import Stage1Config, detect_frames  # noqa: E402
-from vcn_plugin.stage1.tracking import track_video  # noqa: E402
+from vcn_plugin.stage1.tracking import TrackingResult, track_video  # noqa: E402
 
 #: tracker settings compared (overrides of the default ``TrackerConfig``)
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -63,7 +63,7 @@ def ground_truth(annotation_path: Path) -> tuple[dict, dict]:
     return boxes, groups
 
 
-def score(tracking, gt: dict, groups: dict) -> dict[str, int]:
+def score(tracking: TrackingResult, gt: dict, groups: dict) -> dict[str, int]:
     """The counts of the module docstring for one video."""
     pred = {t.track_id: {f.frame: _xywh(f.detection.box) for f in t.faces} for t in tracking.tracks}
     m = match_tracks(pred, gt, BENCHMARK_MATCHING, gt_groups=groups)
