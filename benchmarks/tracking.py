@@ -1,6 +1,7 @@
 """Tracking on benchmark episodes: how many tracks each tracker setting cuts a face into.
 
     .venv/bin/python benchmarks/tracking.py bench hard sweep/none-s0 ... [--json tracking.json]
+    .venv/bin/python benchmarks/tracking.py ../shared/data/videos/facenet_pytorch_street.mp4
 
 Each video of each benchmark directory (``vcn benchmark build``: ``videos/``, ``annotations/``)
 is decoded and detected once with the default stage 1 (``Stage1Config()``, the product's
@@ -17,6 +18,9 @@ paired with someone other than the person of most of its frames (how much the sw
 the CLEAR-MOT identity switches and fragmentations of the ground-truth tracks. A fragment is a
 track a user sees as junk and that coarse matching pairs with the person's other tracks (scored
 as a wrong pair: it has no identity).
+
+A video file without ground truth (e.g. a real clip) gets only its tracks and the tracks of at
+most two detections (the pieces a lost face leaves), per setting.
 """
 from __future__ import annotations
 
@@ -81,6 +85,12 @@ def score(tracking: TrackingResult, gt: dict, groups: dict) -> dict[str, int]:
     }
 
 
+def count_tracks(tracking: TrackingResult) -> dict[str, int]:
+    """Without ground truth: tracks, and tracks of at most two real (not filled-in) detections."""
+    short = sum(1 for t in tracking.tracks if sum(not f.interpolated for f in t.faces) <= 2)
+    return {"tracks": len(tracking.tracks), "short_tracks": short}
+
+
 def _group_votes(votes: dict, groups: dict) -> dict:
     """A track's frames per person (ground-truth group) it was paired with."""
     out: dict = {}
@@ -94,43 +104,52 @@ def _xywh(box) -> tuple[float, float, float, float]:
     return x1, y1, x2 - x1, y2 - y1
 
 
-def run(bench_dirs: list[Path], variants: list[str]) -> dict[str, Any]:
+SHOWN = ("tracks", "short_tracks", "fragments", "mixed")  # per video; every count goes to --json
+
+
+def run(inputs: list[Path], variants: list[str]) -> dict[str, Any]:
+    """``inputs``: benchmark directories (scored against their ground truth) or video files."""
     config = Stage1Config()
     detector = get_detector(config.detector, **config.detector_options)
     videos, totals = [], {v: {} for v in variants}
-    for bench in bench_dirs:
-        for video in sorted((bench / "videos").glob("*.mp4")):
-            gt, groups = ground_truth(bench / "annotations" / f"{video.stem}.json")
+    for path in inputs:
+        annotated = path.is_dir()
+        for video in sorted((path / "videos").glob("*.mp4")) if annotated else [path]:
+            gt, groups = ground_truth(path / "annotations" / f"{video.stem}.json") if annotated else ({}, {})
             detections, shots, num_frames, _ = detect_frames(str(video), detector, config, probe_video(video).fps)
-            row = {"video": f"{bench}/{video.name}"}
+            row = {"video": f"{path}/{video.name}" if annotated else str(video)}
             for name in variants:
                 tracker = dataclasses.replace(config.tracker_config(), **VARIANTS[name])
-                counts = score(track_video(detections, shots, tracker, num_frames=num_frames), gt, groups)
-                row[name] = counts
-                for key, value in counts.items():
-                    totals[name][key] = totals[name].get(key, 0) + value
+                tracking = track_video(detections, shots, tracker, num_frames=num_frames)
+                row[name] = counts = score(tracking, gt, groups) if annotated else count_tracks(tracking)
+                if annotated:
+                    for key, value in counts.items():
+                        totals[name][key] = totals[name].get(key, 0) + value
             videos.append(row)
-            print(row["video"], "  ".join(f"{n}: {row[n]['tracks']} tracks, {row[n]['fragments']} fragments, "
-                                          f"{row[n]['mixed']} mixed" for n in variants), flush=True)  # fmt: skip
+            print(row["video"], "  ".join(f"{n}: " + ", ".join(f"{v} {k}" for k, v in row[n].items() if k in SHOWN)
+                                          for n in variants), flush=True)  # fmt: skip
     return {"variants": {v: VARIANTS[v] for v in variants}, "videos": videos, "totals": totals}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("benchmarks", nargs="+", type=Path, help="benchmark directories (vcn benchmark build)")
+    parser.add_argument("inputs", nargs="+", type=Path,
+                        help="benchmark directories (vcn benchmark build) or video files without ground truth")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--json", type=Path, help="write every count here")
     args = parser.parse_args()
-    missing = [str(b) for b in args.benchmarks if not (b / "videos").is_dir() or not (b / "annotations").is_dir()]
-    if missing:
-        parser.error(f"not benchmark directories (need videos/ and annotations/): {', '.join(missing)}")
-    result = run(args.benchmarks, args.variants)
+    bad = [str(p) for p in args.inputs
+           if not (p.is_file() or ((p / "videos").is_dir() and (p / "annotations").is_dir()))]  # fmt: skip
+    if bad:
+        parser.error(f"neither a video file nor a benchmark directory (videos/ and annotations/): {', '.join(bad)}")
+    result = run(args.inputs, args.variants)
     keys = ("tracks", "fragments", "no_face", "mixed", "other_person_frames", "id_switches", "fragmentations",
             "gt_tracks_missed")
-    print("\n| tracker setting | " + " | ".join(keys) + " |")
-    print("|---|" + "---|" * len(keys))
-    for name, counts in result["totals"].items():
-        print(f"| {name} | " + " | ".join(str(counts.get(k, 0)) for k in keys) + " |")
+    if any(result["totals"].values()):  # only benchmark directories are summed
+        print("\n| tracker setting | " + " | ".join(keys) + " |")
+        print("|---|" + "---|" * len(keys))
+        for name, counts in result["totals"].items():
+            print(f"| {name} | " + " | ".join(str(counts.get(k, 0)) for k in keys) + " |")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

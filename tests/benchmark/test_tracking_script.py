@@ -51,3 +51,12 @@ def test_a_face_that_speeds_up_as_it_leaves_is_one_track_only_with_a_wider_buffe
     assert (counts["default"]["tracks"], counts["default"]["id_switches"]) == (2, 1)
     assert (counts["buffer-0.1"]["tracks"], counts["buffer-0.1"]["id_switches"]) == (1, 0)
     assert (counts["cascade-0.3"]["tracks"], counts["cascade-0.3"]["id_switches"]) == (1, 0)
+
+
+def test_count_tracks_without_ground_truth_counts_the_short_pieces():
+    piece = _track(0, {7: 100.0})
+    whole = _track(1, {1: 0.0, 4: 3.0, 7: 6.0})
+    filled = Track(track_id=2, shot=0, faces=[*piece.faces, TrackedFace(8, piece.faces[0].detection, interpolated=True),
+                                              TrackedFace(9, piece.faces[0].detection, interpolated=True)])
+    counts = tracking.count_tracks(TrackingResult(tracks=[piece, whole, filled]))
+    assert counts == {"tracks": 3, "short_tracks": 2}  # filled-in faces are not detections
