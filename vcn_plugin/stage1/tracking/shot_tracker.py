@@ -107,8 +107,8 @@ class _ShotTracker:
         recent = [t for t in tracks if frame - t.last_hit_frame <= self.k]
         unmatched, detections = self._assign(frame, recent + tentative, detections, self.config.match_iou,
                                              self.config.second_buffer)  # fmt: skip
-        still = {id(t) for t in unmatched} | {id(t) for t in tracks if frame - t.last_hit_frame > self.k}
-        return [t for t in tracks if id(t) in still], [t for t in tentative if id(t) in still], detections
+        matched = {id(t) for t in recent + tentative} - {id(t) for t in unmatched}
+        return [t for t in tracks if id(t) not in matched], [t for t in tentative if id(t) not in matched], detections
 
     def _assign(
         self, frame: int, tracks: list[_LiveTrack], detections: list[FaceDetection], min_iou: float,
