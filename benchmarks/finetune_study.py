@@ -167,13 +167,13 @@ def save_features(ep, path: Path) -> None:
 
 def study(bench_dirs: list[str], points: list[str], device: str, progress: bool = True,
           features_dir: Path | None = None, base: str = "default", backbone_name: str | None = None,
-          seed: int | None = None, max_faces_per_track: int = 8, second_buffer: float = 0.0) -> dict[str, Any]:
+          seed: int | None = None, max_faces_per_track: int = 8, second_buffer: float | None = None) -> dict[str, Any]:
     """Every point on every episode of ``bench_dirs``; ``base``: "default" (FinetuneConfig) or
     "tiny" (FinetuneConfig.tiny, a smoke run) under each point's overrides; ``backbone_name``:
     the base model (default: the product's), whose embeddings the peers cluster too; ``seed``:
     the finetune seed of every point (default: each point's own, 0 unless it sets one);
     ``max_faces_per_track``: the chips read per track (the product's default, 8); ``second_buffer``:
-    the tracker's ``TrackerConfig.second_buffer`` in stage 1 (0, the default: off)."""
+    the tracker's ``TrackerConfig.second_buffer`` in stage 1 (``None``: the product's default; 0: no cascade)."""
     from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone
     from vcn_plugin.benchmark.runner import compute_row, finetune_health, finetune_unit, prepare_benchmark
     from vcn_plugin.stage1.pipeline import Stage1Config
@@ -182,7 +182,7 @@ def study(bench_dirs: list[str], points: list[str], device: str, progress: bool 
     backbone_name = backbone_name or DEFAULT_BACKBONE
     backbone = get_backbone(backbone_name)
     cells: dict[str, list[dict]] = {p: [] for p in points}
-    stage1 = Stage1Config(tracker=TrackerConfig(second_buffer=second_buffer))
+    stage1 = Stage1Config() if second_buffer is None else Stage1Config(tracker=TrackerConfig(second_buffer=second_buffer))
     for bench in bench_dirs:
         with prepare_benchmark(bench, stage1, backbone=backbone, max_faces_per_track=max_faces_per_track) as prep:
             episodes = [ep for ep in prep.episodes if not ep.finetune_error]
@@ -276,8 +276,9 @@ def main() -> None:
                         help="base model, e.g. arcface-onnx:../shared/models/mobilefacenet/mobilefacenet_128d.onnx "
                              "(default: the product's, dlib-resnet)")
     parser.add_argument("--max-faces", type=int, default=8, help="chips read per track (default 8, the product's)")
-    parser.add_argument("--second-buffer", type=float, default=0.0,
-                        help="stage 1's TrackerConfig.second_buffer (default 0: off; see benchmarks/tracking.py)")
+    parser.add_argument("--second-buffer", type=float, default=None,
+                        help="stage 1's TrackerConfig.second_buffer (default: the product's, .5; 0: no cascade; "
+                             "see benchmarks/tracking.py)")
     args = parser.parse_args()
     if args.list:
         for name, overrides in POINTS.items():

@@ -42,16 +42,17 @@ from vcn_plugin.stage1.detectors import get_detector  # noqa: E402
 from vcn_plugin.stage1.pipeline import Stage1Config, detect_frames  # noqa: E402
 from vcn_plugin.stage1.tracking import TrackingResult, track_video  # noqa: E402
 
-#: tracker settings compared (overrides of the default ``TrackerConfig``)
+#: tracker settings compared (overrides of the default ``TrackerConfig``, whose cascade is on)
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    # the buffered-IoU widening doubled: .3 of the box per side over one detection step of 3 frames
-    "buffer-0.1": {"buffer_per_frame": 0.1, "max_buffer": 0.5},
-    # a new (tentative) track also matches at a lower buffered IoU (measured: changes nothing)
-    "tentative-0.1": {"tentative_match_iou": 0.1},
-    # C-BIoU's cascade: the default first, then .3 per side for what is left (TrackerConfig.second_buffer)
+    # no cascade: the default until 2026-12-06
+    "no-cascade": {"second_buffer": 0.0},
+    # no cascade, the buffered-IoU widening doubled: .3 of the box per side over one detection step of 3 frames
+    "buffer-0.1": {"second_buffer": 0.0, "buffer_per_frame": 0.1, "max_buffer": 0.5},
+    # no cascade, a new (tentative) track also matches at a lower buffered IoU (measured: changes nothing)
+    "tentative-0.1": {"second_buffer": 0.0, "tentative_match_iou": 0.1},
+    # C-BIoU's cascade with a narrower second buffer (the default's is .5 per side)
     "cascade-0.3": {"second_buffer": 0.3},
-    "cascade-0.5": {"second_buffer": 0.5},
 }
 
 

@@ -221,11 +221,12 @@ def _speeding_exit() -> dict[int, list[FaceDetection]]:
 
 
 def test_second_buffer_keeps_a_speeding_face_in_one_track():
-    default = track_video(_speeding_exit(), [(1, 10)], TrackerConfig(detect_every=3))
-    cascade = track_video(_speeding_exit(), [(1, 10)], TrackerConfig(detect_every=3, second_buffer=0.3))
-    assert [[f.frame for f in t.faces if not f.interpolated] for t in default.tracks] == [[1, 4], [7, 10]]
-    assert [[f.frame for f in t.faces if not f.interpolated] for t in cascade.tracks] == [[1, 4, 7, 10]]
-    _check_accounting(cascade)
+    off = track_video(_speeding_exit(), [(1, 10)], TrackerConfig(detect_every=3, second_buffer=0.0))
+    assert [[f.frame for f in t.faces if not f.interpolated] for t in off.tracks] == [[1, 4], [7, 10]]
+    for cascade in (TrackerConfig(detect_every=3, second_buffer=0.3), TrackerConfig(detect_every=3)):  # .5: the default
+        result = track_video(_speeding_exit(), [(1, 10)], cascade)
+        assert [[f.frame for f in t.faces if not f.interpolated] for t in result.tracks] == [[1, 4, 7, 10]]
+        _check_accounting(result)
 
 
 def test_second_buffer_leaves_what_the_first_association_matched():
@@ -233,9 +234,9 @@ def test_second_buffer_leaves_what_the_first_association_matched():
     detections = _merge(_moving((40, 100), (8, 0), 60, frames), _moving((520, 115), (-8, 0), 70, frames))
     for k in (1, 3):
         sparse = {f: d for f, d in detections.items() if (f - 1) % k == 0}
-        default = track_video(sparse, [(1, 60)], TrackerConfig(detect_every=k))
+        off = track_video(sparse, [(1, 60)], TrackerConfig(detect_every=k, second_buffer=0.0))
         cascade = track_video(sparse, [(1, 60)], TrackerConfig(detect_every=k, second_buffer=0.5))
-        assert _signature(cascade) == _signature(default)
+        assert _signature(cascade) == _signature(off)
 
 
 def test_invalid_detections_and_config_raise():
