@@ -42,8 +42,8 @@ class TrackerConfig:
     #: second pass). For faces that speed up, e.g. leaving the frame, which the Kalman prediction
     #: lags. Measured over 20 benchmark episodes (``benchmarks/tracking.py``), .5 against 0:
     #: pieces too short to match 37 -> 15, identity switches 45 -> 18, fragmentations 61 -> 33,
-    #: ground-truth tracks missed 24 -> 24 (one found, one lost); on a real street clip one fast foreground face is one
-    #: track instead of 7 (15 -> 9 tracks). Identities over three finetune seeds
+    #: ground-truth tracks missed 24 -> 24 (one found, one lost); on a real street clip one fast
+    #: foreground face is one track instead of 7 (15 -> 9 tracks). Identities over three finetune seeds
     #: (``benchmarks/finetune_study.py``): suite .923 against .918 (hard episode .906 on every
     #: seed, was .836-.891), held out .940 against .949, the series .939 per episode and .884 across
     #: episodes against .960 and .829: level over the 20 episodes (-.004 per episode, within the
