@@ -45,9 +45,9 @@ class TrackerConfig:
     #: ground-truth tracks missed 24 -> 24 (one found, one lost); on a real street clip one fast
     #: foreground face is one track instead of 7 (15 -> 9 tracks). Identities over three finetune seeds
     #: (``benchmarks/finetune_study.py``): suite .923 against .918 (hard episode .906 on every
-    #: seed, was .836-.891), held out .940 against .949, the series .939 per episode and .884 across
-    #: episodes against .960 and .829: level over the 20 episodes (-.004 per episode, within the
-    #: spread of the seeds), so the better tracks decide
+    #: seed, was .836-.891), held out (the 7 ``ho`` episodes) .940 against .949, the series .939
+    #: per episode and .884 across episodes against .960 and .829: level over the 20 episodes
+    #: (-.004 per episode, within the spread of the seeds), so the better tracks decide
     second_buffer: float = 0.5
     #: minimum (buffered) IoU between a predicted track box and a high-score detection
     match_iou: float = 0.2
