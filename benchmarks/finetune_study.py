@@ -90,6 +90,9 @@ POINTS: dict[str, dict[str, Any]] = {
     "clusters": {"matching": "clusters"},
     "gaussian-clusters": {"matching": "gaussian+clusters"},
     "clusters-round-head-300": {"matching": "clusters", "round_head_steps": 300},
+    # cannot-link negatives (tracks seen in one frame) ranked above the positives in the head steps
+    "negatives": {"negative_weight": 1.0},
+    "negatives-hinge": {"negative_weight": 1.0, "negative_form": "hinge"},
 }
 #: the rows scored at every point (pretrained peers are computed once per benchmark)
 PEERS = (RowSpec("FINCH", "finch", finetuned=False), RowSpec("HDBSCAN", "hdbscan", finetuned=False))

@@ -468,3 +468,41 @@ def test_centred_head_input_is_set_from_the_frozen_embeddings_and_saved(tracks: 
     assert float(old.teacher_head.input_scale) == 1.0 and not old.teacher_head.input_mean.any()
     with pytest.raises(ValueError, match="head_input"):
         FinetuneConfig(head_input="whitened")
+
+
+def test_cannot_link_negatives_are_drawn_from_tracks_seen_together_and_train_the_head(tracks: list) -> None:
+    """negative_weight > 0: each anchor whose track has a cannot-link partner gets a face of that
+    partner as its negative; the term changes the model only where such pairs exist."""
+    from vcn_plugin.ssl.trainer import _collect, _Trainer
+
+    cannot = [(tracks[0][0], tracks[2][0]), (tracks[0][0], tracks[4][0])]
+    config = FinetuneConfig.tiny(device="cpu", negative_weight=1.0)
+    trainer = _Trainer(make_backbone(), _collect(tracks, make_backbone()), cannot, config, torch.device("cpu"), None)
+    anchors = np.concatenate([trainer.data.chips_of_track[t] for t in range(len(tracks))])
+    rows, negatives = trainer._sample_negatives(anchors)
+    track_of = trainer.data.track_of_chip
+    partners = {0: {2, 4}, 2: {0}, 4: {0}}
+    assert [track_of[anchors[r]] for r in rows] == [t for t in track_of[anchors] if t in partners]
+    assert all(track_of[n] in partners[track_of[anchors[r]]] for r, n in zip(rows, negatives, strict=True))
+
+    run = dict(device="cpu", rounds=0, head_min_steps=6, head_max_steps=6)
+    plain = _weights(finetune(make_backbone(), tracks, cannot, FinetuneConfig.tiny(**run))[0])
+    ranked = _weights(finetune(make_backbone(), tracks, cannot, FinetuneConfig.tiny(negative_weight=1.0, **run))[0])
+    unpaired = _weights(finetune(make_backbone(), tracks, (), FinetuneConfig.tiny(negative_weight=1.0, **run))[0])
+    assert any(not torch.equal(ranked[k], plain[k]) for k in plain)
+    assert all(torch.equal(unpaired[k], plain[k]) for k in plain)  # no pair: exactly the paper's training
+    with pytest.raises(ValueError, match="negative_weight"):
+        FinetuneConfig(negative_weight=-1.0)
+
+
+def test_negative_ranking_loss_is_the_soft_margin_of_positive_below_negative() -> None:
+    from vcn_plugin.ssl.negative_loss import negative_ranking_loss
+
+    positive, negative = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 2.0])
+    expected = (np.log1p(np.exp(-2.0)) + np.log(2.0)) / 2
+    assert negative_ranking_loss(positive, negative).item() == pytest.approx(expected)
+    assert negative_ranking_loss(torch.tensor([1.0, 2.5]), negative, "hinge").item() == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="form"):
+        negative_ranking_loss(positive, negative, "margin")
+    with pytest.raises(ValueError, match="equal non-empty"):
+        negative_ranking_loss(positive, negative[:1])

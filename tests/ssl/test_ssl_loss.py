@@ -43,6 +43,7 @@ def test_loss_averages_over_pairs_and_does_not_move_center() -> None:
     whole = loss_fn(s_a, s_b, t_a, t_b)
     per_pair = torch.stack([loss_fn(s_a[i : i + 1], s_b[i : i + 1], t_a[i : i + 1], t_b[i : i + 1]) for i in range(4)])
     assert whole.item() == pytest.approx(per_pair.mean().item(), abs=1e-6)
+    assert torch.allclose(loss_fn.pair_losses(s_a, s_b, t_a, t_b), per_pair, atol=1e-6)
     assert torch.equal(loss_fn.center, torch.zeros(1, 5))
 
 

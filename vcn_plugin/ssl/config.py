@@ -11,6 +11,7 @@ import torch
 from vcn_plugin.ssl.augment import AugmentConfig
 from vcn_plugin.ssl.head import DEFAULT_BOTTLENECK_DIM, DEFAULT_HIDDEN_DIM, DEFAULT_NUM_LAYERS, DEFAULT_NUM_PROTOTYPES
 from vcn_plugin.ssl.loss import DEFAULT_CENTER_MOMENTUM, DEFAULT_STUDENT_TEMP, DEFAULT_TEACHER_TEMP
+from vcn_plugin.ssl.negative_loss import FORMS as NEGATIVE_FORMS
 
 DEVICES = ("auto", "cpu", "cuda")
 MATCHING_RULES = ("gaussian", "mutual", "gaussian+mutual", "clusters", "gaussian+clusters")
@@ -193,6 +194,20 @@ class FinetuneConfig:
             1.04), series .899 against .934 (1.21); hard episode .849 against .830. With raw
             neighbours it scores .936 / .874 / .899; the mutual-neighbours start is pure (WCP .995
             on the suite) but splits (ratio 1.22 on the suite, 1.83 held out).
+        negative_weight: weight of the cannot-link ranking term in the head-only steps
+            (:mod:`vcn_plugin.ssl.negative_loss`): each anchor whose track was seen in one frame with
+            another track gets a face of that track as a negative, and the loss ranks the positive
+            pair below it. Default 0 (the paper: positives only), measured with
+            ``benchmarks/finetune_study.py`` (points ``negatives``, ``negatives-hinge``; seed 0):
+            with the soft margin (weight 1) the teacher sharpens everywhere (mean entropy on the
+            hard episode 7.66 -> 3.14 of 8.32) and the loss metric falls on the 10-episode suite
+            (.904 against .944, cells won or tied 5 against 9; hard episode .830 against .906) and on
+            the 7 episodes of ``ho2`` (.883 against .909), splitting the easy pair (ratio 1.22) and
+            joining people at low key 2 (ratio 0.82). With the hinge the teacher stays as it was
+            (entropy within .15) and ``ho2`` falls to .886 (its hard episode .830 against .906).
+            The look-alikes that the default joins are never seen in one frame, so no negative
+            names them.
+        negative_form: "softplus" (the soft margin) or "hinge" (zero once the ranking holds).
         inference_batch_size: chips per forward pass in embedding/inference.
         augment: chip augmentation ranges.
     """
@@ -234,6 +249,8 @@ class FinetuneConfig:
     last_layer_lr: float = 5e-5
     drop_conflicts: bool = False
     head_input: str = "raw"
+    negative_weight: float = 0.0
+    negative_form: str = "softplus"
     inference_batch_size: int = 64
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -257,13 +274,13 @@ class FinetuneConfig:
         for name in ("teacher_temp", "student_temp", "head_lr", "grad_clip"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("backbone_lr", "weight_decay", "last_layer_lr"):
+        for name in ("backbone_lr", "weight_decay", "last_layer_lr", "negative_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("teacher_momentum", "center_momentum", "warmup_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        choices = (("matching", MATCHING_RULES), ("prototype_init", PROTOTYPE_INITS), ("head_input", HEAD_INPUTS),
+        choices = (("matching", MATCHING_RULES), ("negative_form", NEGATIVE_FORMS), ("prototype_init", PROTOTYPE_INITS), ("head_input", HEAD_INPUTS),
                    ("teacher_backbone", TEACHER_BACKBONES), ("momentum_schedule", MOMENTUM_SCHEDULES))
         for name, allowed in choices:
             if getattr(self, name) not in allowed:

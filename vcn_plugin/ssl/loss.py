@@ -94,12 +94,17 @@ class DINOLoss(nn.Module):
         teacher_a: torch.Tensor,
         teacher_b: torch.Tensor,
     ) -> torch.Tensor:
+        return self.pair_losses(student_a, student_b, teacher_a, teacher_b).mean()
+
+    def pair_losses(self, student_a: torch.Tensor, student_b: torch.Tensor, teacher_a: torch.Tensor,
+                    teacher_b: torch.Tensor) -> torch.Tensor:
+        """Per-pair ``(H(t_a, s_b) + H(t_b, s_a)) / 2``, (B,): the quantity :meth:`forward` averages."""
         self._check_inputs(student_a, student_b, teacher_a, teacher_b)
         t_a = teacher_probabilities(teacher_a.detach(), self.center, self.teacher_temp)
         t_b = teacher_probabilities(teacher_b.detach(), self.center, self.teacher_temp)
         log_s_a = student_log_probabilities(student_a, self.student_temp)
         log_s_b = student_log_probabilities(student_b, self.student_temp)
-        return 0.5 * (cross_entropy(t_a, log_s_b) + cross_entropy(t_b, log_s_a)).mean()
+        return 0.5 * (cross_entropy(t_a, log_s_b) + cross_entropy(t_b, log_s_a))
 
     @torch.no_grad()
     def update_center(self, *teacher_outputs: torch.Tensor) -> None:

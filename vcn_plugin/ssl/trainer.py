@@ -45,6 +45,7 @@ from vcn_plugin.ssl.health import teacher_health
 from vcn_plugin.ssl.loss import DINOLoss, teacher_probabilities
 from vcn_plugin.ssl.model import SSLModel, validate_chips
 from vcn_plugin.ssl.mutual_neighbours import match_mutual_neighbours
+from vcn_plugin.ssl.negative_loss import negative_ranking_loss
 from vcn_plugin.ssl.track_gaussians import drop_conflicting_matches, match_tracks, union_of_matches
 
 logger = logging.getLogger(__name__)
@@ -218,6 +219,12 @@ class _Trainer:
         self.optimizer = self._make_optimizer()
         self.scaler, self.autocast_dtype = self._mixed_precision()
         self.matches: list[list[int]] = [[] for _ in data.keys]
+        index = {key: i for i, key in enumerate(data.keys)}
+        #: per track, the tracks it cannot be (seen in one frame): the negatives of ``negative_weight``
+        self.negatives: list[list[int]] = [[] for _ in data.keys]
+        for a, b in cannot_link:
+            self.negatives[index[a]].append(index[b])
+            self.negatives[index[b]].append(index[a])
         self.result = FinetuneResult(device=str(device), num_tracks=len(data.keys), num_chips=num_chips)
 
     def run(self) -> tuple[SSLModel, FinetuneResult]:
@@ -296,8 +303,11 @@ class _Trainer:
             group["lr"] = group["stage_lr"][stage] * factor
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            student_a, student_b, teacher_a, teacher_b = embed()
+            student_a, student_b, teacher_a, teacher_b, *negatives = embed()
         loss = self.loss(student_a, student_b, teacher_a, teacher_b)
+        if negatives and negatives[0] is not None:
+            loss = loss + self.config.negative_weight * self._negative_term(
+                student_a, student_b, teacher_a, teacher_b, *negatives)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at {stage} step {stage_step}; lower head_lr/backbone_lr")
         # the head's two groups, then the backbone in module order: one summation order at any last_layer_lr
@@ -334,6 +344,27 @@ class _Trainer:
         self.step += 1
         return value
 
+    def _negative_term(self, student_a: torch.Tensor, student_b: torch.Tensor, teacher_a: torch.Tensor,
+                       teacher_b: torch.Tensor, rows: torch.Tensor, student_n: torch.Tensor,
+                       teacher_n: torch.Tensor) -> torch.Tensor:
+        """The ranking loss of the anchors in ``rows``: their positive pair's loss below their
+        cannot-link negative's (:mod:`vcn_plugin.ssl.negative_loss`)."""
+        positive = self.loss.pair_losses(student_a[rows], student_b[rows], teacher_a[rows], teacher_b[rows])
+        negative = self.loss.pair_losses(student_a[rows], student_n, teacher_a[rows], teacher_n)
+        return negative_ranking_loss(positive, negative, self.config.negative_form)
+
+    def _sample_negatives(self, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each anchor chip whose track has cannot-link partners: its row and a chip of one of
+        them, drawn uniformly (partner track, then chip)."""
+        rows, chips = [], []
+        for row, chip in enumerate(anchors):
+            partners = self.negatives[self.data.track_of_chip[chip]]
+            if partners:
+                other = self.data.chips_of_track[partners[self.pair_rng.integers(len(partners))]]
+                rows.append(row)
+                chips.append(other[self.pair_rng.integers(len(other))])
+        return np.array(rows, dtype=np.int64), np.array(chips, dtype=np.int64)
+
     # ---- stages -------------------------------------------------------------------------------
     @torch.no_grad()
     def _init_prototypes_from_tracks(self, embeddings: torch.Tensor) -> None:
@@ -363,11 +394,20 @@ class _Trainer:
             view_b = (view_a + 1 + self.pair_rng.integers(max(1, num_views - 1), size=len(anchors))) % num_views
             cached_a = views[torch.from_numpy(view_a), torch.from_numpy(anchors)]
             cached_b = views[torch.from_numpy(view_b), torch.from_numpy(partners)]
+            rows, negatives = self._sample_negatives(anchors) if self.config.negative_weight > 0 else ((), ())
+            cached_n = None
+            if len(rows):
+                view_n = self.pair_rng.integers(num_views, size=len(rows))
+                cached_n = views[torch.from_numpy(view_n), torch.from_numpy(negatives)]
 
             def embed() -> tuple:
                 with torch.no_grad():
                     teacher_a, teacher_b = teacher(cached_a), teacher(cached_b)
-                return student(cached_a), student(cached_b), teacher_a, teacher_b
+                    teacher_n = None if cached_n is None else teacher(cached_n)
+                out = (student(cached_a), student(cached_b), teacher_a, teacher_b)
+                if cached_n is None:
+                    return out
+                return (*out, torch.from_numpy(rows).to(self.device), student(cached_n), teacher_n)
 
             loss = self._optimise("head", stage_step, steps, embed)
             self._report("head", stage_step, steps, loss, round=round_index)
