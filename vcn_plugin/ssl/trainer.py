@@ -16,7 +16,9 @@ Schedule (VideoClusterNet, arXiv 2407.12214, with DINO's optimisation defaults):
 
 Every step: loss on both directions of each pair, AdamW, global gradient
 clipping, the prototypes frozen during the first epoch, teacher EMA with
-momentum rising from 0.996 to 1 on a cosine over all steps, center update.
+momentum rising from 0.996 to 1 on a cosine over all steps, center update. With
+``negative_weight`` > 0 (a study point, off by default) the head-only steps add the cannot-link
+ranking term of :mod:`vcn_plugin.ssl.negative_loss`.
 The backbones stay in eval mode (batch-norm statistics frozen): batches are small.
 
 Tracks with a single chip are accepted: their pair is two augmentations of that
