@@ -307,7 +307,7 @@ class _Trainer:
         with self._autocast():
             student_a, student_b, teacher_a, teacher_b, *negatives = embed()
         loss = self.loss(student_a, student_b, teacher_a, teacher_b)
-        if negatives and negatives[0] is not None:
+        if negatives:  # (rows, student, teacher) of the cannot-link negatives, when the step drew any
             loss = loss + self.config.negative_weight * self._negative_term(
                 student_a, student_b, teacher_a, teacher_b, *negatives)
         if not torch.isfinite(loss):
