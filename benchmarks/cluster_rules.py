@@ -75,7 +75,8 @@ def _loss(config: AggregationConfig, predictor: str = DEFAULT_PREDICTOR,
     return run
 
 
-def silhouette_merges(distances: np.ndarray, labels: np.ndarray, cannot_link: np.ndarray) -> np.ndarray:
+def silhouette_merges(distances: np.ndarray, labels: np.ndarray, cannot_link: np.ndarray,
+                      second: np.ndarray | None = None) -> np.ndarray:
     """Merge clusters while the mean silhouette (Rousseeuw 1987) of the tracks rises: a reference
     form of the product's silhouette rounds on a dense track-by-track matrix, with sklearn.
 
@@ -86,14 +87,17 @@ def silhouette_merges(distances: np.ndarray, labels: np.ndarray, cannot_link: np
     ``silhouette_score`` (singletons count 0, so all-singleton clusters score 0), and applies every
     merge that raises the score;
     rounds repeat until none does. The pairs of one round are disjoint; on every saved finetune of
-    the study this gives the same clusters as merging only the single best pair per round."""
+    the study this gives the same clusters as merging only the single best pair per round.
+    ``second``: another (n, n) track distance matrix; a merge must then raise the mean silhouette on
+    both (a second opinion that can only refuse merges; the candidates come from ``distances``)."""
     g = np.asarray(labels, dtype=np.int64).copy()
+    views = [distances] if second is None else [distances, second]
 
-    def score(lab: np.ndarray) -> float:
+    def score(lab: np.ndarray, d: np.ndarray = distances) -> float:
         k = np.unique(lab).size
-        return float(silhouette_score(distances, lab, metric="precomputed")) if 1 < k < lab.size else 0.0
+        return float(silhouette_score(d, lab, metric="precomputed")) if 1 < k < lab.size else 0.0
 
-    current = score(g)
+    current = [score(g, d) for d in views]
     while True:
         ks, g = np.unique(g, return_inverse=True)
         m = ks.size
@@ -107,15 +111,28 @@ def silhouette_merges(distances: np.ndarray, labels: np.ndarray, cannot_link: np
         blocked = {tuple(sorted(p)) for p in g[cannot_link].tolist()} if len(cannot_link) else set()
         accepted = [(a, int(nn[a])) for a in range(m)
                     if nn[nn[a]] == a and a < nn[a] and (a, int(nn[a])) not in blocked
-                    and score(np.where(g == nn[a], a, g)) > current]  # fmt: skip
+                    and all(score(np.where(g == nn[a], a, g), d) > c for d, c in zip(views, current))]  # fmt: skip
         if not accepted:
             return g
         for a, b in accepted:
             g = np.where(g == b, a, g)
-        current = score(g)
+        current = [score(g, d) for d in views]
 
 
-def _silhouette(distance: str, starts: tuple[str, ...] = ("first-neighbours",)) -> Callable[[Episode], np.ndarray]:
+def _cosine_matrix(embeddings: np.ndarray, face_track: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+    """(n, n) mean cosine distance between the faces of every two of ``tracks`` (one minus the dot
+    product of their mean unit embeddings), zero diagonal."""
+    x = embeddings.astype(np.float64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    means = np.stack([x[face_track == t].mean(axis=0) for t in tracks])
+    d = np.maximum(1.0 - means @ means.T, 0.0)
+    d = (d + d.T) / 2
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def _silhouette(distance: str, starts: tuple[str, ...] = ("first-neighbours",),
+                second: str | None = None) -> Callable[[Episode], np.ndarray]:
     """The first-neighbours start (the default's round zero), then :func:`silhouette_merges` on the
     track-to-track loss matrix: the product's silhouette rounds
     (:mod:`vcn_plugin.clustering.silhouette`) computed another way, without the track-averaged
@@ -125,7 +142,9 @@ def _silhouette(distance: str, starts: tuple[str, ...] = ("first-neighbours",)) 
     distances >= 0, and the loss has an entropy floor: the raw loss unshifted scores .905 instead of
     .924 on the suite's seed-0 finetune). ``starts``: "first-neighbours" and/or "tracks" (every
     track alone); with both, the result with the higher ``silhouette_score`` is kept (ties: the
-    first), the product's ``start="best"`` computed another way."""
+    first), the product's ``start="best"`` computed another way. ``second``: "pretrained" or
+    "finetuned": a merge must also raise the mean silhouette on that backbone's track cosine
+    distances (:func:`silhouette_merges`); the start is chosen on the loss alone."""
     start = _loss(AggregationConfig(start="first-neighbours", max_iterations=1))
 
     def run(ep: Episode) -> np.ndarray:
@@ -147,7 +166,9 @@ def _silhouette(distance: str, starts: tuple[str, ...] = ("first-neighbours",)) 
         local[act] = rows
         pairs = local[ep["cooccurring"]].reshape(-1, 2)
         pairs = pairs[(pairs >= 0).all(axis=1)]
-        runs = [silhouette_merges(d, labels[act] if s == "first-neighbours" else np.arange(act.size), pairs) for s in starts]
+        other = None if second is None else _cosine_matrix(ep[second], ep["face_track"], act)
+        runs = [silhouette_merges(d, labels[act] if s == "first-neighbours" else np.arange(act.size), pairs, other)
+                for s in starts]
         scores = [silhouette_score(d, g, metric="precomputed") if 1 < np.unique(g).size < g.size else 0.0 for g in runs]
         labels[act] = runs[int(np.argmax(scores))]
         return labels
@@ -180,6 +201,11 @@ RULES: dict[str, Callable[[Episode], np.ndarray]] = {
     # the silhouette rounds recomputed from the track-by-track matrix with sklearn (a cross-check)
     "loss, silhouette rounds by sklearn": _silhouette("excess"),
     "loss, best start by sklearn": _silhouette("excess", ("first-neighbours", "tracks")),
+    # the same, with the backbone's cosine as a second opinion that can refuse a merge
+    "loss, best start, merges the pretrained cosine agrees with":
+        _silhouette("excess", ("first-neighbours", "tracks"), "pretrained"),
+    "loss, best start, merges the finetuned cosine agrees with":
+        _silhouette("excess", ("first-neighbours", "tracks"), "finetuned"),
     "loss, teacher at the student temperature": _loss(AggregationConfig(), soft_teacher=True),
     "loss, teacher at the student temperature, raw-distance neighbours":
         _loss(AggregationConfig(neighbour_distance="raw"), soft_teacher=True),

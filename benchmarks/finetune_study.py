@@ -93,6 +93,12 @@ POINTS: dict[str, dict[str, Any]] = {
     # cannot-link negatives (tracks seen in one frame) ranked above the positives in the head steps
     "negatives": {"negative_weight": 1.0},
     "negatives-hinge": {"negative_weight": 1.0, "negative_form": "hinge"},
+    # DINO-strength photometric views (colour jitter 0.4, grayscale 0.2), with blur and grain on top
+    "augment-colour": {"augment": {"max_brightness": 0.4, "max_contrast": 0.4, "max_saturation": 0.4,
+                                   "max_temperature": 0.2, "grayscale_prob": 0.2}},
+    "augment-strong": {"augment": {"max_brightness": 0.4, "max_contrast": 0.4, "max_saturation": 0.4,
+                                   "max_temperature": 0.2, "grayscale_prob": 0.2, "blur_prob": 0.5,
+                                   "max_blur_sigma": 2.0, "max_grain": 0.03}},
 }
 #: the rows scored at every point (pretrained peers are computed once per benchmark)
 PEERS = (RowSpec("FINCH", "finch", finetuned=False), RowSpec("HDBSCAN", "hdbscan", finetuned=False))

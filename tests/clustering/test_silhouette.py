@@ -282,3 +282,23 @@ def test_nearest_table_and_neighbours_from_it():
     np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(got_d, want_d, rtol=1e-5)
     assert got[0] not in near[0] and got[7] == near[7, 1]
+
+
+def test_a_second_opinion_only_refuses_merges():
+    """``cluster_rules.silhouette_merges(second=...)``: on a line, 0, 0.1 | 1, 1.1 | 10, 10.1 merge
+    the two near pairs; a second view in which the first two pairs sit far apart (0, 0.1 | 9, 9.1 |
+    10, 10.1) refuses that merge and lets no other through; the view itself as its second opinion
+    changes nothing."""
+    merges = benchmark_script("cluster_rules").silhouette_merges
+
+    def dense(*xs: float) -> np.ndarray:
+        x = np.asarray(xs)
+        return np.abs(x[:, None] - x[None, :])
+
+    pairs, none = np.array([0, 0, 1, 1, 2, 2]), np.zeros((0, 2), np.int64)
+    first = dense(0, 0.1, 1.0, 1.1, 10, 10.1)
+    joined = canonical_groups(merges(first, pairs, none))[0]
+    np.testing.assert_array_equal(joined, [0, 0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(canonical_groups(merges(first, pairs, none, first))[0], joined)
+    refused = merges(first, pairs, none, dense(0, 0.1, 9.0, 9.1, 10, 10.1))
+    np.testing.assert_array_equal(canonical_groups(refused)[0], pairs)

@@ -258,6 +258,36 @@ def test_augmentations_are_seeded_and_mild(tracks: list) -> None:
         augment_chips(chips.float(), torch.Generator())
 
 
+def test_photometric_augmentations_do_what_they_name(tracks: list) -> None:
+    chips = torch.from_numpy(np.concatenate([c for _, c in tracks]))
+    still = dict(flip_prob=0.0, max_rotation_deg=0.0, max_zoom=0.0, max_shift=0.0, max_temperature=0.0,
+                 max_brightness=0.0, max_contrast=0.0)
+    # off by default: the default batch is the one drawn before these options existed
+    assert AugmentConfig() == AugmentConfig(max_saturation=0.0, grayscale_prob=0.0, blur_prob=0.0, max_grain=0.0)
+    gray = augment_chips(chips, torch.Generator().manual_seed(0), AugmentConfig(**still, grayscale_prob=1.0)).int()
+    assert (gray.max(dim=-1).values - gray.min(dim=-1).values).max() <= 1  # R = G = B up to rounding
+    luma = (chips.float() * torch.tensor([0.299, 0.587, 0.114])).sum(-1)
+    assert (gray[..., 0].float() - luma).abs().max() <= 1
+    blurred = augment_chips(chips, torch.Generator().manual_seed(0), AugmentConfig(**still, blur_prob=1.0, max_blur_sigma=2.0))
+    def roughness(x: torch.Tensor) -> torch.Tensor:
+        return x.float().diff(dim=1).abs().mean(dim=(1, 2, 3))
+    # no chip is rougher; sigma is drawn from [0.1, 2], and below ~0.3 the blur rounds away
+    assert (roughness(blurred) <= roughness(chips)).all() and (roughness(blurred) < 0.8 * roughness(chips)).sum() >= len(chips) // 2
+    assert (blurred.float().mean(dim=(1, 2, 3)) - chips.float().mean(dim=(1, 2, 3))).abs().max() < 2  # brightness kept
+    grainy = augment_chips(chips, torch.Generator().manual_seed(0), AugmentConfig(**still, max_grain=0.05))
+    assert not torch.equal(grainy, chips) and (grainy.float() - chips.float()).abs().mean() < 0.05 * 255
+    vivid = augment_chips(chips, torch.Generator().manual_seed(0), AugmentConfig(**still, max_saturation=0.5))
+    spread = lambda x: (x.float() - x.float().mean(-1, keepdim=True)).abs().mean(dim=(1, 2, 3))  # noqa: E731
+    assert not torch.allclose(spread(vivid), spread(chips), atol=0.5)
+    strong = AugmentConfig(max_saturation=0.4, grayscale_prob=0.2, blur_prob=0.5, max_grain=0.03)
+    assert torch.equal(augment_chips(chips, torch.Generator().manual_seed(5), strong),
+                       augment_chips(chips, torch.Generator().manual_seed(5), strong))
+    for bad, match in (({"grayscale_prob": 1.5}, "grayscale_prob"), ({"max_saturation": 1.0}, "max_saturation"),
+                       ({"max_grain": -0.1}, "max_grain"), ({"max_blur_sigma": 0.0}, "max_blur_sigma")):
+        with pytest.raises(ValueError, match=match):
+            AugmentConfig(**bad)
+
+
 def test_interrupted_save_keeps_the_previous_checkpoint(trained: tuple, tmp_path: Path, monkeypatch) -> None:
     model = trained[0]
     path = model.save(tmp_path / "ssl.pt")
