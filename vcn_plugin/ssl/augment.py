@@ -14,7 +14,7 @@ off by default (0) and draw nothing from the generator when off, so enabling
 none of them gives the same batches as before they existed. Measured with
 ``benchmarks/finetune_study.py`` (points ``augment-colour``: DINO's colour
 jitter and grayscale; ``augment-strong``: with blur and grain): the suite falls
-(.917 and .924 against .937, seed 0) and ``ho2`` is level over two seeds (colour
+(.917 and .924 against .937, seed 0) and ``ho2`` is no better over two seeds (colour
 .913 / .886 against .904 / .910); see docs/finetune_study.md.
 """
 from __future__ import annotations
