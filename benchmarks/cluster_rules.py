@@ -131,6 +131,65 @@ def _cosine_matrix(embeddings: np.ndarray, face_track: np.ndarray, tracks: np.nd
     return d
 
 
+def first_neighbour_start(distances: np.ndarray, cannot_link: np.ndarray, second: np.ndarray | None = None) -> np.ndarray:
+    """Round zero on a dense matrix: every track linked to its nearest other track (FINCH's first
+    neighbours; a cannot-link partner is never a neighbour), the links applied from the shortest
+    and skipped where they would join two clusters holding a cannot-link pair. With ``second``
+    (another (n, n) track distance matrix), a link is kept only if it is a first-neighbour link in
+    both matrices: the two views must agree on a track's nearest track."""
+    def links(d: np.ndarray) -> set[tuple[int, int]]:
+        d = d.astype(np.float64).copy()
+        np.fill_diagonal(d, np.inf)
+        d[cannot_link[:, 0], cannot_link[:, 1]] = d[cannot_link[:, 1], cannot_link[:, 0]] = np.inf
+        nearest = d.argmin(axis=1)
+        return {(min(i, int(j)), max(i, int(j))) for i, j in enumerate(nearest) if np.isfinite(d[i, j])}
+
+    kept = links(distances) if second is None else links(distances) & links(second)
+    n = distances.shape[0]
+    labels = np.arange(n)
+    blocked = {(min(a, b), max(a, b)) for a, b in cannot_link.tolist()}
+    for a, b in sorted(kept, key=lambda e: (distances[e], e)):
+        la, lb = labels[a], labels[b]
+        if la == lb or any((min(x, y), max(x, y)) in blocked
+                           for x in np.flatnonzero(labels == la) for y in np.flatnonzero(labels == lb)):
+            continue
+        labels[labels == lb] = la
+    return np.unique(labels, return_inverse=True)[1]
+
+
+def _agreeing_start(second_merges: bool) -> Callable[[Episode], np.ndarray]:
+    """The best of two starts with silhouette rounds on the loss's excess (as :func:`_silhouette`),
+    from :func:`first_neighbour_start` with the finetuned backbone's track cosine as the second
+    view, and from single tracks; ``second_merges``: the merges must also raise the mean silhouette
+    on that cosine (:func:`silhouette_merges`)."""
+    def run(ep: Episode) -> np.ndarray:
+        labels = np.full(len(ep["identity"]), -1)
+        act = np.flatnonzero(~ep["low_quality"].astype(bool))
+        if act.size < 3:
+            labels[act] = np.arange(act.size)
+            return labels
+        stats = make_stats("loss", ep["face_track"], probs=ep["probs"], n_tracks=len(ep["identity"]),
+                           **_predictor(ep, DEFAULT_PREDICTOR)).subset(act)  # fmt: skip
+        rows = np.arange(act.size)
+        d = stats.distances(rows, stats, rows).astype(np.float64)
+        thr = stats.thresholds("median")
+        d = d - (thr[:, None] + thr[None, :]) / 2
+        d -= d.min()
+        d = (d + d.T) / 2
+        np.fill_diagonal(d, 0.0)
+        local = np.full(len(labels), -1)
+        local[act] = rows
+        pairs = local[ep["cooccurring"]].reshape(-1, 2)
+        pairs = pairs[(pairs >= 0).all(axis=1)]
+        cosine = _cosine_matrix(ep["finetuned"], ep["face_track"], act)
+        starts = (first_neighbour_start(d, pairs, cosine), rows)
+        runs = [silhouette_merges(d, g, pairs, cosine if second_merges else None) for g in starts]
+        scores = [silhouette_score(d, g, metric="precomputed") if 1 < np.unique(g).size < g.size else 0.0 for g in runs]
+        labels[act] = runs[int(np.argmax(scores))]
+        return labels
+    return run
+
+
 def _silhouette(distance: str, starts: tuple[str, ...] = ("first-neighbours",),
                 second: str | None = None) -> Callable[[Episode], np.ndarray]:
     """The first-neighbours start (the default's round zero), then :func:`silhouette_merges` on the
@@ -206,6 +265,9 @@ RULES: dict[str, Callable[[Episode], np.ndarray]] = {
         _silhouette("excess", ("first-neighbours", "tracks"), "pretrained"),
     "loss, best start, merges the finetuned cosine agrees with":
         _silhouette("excess", ("first-neighbours", "tracks"), "finetuned"),
+    # round zero keeps only the first-neighbour links the finetuned cosine agrees with
+    "loss, best start, first neighbours the finetuned cosine agrees with": _agreeing_start(False),
+    "loss, best start, first neighbours and merges the finetuned cosine agrees with": _agreeing_start(True),
     "loss, teacher at the student temperature": _loss(AggregationConfig(), soft_teacher=True),
     "loss, teacher at the student temperature, raw-distance neighbours":
         _loss(AggregationConfig(neighbour_distance="raw"), soft_teacher=True),

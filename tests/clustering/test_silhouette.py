@@ -302,3 +302,21 @@ def test_a_second_opinion_only_refuses_merges():
     np.testing.assert_array_equal(canonical_groups(merges(first, pairs, none, first))[0], joined)
     refused = merges(first, pairs, none, dense(0, 0.1, 9.0, 9.1, 10, 10.1))
     np.testing.assert_array_equal(canonical_groups(refused)[0], pairs)
+
+
+def test_first_neighbour_start_keeps_the_links_both_views_agree_on():
+    """``cluster_rules.first_neighbour_start``: on a line 0, 0.1, 0.3 | 5, 5.2, track 2's nearest is
+    track 1 and tracks 3-4 link; a second view that puts track 2 nearest to track 4 drops the 1-2
+    link (it agrees with neither), and a cannot-link pair is never linked."""
+    start = benchmark_script("cluster_rules").first_neighbour_start
+
+    def dense(*xs: float) -> np.ndarray:
+        x = np.asarray(xs)
+        return np.abs(x[:, None] - x[None, :])
+
+    none = np.zeros((0, 2), np.int64)
+    first = dense(0, 0.1, 0.3, 5, 5.2)
+    np.testing.assert_array_equal(canonical_groups(start(first, none))[0], [0, 0, 0, 1, 1])
+    other = dense(0, 0.1, 5.3, 5, 5.2)
+    np.testing.assert_array_equal(canonical_groups(start(first, none, other))[0], [0, 0, 1, 2, 2])
+    np.testing.assert_array_equal(canonical_groups(start(first, np.array([[0, 1]])))[0], [0, 1, 1, 2, 2])
