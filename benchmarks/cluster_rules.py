@@ -131,6 +131,25 @@ def _cosine_matrix(embeddings: np.ndarray, face_track: np.ndarray, tracks: np.nd
     return d
 
 
+def _track_matrix(ep: Episode, act: np.ndarray, excess: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The dense track-by-track loss over tracks ``act`` (the excess, or the raw loss), shifted so
+    that its smallest entry is 0 and symmetrised, and the cannot-link pairs among them (local indices)."""
+    stats = make_stats("loss", ep["face_track"], probs=ep["probs"], n_tracks=len(ep["identity"]),
+                       **_predictor(ep, DEFAULT_PREDICTOR)).subset(act)  # fmt: skip
+    rows = np.arange(act.size)
+    d = stats.distances(rows, stats, rows).astype(np.float64)
+    if excess:
+        thr = stats.thresholds("median")
+        d = d - (thr[:, None] + thr[None, :]) / 2
+    d -= d.min()
+    d = (d + d.T) / 2
+    np.fill_diagonal(d, 0.0)
+    local = np.full(len(ep["identity"]), -1)
+    local[act] = rows
+    pairs = local[ep["cooccurring"]].reshape(-1, 2)
+    return d, pairs[(pairs >= 0).all(axis=1)]
+
+
 def first_neighbour_start(distances: np.ndarray, cannot_link: np.ndarray, second: np.ndarray | None = None) -> np.ndarray:
     """Round zero on a dense matrix: every track linked to its nearest other track (FINCH's first
     neighbours; a cannot-link partner is never a neighbour), the links applied from the shortest
@@ -168,21 +187,9 @@ def _agreeing_start(second_merges: bool) -> Callable[[Episode], np.ndarray]:
         if act.size < 3:
             labels[act] = np.arange(act.size)
             return labels
-        stats = make_stats("loss", ep["face_track"], probs=ep["probs"], n_tracks=len(ep["identity"]),
-                           **_predictor(ep, DEFAULT_PREDICTOR)).subset(act)  # fmt: skip
-        rows = np.arange(act.size)
-        d = stats.distances(rows, stats, rows).astype(np.float64)
-        thr = stats.thresholds("median")
-        d = d - (thr[:, None] + thr[None, :]) / 2
-        d -= d.min()
-        d = (d + d.T) / 2
-        np.fill_diagonal(d, 0.0)
-        local = np.full(len(labels), -1)
-        local[act] = rows
-        pairs = local[ep["cooccurring"]].reshape(-1, 2)
-        pairs = pairs[(pairs >= 0).all(axis=1)]
+        d, pairs = _track_matrix(ep, act)
         cosine = _cosine_matrix(ep["finetuned"], ep["face_track"], act)
-        starts = (first_neighbour_start(d, pairs, cosine), rows)
+        starts = (first_neighbour_start(d, pairs, cosine), np.arange(act.size))
         runs = [silhouette_merges(d, g, pairs, cosine if second_merges else None) for g in starts]
         scores = [silhouette_score(d, g, metric="precomputed") if 1 < np.unique(g).size < g.size else 0.0 for g in runs]
         labels[act] = runs[int(np.argmax(scores))]
@@ -211,20 +218,7 @@ def _silhouette(distance: str, starts: tuple[str, ...] = ("first-neighbours",),
         act = np.flatnonzero(labels >= 0)
         if act.size < 3:
             return labels
-        stats = make_stats("loss", ep["face_track"], probs=ep["probs"], n_tracks=len(ep["identity"]),
-                           **_predictor(ep, DEFAULT_PREDICTOR)).subset(act)  # fmt: skip
-        rows = np.arange(act.size)
-        d = stats.distances(rows, stats, rows).astype(np.float64)
-        if distance == "excess":
-            thr = stats.thresholds("median")
-            d = d - (thr[:, None] + thr[None, :]) / 2
-        d -= d.min()
-        d = (d + d.T) / 2
-        np.fill_diagonal(d, 0.0)
-        local = np.full(len(labels), -1)
-        local[act] = rows
-        pairs = local[ep["cooccurring"]].reshape(-1, 2)
-        pairs = pairs[(pairs >= 0).all(axis=1)]
+        d, pairs = _track_matrix(ep, act, distance == "excess")
         other = None if second is None else _cosine_matrix(ep[second], ep["face_track"], act)
         runs = [silhouette_merges(d, labels[act] if s == "first-neighbours" else np.arange(act.size), pairs, other)
                 for s in starts]
