@@ -176,27 +176,6 @@ def first_neighbour_start(distances: np.ndarray, cannot_link: np.ndarray, second
     return np.unique(labels, return_inverse=True)[1]
 
 
-def _agreeing_start(second_merges: bool) -> Callable[[Episode], np.ndarray]:
-    """The best of two starts with silhouette rounds on the loss's excess (as :func:`_silhouette`),
-    from :func:`first_neighbour_start` with the finetuned backbone's track cosine as the second
-    view, and from single tracks; ``second_merges``: the merges must also raise the mean silhouette
-    on that cosine (:func:`silhouette_merges`)."""
-    def run(ep: Episode) -> np.ndarray:
-        labels = np.full(len(ep["identity"]), -1)
-        act = np.flatnonzero(~ep["low_quality"].astype(bool))
-        if act.size < 3:
-            labels[act] = np.arange(act.size)
-            return labels
-        d, pairs = _track_matrix(ep, act)
-        cosine = _cosine_matrix(ep["finetuned"], ep["face_track"], act)
-        starts = (first_neighbour_start(d, pairs, cosine), np.arange(act.size))
-        runs = [silhouette_merges(d, g, pairs, cosine if second_merges else None) for g in starts]
-        scores = [silhouette_score(d, g, metric="precomputed") if 1 < np.unique(g).size < g.size else 0.0 for g in runs]
-        labels[act] = runs[int(np.argmax(scores))]
-        return labels
-    return run
-
-
 def _silhouette(distance: str, starts: tuple[str, ...] = ("first-neighbours",),
                 second: str | None = None) -> Callable[[Episode], np.ndarray]:
     """The first-neighbours start (the default's round zero), then :func:`silhouette_merges` on the
@@ -208,9 +187,11 @@ def _silhouette(distance: str, starts: tuple[str, ...] = ("first-neighbours",),
     distances >= 0, and the loss has an entropy floor: the raw loss unshifted scores .905 instead of
     .924 on the suite's seed-0 finetune). ``starts``: "first-neighbours" and/or "tracks" (every
     track alone); with both, the result with the higher ``silhouette_score`` is kept (ties: the
-    first), the product's ``start="best"`` computed another way. ``second``: "pretrained" or
-    "finetuned": a merge must also raise the mean silhouette on that backbone's track cosine
-    distances (:func:`silhouette_merges`); the start is chosen on the loss alone."""
+    first), the product's ``start="best"`` computed another way; "agreeing": the first-neighbour
+    links that the finetuned backbone's track cosine agrees with (:func:`first_neighbour_start`).
+    ``second``: "pretrained" or "finetuned": a merge must also raise the mean silhouette on that
+    backbone's track cosine distances (:func:`silhouette_merges`); the start is chosen on the loss
+    alone."""
     start = _loss(AggregationConfig(start="first-neighbours", max_iterations=1))
 
     def run(ep: Episode) -> np.ndarray:
@@ -219,9 +200,11 @@ def _silhouette(distance: str, starts: tuple[str, ...] = ("first-neighbours",),
         if act.size < 3:
             return labels
         d, pairs = _track_matrix(ep, act, distance == "excess")
-        other = None if second is None else _cosine_matrix(ep[second], ep["face_track"], act)
-        runs = [silhouette_merges(d, labels[act] if s == "first-neighbours" else np.arange(act.size), pairs, other)
-                for s in starts]
+        cosine = {key: _cosine_matrix(ep[key], ep["face_track"], act)
+                  for key in {second, "finetuned" if "agreeing" in starts else None} - {None}}
+        initial = {"first-neighbours": lambda: labels[act], "tracks": lambda: np.arange(act.size),
+                   "agreeing": lambda: first_neighbour_start(d, pairs, cosine["finetuned"])}
+        runs = [silhouette_merges(d, initial[s](), pairs, cosine.get(second)) for s in starts]
         scores = [silhouette_score(d, g, metric="precomputed") if 1 < np.unique(g).size < g.size else 0.0 for g in runs]
         labels[act] = runs[int(np.argmax(scores))]
         return labels
@@ -260,8 +243,9 @@ RULES: dict[str, Callable[[Episode], np.ndarray]] = {
     "loss, best start, merges the finetuned cosine agrees with":
         _silhouette("excess", ("first-neighbours", "tracks"), "finetuned"),
     # round zero keeps only the first-neighbour links the finetuned cosine agrees with
-    "loss, best start, first neighbours the finetuned cosine agrees with": _agreeing_start(False),
-    "loss, best start, first neighbours and merges the finetuned cosine agrees with": _agreeing_start(True),
+    "loss, best start, first neighbours the finetuned cosine agrees with": _silhouette("excess", ("agreeing", "tracks")),
+    "loss, best start, first neighbours and merges the finetuned cosine agrees with":
+        _silhouette("excess", ("agreeing", "tracks"), "finetuned"),
     "loss, teacher at the student temperature": _loss(AggregationConfig(), soft_teacher=True),
     "loss, teacher at the student temperature, raw-distance neighbours":
         _loss(AggregationConfig(neighbour_distance="raw"), soft_teacher=True),
