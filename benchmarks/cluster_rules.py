@@ -71,7 +71,7 @@ def _loss(config: AggregationConfig, predictor: str = DEFAULT_PREDICTOR,
         probs = _student_temperature_probs(ep) if soft_teacher else ep["probs"]
         return cluster_tracks("loss", ep["face_track"], probs=probs, n_tracks=len(ep["identity"]),
                               excluded=ep["low_quality"], cannot_link=ep["cooccurring"], config=config,
-                              **_predictor(ep, predictor)).labels  # fmt: skip
+                              embeddings=ep["finetuned"], **_predictor(ep, predictor)).labels  # fmt: skip
     return run
 
 
@@ -192,7 +192,7 @@ def _silhouette(distance: str, starts: tuple[str, ...] = ("first-neighbours",),
     ``second``: "pretrained" or "finetuned": a merge must also raise the mean silhouette on that
     backbone's track cosine distances (:func:`silhouette_merges`); the start is chosen on the loss
     alone."""
-    start = _loss(AggregationConfig(start="first-neighbours", max_iterations=1))
+    start = _loss(AggregationConfig(start="first-neighbours", max_iterations=1, agreement=False))
 
     def run(ep: Episode) -> np.ndarray:
         labels = start(ep).copy()
@@ -220,7 +220,8 @@ def _embedding(method: str, key: str) -> Callable[[Episode], np.ndarray]:
 
 #: the rules scored on every episode: name -> track labels
 RULES: dict[str, Callable[[Episode], np.ndarray]] = {
-    "loss, default (teacher predictor, best start by silhouette, silhouette rounds)": _loss(AggregationConfig()),
+    "loss, default (teacher predictor, best start by silhouette, agreeing start, silhouette rounds)": _loss(AggregationConfig()),
+    "loss, start links the finetuned cosine need not agree with": _loss(AggregationConfig(agreement=False)),
     # the silhouette rounds from both starts, keeping the higher mean silhouette
     "loss, first-neighbours start": _loss(AggregationConfig(start="first-neighbours")),
     "loss, single-track start": _loss(AggregationConfig(start="threshold")),

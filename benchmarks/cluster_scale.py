@@ -10,7 +10,10 @@ perturbation of the teacher's, as after EMA); teacher probabilities are
 student is kept in factored form ``(z_s, W_s, 0.1)``, as the pipeline does.
 Faces are generated and reduced to per-track sums chunk by chunk (as a real run
 feeds the model batch by batch), so no per-face (n_faces, K) array of all
-tracks ever exists.
+tracks ever exists. Each face also gets a backbone embedding (D=128: its identity's
+centre in another random space plus the same noise, drawn from its own generator so
+the loss faces do not change), whose cosine is the start's agreement view
+(``AggregationConfig.agreement``, the default; ``--no-agreement`` leaves it out).
 
 ``--form dense`` clusters the same faces with the K-wide form
 (:class:`LossMetricStats` on dense log-probabilities, pruned by its sparse
@@ -42,17 +45,19 @@ from sklearn.metrics import adjusted_rand_score  # noqa: E402
 
 from vcn_plugin.clustering import (  # noqa: E402
     AggregationConfig,
+    CosineStats,
     FactoredLossStats,
     LossMetricStats,
     StudentFactors,
     aggregate,
 )
 from vcn_plugin.clustering.aggregation import (  # noqa: E402
-    DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START, LINKAGES, NEIGHBOUR_DISTANCES, ROUNDS,
-    STARTS,
+    DEFAULT_AGREEMENT, DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START, LINKAGES,
+    NEIGHBOUR_DISTANCES, ROUNDS, STARTS,
 )
 
 TEACHER_TEMP, STUDENT_TEMP = 0.04, 0.1
+EMBED_DIM = 128  # the dlib ResNet's
 
 
 def default_k() -> int:
@@ -67,8 +72,10 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def synthetic_stats(n_tracks: int, k: int, dim: int, faces_per_track: int, tracks_per_identity: int,
                     noise: float, seed: int, form: str):
-    """Per-track loss-metric sums of synthetic faces, and the ground-truth identity of each track."""
+    """Per-track loss-metric sums of synthetic faces, the cosine sums of their backbone embeddings,
+    and the ground-truth identity of each track."""
     rng = np.random.default_rng(seed)
+    rng_embed = np.random.default_rng([seed, 1])
     n_ids = max(1, n_tracks // tracks_per_identity)
     centres = _unit(rng.standard_normal((n_ids, dim), dtype=np.float32))
     identity = rng.integers(0, n_ids, size=n_tracks)
@@ -76,7 +83,8 @@ def synthetic_stats(n_tracks: int, k: int, dim: int, faces_per_track: int, track
     w_student = _unit(w_teacher + 0.05 * rng.standard_normal((k, dim), dtype=np.float32))
     # the teacher's centre c: the mean teacher logit over the identity centres in use
     center = _unit(centres[identity]).mean(axis=0) @ w_teacher.T
-    parts = []
+    embed_centres = _unit(rng_embed.standard_normal((n_ids, EMBED_DIM), dtype=np.float32))
+    parts, embed_parts = [], []
     chunk = max(1, 8192 // faces_per_track)
     for s in range(0, n_tracks, chunk):
         tracks = np.arange(s, min(n_tracks, s + chunk))
@@ -93,18 +101,21 @@ def synthetic_stats(n_tracks: int, k: int, dim: int, faces_per_track: int, track
             parts.append(FactoredLossStats.from_faces(t, student, face_track, tracks.size))
         else:
             parts.append(LossMetricStats.from_faces(t, student.log_probs(), face_track, tracks.size))
-        del t, base, z_t, z_s
-    return type(parts[0]).concatenate(parts), identity
+        emb = embed_centres[identity[tracks]][face_track]
+        emb = emb + noise * rng_embed.standard_normal(emb.shape, dtype=np.float32)
+        embed_parts.append(CosineStats.from_faces(emb, face_track, tracks.size))
+        del t, base, z_t, z_s, emb
+    return type(parts[0]).concatenate(parts), CosineStats.concatenate(embed_parts), identity
 
 
 def run_one(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
-    stats, identity = synthetic_stats(args.single, args.k, args.dim, args.faces, args.tracks_per_identity, args.noise,
-                                      args.seed, args.form)
+    stats, embedding_stats, identity = synthetic_stats(args.single, args.k, args.dim, args.faces, args.tracks_per_identity,
+                                                       args.noise, args.seed, args.form)
     t1, c1 = time.perf_counter(), time.process_time()
-    result = aggregate(stats, config=AggregationConfig(
+    result = aggregate(stats, agreement=embedding_stats, config=AggregationConfig(
         compute_margins=not args.no_margins, linkage=args.linkage, start=args.start, neighbour_distance=args.neighbours,
-        rounds=args.rounds))
+        rounds=args.rounds, agreement=not args.no_agreement))
     t2, c2 = time.perf_counter(), time.process_time()
     return {
         "tracks": args.single,
@@ -114,6 +125,7 @@ def run_one(args: argparse.Namespace) -> dict:
         "start": args.start,
         "rounds": args.rounds,
         "neighbours": args.neighbours,
+        "agreement": not args.no_agreement,
         "generate_s": round(t1 - t0, 2),
         "cluster_s": round(t2 - t1, 2),
         "cluster_cpu_s": round(c2 - c1, 2),  # CPU time, less sensitive to other users of a shared machine
@@ -146,6 +158,8 @@ def main() -> None:
     parser.add_argument("--neighbours", choices=NEIGHBOUR_DISTANCES, default=DEFAULT_NEIGHBOUR_DISTANCE,
                         help="what nearest means (default: the product's)")
     parser.add_argument("--no-margins", action="store_true", help="skip the per-track margins")
+    parser.add_argument("--no-agreement", action="store_true", default=not DEFAULT_AGREEMENT,
+                        help="keep every link of the start (default: the product's agreement with the embeddings)")
     parser.add_argument("--single", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
@@ -158,6 +172,8 @@ def main() -> None:
                "--tracks-per-identity", str(args.tracks_per_identity), "--noise", str(args.noise), "--seed", str(args.seed)]
         if args.no_margins:
             cmd.append("--no-margins")
+        if args.no_agreement:
+            cmd.append("--no-agreement")
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"done {n}", file=sys.stderr, flush=True)

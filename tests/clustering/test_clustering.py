@@ -665,6 +665,71 @@ def test_first_neighbours_start_links_every_track_to_its_nearest_track():
     np.testing.assert_array_equal(guarded.labels, [0, 0, 0, 1])
 
 
+def test_agreeing_start_keeps_the_links_inside_one_cluster_of_the_other_view():
+    """On the line, the first-neighbour links are A-B, B-C and C-D (one chain). In a second view with
+    A at 0, B at 1, C at 50 and D at 60, the first partition is {A, B} and {C, D}: the start keeps A-B
+    and C-D and refuses B-C. With A at 0, B at 2, C at 50 and D at 1 the second view links A-D, B-D
+    and C-B: no loss link is one of them, but all four tracks are one cluster of that view, so every
+    link is kept. With the view itself as its own agreement, or ``agreement=False``, nothing is
+    refused."""
+    stats = EuclideanStats.from_faces(LINE_FACES, LINE_TRACKS)
+
+    def view(a: float, b: float, c: float, d: float) -> EuclideanStats:
+        return EuclideanStats.from_faces(np.repeat([[a], [b], [c], [d]], 2, axis=0), LINE_TRACKS)
+
+    start_only = AggregationConfig(start="first-neighbours", max_iterations=1)
+    agreed = aggregate(stats, agreement=view(0, 1, 50, 60), config=start_only)
+    np.testing.assert_array_equal(agreed.labels, [0, 0, 1, 1])
+    assert agreed.info["agreement"] and agreed.info["start_links_refused"] == 1
+    chained = aggregate(stats, agreement=view(0, 2, 50, 1), config=start_only)
+    np.testing.assert_array_equal(chained.labels, [0, 0, 0, 0])
+    assert chained.info["start_links_refused"] == 0
+    plain = aggregate(stats, config=start_only)
+    np.testing.assert_array_equal(plain.labels, [0, 0, 0, 0])
+    assert not plain.info["agreement"] and plain.info["start_links_refused"] == 0
+    itself = aggregate(stats, agreement=stats, config=start_only)
+    np.testing.assert_array_equal(itself.labels, plain.labels)
+    off = aggregate(stats, agreement=view(0, 1, 50, 60),
+                    config=AggregationConfig(start="first-neighbours", max_iterations=1, agreement=False))
+    np.testing.assert_array_equal(off.labels, plain.labels)
+    # both views start from the must-link groups: six tracks, C and D must-linked. The loss links
+    # A-B, {C, D}-E and E-F; the second view (A 0, B 1, C 50, D 52, E 2, F 53) has the clusters
+    # {A, B, E} and {{C, D}, F}, so only A-B is kept
+    six = np.repeat(np.arange(6), 2)
+    loss_six = EuclideanStats.from_faces(np.array([[0.0], [0.2], [1.0], [1.2], [10.0], [10.2], [30.0], [30.2],
+                                                   [31.0], [31.2], [70.0], [70.2]]), six)
+    view_six = EuclideanStats.from_faces(np.repeat([[0.0], [1.0], [50.0], [52.0], [2.0], [53.0]], 2, axis=0), six)
+    grouped = aggregate(loss_six, must_link=[[2, 3]], agreement=view_six, config=start_only)
+    np.testing.assert_array_equal(grouped.labels, [0, 0, 1, 1, 2, 3])
+    assert grouped.info["start_links_refused"] == 2
+    np.testing.assert_array_equal(aggregate(loss_six, must_link=[[2, 3]], config=start_only).labels, [1, 1, 0, 0, 0, 0])
+    with pytest.raises(ValueError, match="agreement has 3 tracks"):
+        aggregate(stats, agreement=stats.subset(np.arange(3)))
+
+
+def test_loss_clustering_agrees_with_the_embeddings_cosine_when_given():
+    """``cluster_tracks("loss", embeddings=...)`` is the aggregation with the embeddings' cosine as the
+    agreement view; without embeddings, or with ``agreement=False``, it is the plain aggregation."""
+    rng = np.random.default_rng(3)
+    ident = np.repeat(np.arange(4), 3)
+    face_track = np.repeat(np.arange(12), 4)
+    centres = rng.normal(size=(4, 16)) * 1.5
+    probs, student = _factored_head(rng, face_track.size, 32, 16, ident[face_track], centres, noise=2.0)
+    emb = centres[ident[face_track]] + rng.normal(size=(face_track.size, 16))
+    loss = make_stats("loss", face_track, probs=probs, student=student)
+    both = cluster_tracks("loss", face_track, probs=probs, student=student, embeddings=emb)
+    expected = aggregate(loss, agreement=CosineStats.from_faces(emb, face_track))
+    np.testing.assert_array_equal(both.labels, expected.labels)
+    alone = cluster_tracks("loss", face_track, probs=probs, student=student)
+    off = cluster_tracks("loss", face_track, probs=probs, student=student, embeddings=emb,
+                         config=AggregationConfig(agreement=False))
+    np.testing.assert_array_equal(off.labels, alone.labels)
+    np.testing.assert_array_equal(alone.labels, aggregate(loss).labels)
+    first = AggregationConfig(start="first-neighbours", max_iterations=1)
+    assert cluster_tracks("loss", face_track, probs=probs, student=student, embeddings=emb, config=first).info["agreement"]
+    assert not cluster_tracks("loss", face_track, probs=probs, student=student, config=first).info["agreement"]
+
+
 #: a tight track H (two faces at 0: threshold 0), A at 2 and 4 (mean 3, threshold 4) and a wide
 #: track B at 3 and 13 (mean 8, threshold 100). Mean squared distances: d(A, H) = 10, d(A, B) = 51,
 #: d(B, H) = 89. Excess d - (thr_a + thr_b) / 2: A-H 10 - 2 = 8, A-B 51 - 52 = -1, B-H 89 - 50 = 39.

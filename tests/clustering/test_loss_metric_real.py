@@ -56,11 +56,12 @@ def test_loss_metric_finds_each_person_after_finetuning(tracks, seed: int, match
     face_track = np.repeat(np.arange(len(tracks)), [len(c) for _, c in tracks])
     truth = [key[0] for key, _ in tracks]
 
-    probs, student = model.loss_features(chips)
-    loss = cluster_tracks("loss", face_track, probs=probs, student=student)
+    probs, student, embeddings = model.clustering_features(chips)  # what the product clusters on
+    loss = cluster_tracks("loss", face_track, probs=probs, student=student, embeddings=embeddings)
     assert _purity_and_count(loss.labels, truth) == (1.0, len(IDENTITIES))
-    best = cluster_tracks("loss", face_track, probs=probs, student=student, config=AggregationConfig(start="best"))
-    assert _purity_and_count(best.labels, truth) == (1.0, len(IDENTITIES))  # the best of two starts, too
+    for config in (AggregationConfig(start="first-neighbours"), AggregationConfig(agreement=False)):
+        other = cluster_tracks("loss", face_track, probs=probs, student=student, embeddings=embeddings, config=config)
+        assert _purity_and_count(other.labels, truth) == (1.0, len(IDENTITIES))  # either start, with or without agreement
 
     with torch.no_grad():
         pretrained = backbone(backbone.preprocess(chips)).numpy()

@@ -323,6 +323,22 @@ def test_loss_features_factor_the_student_exactly(trained: tuple, tracks: list) 
     assert np.allclose(factored.thresholds(), dense.thresholds(), rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("predictor", ["teacher", "student"])
+def test_clustering_features_add_the_embeddings_of_the_same_pass(trained: tuple, tracks: list, predictor: str) -> None:
+    """What the clustering reads in one forward pass: the loss features of ``loss_features`` and the
+    teacher backbone's embeddings of ``embeddings`` (the start's agreement view)."""
+    model = trained[0]
+    chips = np.concatenate([c for _, c in tracks])
+    p, factors = model.loss_features(chips, predictor=predictor)
+    p2, factors2, emb = model.clustering_features(chips, predictor=predictor)
+    assert np.array_equal(p, p2)
+    assert np.array_equal(factors.bottleneck, factors2.bottleneck)
+    assert np.array_equal(factors.prototypes, factors2.prototypes)
+    assert emb.shape == (len(chips), model.teacher_backbone.embed_dim)
+    assert np.allclose(emb, model.embeddings(chips), atol=1e-5)
+    assert model.clustering_features(chips, predictor=predictor, embeddings=False)[2] is None
+
+
 def test_teacher_predictor_is_the_teacher_head_at_the_student_temperature(trained: tuple, tracks: list) -> None:
     """predictor="teacher" (the default): the factors are the teacher head's, at the student
     temperature, so after the metric's centring the loss equals the one computed from the teacher's

@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START
+from vcn_plugin.clustering.aggregation import (
+    DEFAULT_AGREEMENT, DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START,
+)
 from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS
 from vcn_plugin.core.types import UNKNOWN
 from vcn_plugin.evaluation.metrics import ClusteringMetrics
@@ -32,9 +34,10 @@ class RowSpec:
     cluster features of the model finetuned to the video (else the pretrained backbone);
     ``guard``: forbid merging tracks seen in the same frame (aggregation methods only);
     ``oracle``: HAC threshold chosen with the ground truth (``hac-cosine`` only);
-    ``threshold``: fixed HAC distance threshold; ``linkage``, ``start``, ``neighbour_distance`` and
-    ``rounds``: the aggregation's merge rule, first round, what "nearest" means and what follows
-    the start (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the
+    ``threshold``: fixed HAC distance threshold; ``linkage``, ``start``, ``neighbour_distance``,
+    ``rounds`` and ``agreement``: the aggregation's merge rule, first round, what "nearest" means,
+    what follows the start and whether the start's links must agree with the finetuned backbone's
+    cosine (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the
     loss metric's predictor network (:data:`~vcn_plugin.core.student_factors.PREDICTORS`).
     """
 
@@ -49,6 +52,7 @@ class RowSpec:
     predictor: str = DEFAULT_PREDICTOR
     neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE
     rounds: str = DEFAULT_ROUNDS
+    agreement: bool = DEFAULT_AGREEMENT
 
     def __post_init__(self) -> None:
         from vcn_plugin.clustering import METHODS
@@ -97,6 +101,7 @@ DEFAULT_ROWS: tuple[RowSpec, ...] = (
     RowSpec("ours, Euclidean", "euclidean", finetuned=True),
     RowSpec("ours, loss", "loss", finetuned=True),
     RowSpec("ours, loss, no guard", "loss", finetuned=True, guard=False),
+    RowSpec("ours, loss, start links need not agree with the finetuned cosine", "loss", finetuned=True, agreement=False),
     RowSpec("ours, loss, student predictor", "loss", finetuned=True, predictor="student"),
     RowSpec("ours, loss, raw-distance neighbours", "loss", finetuned=True, neighbour_distance="raw"),
     RowSpec("ours, loss, first-neighbours start", "loss", finetuned=True, start="first-neighbours"),
@@ -143,6 +148,7 @@ class RowResult:
             "start": s.start,
             "neighbour_distance": s.neighbour_distance if s.family == "ours" else None,
             "rounds": s.rounds if s.family == "ours" else None,
+            "agreement": s.agreement if s.method == "loss" else None,
             "predictor": s.predictor if s.method == "loss" else None,
             "threshold": self.threshold,
             "note": self.note,

@@ -190,10 +190,12 @@ def finetune_unit(episode: _Episode | _Series, backbone: Backbone, finetune_conf
     episode.info["finetune_curve"] = {"loss": result["loss_curve"], "stage": result["stage_of_step"]}
     episode.info["teacher"] = result["health"]
     episode.info["match_pairs"] = result["match_pairs"]
-    episode.features["finetuned"], episode.feature_seconds["finetuned"] = _embed(episode, model, backbone)
     start = time.perf_counter()
     episode.features["loss"] = track_features(episode.track_set, "loss", model, backbone)  # the default predictor
     episode.feature_seconds["loss"] = time.perf_counter() - start
+    # the finetuned backbone's embeddings come from the same forward pass
+    episode.features["finetuned"] = {"embeddings": episode.features["loss"]["embeddings"]}
+    episode.feature_seconds["finetuned"] = episode.feature_seconds["loss"]
     for predictor in PREDICTORS:  # "loss-<predictor>" for every predictor ("loss": the default's, the same dict)
         episode.features[f"loss-{predictor}"] = (
             episode.features["loss"] if predictor == DEFAULT_PREDICTOR
@@ -269,7 +271,8 @@ def _cluster_episode(episode: _Episode | _Series, spec: RowSpec, threshold: floa
     start = time.perf_counter()
     result = cluster_track_set(episode.track_set, spec.method, None, backbone, guard=spec.guard,
                                threshold=threshold, features=episode.features[key], linkage=spec.linkage,
-                               start=spec.start, neighbour_distance=spec.neighbour_distance, rounds=spec.rounds)  # fmt: skip
+                               start=spec.start, neighbour_distance=spec.neighbour_distance, rounds=spec.rounds,
+                               agreement=spec.agreement)  # fmt: skip
     seconds = time.perf_counter() - start
     return _keyed(episode, result.names), seconds
 

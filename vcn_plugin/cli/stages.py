@@ -15,8 +15,8 @@ from vcn_plugin.cli.common import (
     with_options,
 )
 from vcn_plugin.clustering.aggregation import (
-    DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START, LINKAGES, NEIGHBOUR_DISTANCES, ROUNDS,
-    STARTS,
+    DEFAULT_AGREEMENT, DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START, LINKAGES,
+    NEIGHBOUR_DISTANCES, ROUNDS, STARTS,
 )
 from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS
 from vcn_plugin.fo import schema
@@ -112,7 +112,8 @@ def finetune_cmd(dataset_name: str, backbone: str, scope: str, device: str, pres
 def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | None, finetuned: bool,
              run_key: str, finetune_run: str, linkage: str = DEFAULT_LINKAGE,
              start: str = DEFAULT_START, predictor: str = DEFAULT_PREDICTOR,
-             neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE, rounds: str = DEFAULT_ROUNDS) -> None:
+             neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE, rounds: str = DEFAULT_ROUNDS,
+             agreement: bool = DEFAULT_AGREEMENT) -> None:
     from vcn_plugin.steps.cluster import cluster_identities
 
     dataset = load_dataset(dataset_name)
@@ -122,7 +123,7 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
                                          finetuned=finetuned, run_key=run_key, finetune_run=finetune_run,
                                          progress=progress, linkage=linkage, start=start,
                                          predictor=predictor, neighbour_distance=neighbour_distance,
-                                         rounds=rounds)
+                                         rounds=rounds, agreement=agreement)
         except (ValueError, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from err
     click.echo(summary.summary())
@@ -158,15 +159,18 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
 @click.option("--rounds", type=click.Choice(ROUNDS), default=DEFAULT_ROUNDS, show_default=True,
               help="loss/cosine/Euclidean: after the start, merge mutually nearest clusters while the tracks' "
                    "mean silhouette rises, or run the paper's threshold rounds")
+@click.option("--agreement/--no-agreement", default=DEFAULT_AGREEMENT, show_default=True,
+              help="loss: the start links a track to its nearest track only where the finetuned backbone's "
+                   "cosine names the same nearest track")
 @click.option("--predictor", type=click.Choice(PREDICTORS), default=DEFAULT_PREDICTOR, show_default=True,
               help="loss: the network whose log-probabilities are the loss's predictor side, the EMA teacher "
                    "or the student (the paper exactly)")
 def cluster_cmd(dataset_name: str, method: str, guard: bool, threshold: float | None, finetuned: bool,
                 run_key: str, finetune_run: str, linkage: str, start: str, neighbour_distance: str,
-                rounds: str, predictor: str) -> None:
+                rounds: str, agreement: bool, predictor: str) -> None:
     """Stage 3: cluster face tracks into identities (labels, track records, a run)."""
     _cluster(dataset_name, method, guard, threshold, finetuned, run_key, finetune_run, linkage, start, predictor,
-             neighbour_distance, rounds)
+             neighbour_distance, rounds, agreement)
 
 
 @click.command("visualize")

@@ -52,7 +52,10 @@ cannot-link pairs refused as in every round), so chains of nearest tracks merge 
 the aggregation runs from the first-neighbours start and from single tracks (``"threshold"``,
 no round zero), and the result whose clusters have the higher mean silhouette is kept: the two
 starts are two initialisations of the same rounds, and the silhouette the rounds raise also
-says which of the two local optima is better (see :data:`BEST_OF_STARTS`).
+says which of the two local optima is better (see :data:`BEST_OF_STARTS`). Agreement: given a
+second view of the tracks (``aggregate(..., agreement=)``: the finetuned backbone's cosine for the
+loss metric), the neighbour starts keep a link only where the two clusters are in one cluster of
+that view's own first partition (see :data:`DEFAULT_AGREEMENT`).
 
 With transitive linkage only clusters that changed in a round (or whose threshold changed) can create
 new edges in the next one: an unchanged pair has the same distance and
@@ -187,6 +190,34 @@ DEFAULT_START = "best"
 #: a second either way.
 BEST_OF_STARTS = ("first-neighbours", "threshold")
 
+#: whether the neighbour starts keep only the links that a second view of the tracks agrees with,
+#: where the caller gives one (``aggregate(..., agreement=)``; for the loss metric
+#: :func:`~vcn_plugin.clustering.cluster_tracks` builds it from the finetuned backbone's embeddings:
+#: the mean cosine between two tracks' faces). The second view gets its own first partition (every
+#: cluster linked to its nearest by the raw distance, cannot-link pairs refused, connected
+#: components), and the start keeps a link of the loss only if its two clusters are in one cluster
+#: of that partition. No parameter. Why: the first-neighbours start joins chains of nearest tracks
+#: that no later round undoes, and a track's nearest track by the loss is sometimes a look-alike;
+#: the two views are trained on the same video but measure different things (the head's prototypes
+#: against the backbone's geometry), and they rarely put the same look-alikes together. Asking for
+#: the same nearest track in both views instead (the intersection of the two graphs' links) refuses
+#: correct links wherever a person has many tracks (each view may pick another of them): on the
+#: synthetic tracks of ``benchmarks/cluster_scale.py`` (about 5 tracks a person) the adjusted Rand
+#: index falls from .990 to .774 that way, .985 with the partitions.
+#:
+#: Measured with ``benchmarks/cluster_rules.py`` on the saved finetunes of
+#: ``benchmarks/finetune_study.py`` (default finetune; accuracy / cluster ratio / WCP, cells won or
+#: tied against the better of FINCH and HDBSCAN), with the agreement against without it:
+#:
+#: - suite (10 episodes), finetune seeds 0 / 1 / 2: .944 / .941 / .934 against .937 / .920 / .918
+#:   (mean .939 / 1.00 / .958, 28 of 30 cells; FINCH / HDBSCAN .901); its nine cells with detection
+#:   recall >= .8: .972 / .962 / .954 against .972 / .952 / .951 (peers .946);
+#: - held out, ``ho2`` (7 episodes): .926 / .914 / .905 against .904 / .910 / .879 (mean .915 / 1.01 /
+#:   .938, 19 of 21 cells; peers .871);
+#: - the two augment study points' finetunes (suite and ``ho2``, 5 finetunes): higher in 4, lower in
+#:   one (.913 against .917).
+DEFAULT_AGREEMENT = True
+
 NEIGHBOUR_DISTANCES = ("auto", "excess", "raw")
 #: what "nearest" means when a cluster picks its neighbour (the first-neighbours and
 #: mutual-neighbours starts, and the choice among accepted edges of mutual linkage). "excess":
@@ -291,6 +322,10 @@ class AggregationConfig:
             is then "none"). The silhouette rounds measure every distance this way too.
         rounds: what follows the start: "silhouette" (default, see :data:`DEFAULT_ROUNDS`) or
             "threshold" (the paper's rounds; ``linkage`` applies to these only).
+        agreement: the neighbour starts keep only the links that the ``agreement`` view given to
+            :func:`aggregate` agrees with: the two clusters are in one cluster of that view's first
+            partition (default True, see :data:`DEFAULT_AGREEMENT`); without a view, or False, every
+            link of the start is kept.
     """
 
     singleton: SingletonPolicy = "median"
@@ -301,6 +336,7 @@ class AggregationConfig:
     start: str = DEFAULT_START
     neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE
     rounds: str = DEFAULT_ROUNDS
+    agreement: bool = DEFAULT_AGREEMENT
 
     def __post_init__(self) -> None:
         if self.linkage not in LINKAGES:
@@ -459,6 +495,16 @@ def first_neighbour_edges(stats: TrackStats, cannot: np.ndarray, mutual: bool,
     return a[first], b[first], dist[i][first]
 
 
+def agreed_links(i: np.ndarray, j: np.ndarray, d: np.ndarray, view: TrackStats, cannot: np.ndarray,
+                 tile_entries: int = DEFAULT_TILE_ENTRIES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The links ``(i, j, d)`` whose two rows are in one cluster of ``view``'s first partition (every
+    row linked to its nearest row by the raw distance, cannot-link pairs refused, connected components):
+    the agreement of :data:`DEFAULT_AGREEMENT`."""
+    partition, _ = _apply_edges(len(view), *first_neighbour_edges(view, cannot, False, tile_entries), cannot)
+    keep = partition[i] == partition[j]
+    return i[keep], j[keep], d[keep]
+
+
 def _apply_edges(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray, cannot: np.ndarray) -> tuple[np.ndarray, int]:
     """Merge along edges (transitively), refusing any union that joins a cannot-link pair."""
     if cannot.size == 0:
@@ -535,6 +581,7 @@ def aggregate(
     must_link: Sequence[Sequence[int]] | None = None,
     cannot_link: np.ndarray | Sequence[Sequence[int]] | None = None,
     config: AggregationConfig | None = None,
+    agreement: TrackStats | None = None,
     _shared: dict | None = None,
 ) -> ClusteringResult:
     """Cluster tracks with the adaptive-threshold aggregation.
@@ -546,11 +593,17 @@ def aggregate(
         cannot_link: (m, 2) track pairs that must end in different clusters
             (co-occurrence guard and user separations alike).
         config: options, see :class:`AggregationConfig`.
+        agreement: statistics of a second view of the same tracks (one row per track, nearest by
+            the raw distance): under ``config.agreement`` the neighbour starts keep only the links
+            whose two clusters are in one cluster of this view's own first partition (see
+            :data:`DEFAULT_AGREEMENT`).
         _shared: internal to ``start="best"``: the runs of one call share their nearest-track table.
     """
     config = config or AggregationConfig()
+    if agreement is not None and len(agreement) != len(stats):
+        raise ValueError(f"agreement has {len(agreement)} tracks but stats has {len(stats)}; give one row per track")
     if config.start == "best":
-        return _best_start(stats, excluded, must_link, cannot_link, config)
+        return _best_start(stats, excluded, must_link, cannot_link, config, agreement)
     start = time.perf_counter()
     n = len(stats)
     excl = _mask("excluded", excluded, n)
@@ -579,6 +632,9 @@ def aggregate(
     rows: np.ndarray | None = None
     carried = _NO_EDGES  # accepted edges between clusters the last round left unchanged
     start_round = config.start != "threshold" and act_idx.size > 1
+    agreeing = _agreement_clusters(agreement, act_idx, track2cluster, n_clusters) if (
+        start_round and config.agreement and agreement is not None) else None
+    refused = 0
     excess = _uses_excess(config, stats)
     start_merges = 0
     table = None
@@ -591,9 +647,13 @@ def aggregate(
         cannot_clusters = np.unique(np.sort(track2cluster[cannot_local], axis=1), axis=0) if cannot_local.size else cannot_local
         if start_round:  # round zero: first neighbours (mutual ones only, or all), whatever the thresholds
             start_round = False
-            all_i, all_j, all_d = i, j, d = first_neighbour_edges(
-                cluster_stats, cannot_clusters, config.start == "mutual-neighbours", config.tile_entries,
-                thr if excess else None, table)
+            i, j, d = first_neighbour_edges(cluster_stats, cannot_clusters, config.start == "mutual-neighbours",
+                                            config.tile_entries, thr if excess else None, table)
+            if agreeing is not None:
+                found = i.size
+                i, j, d = agreed_links(i, j, d, agreeing, cannot_clusters, config.tile_entries)
+                refused = found - i.size
+            all_i, all_j, all_d = i, j, d
             groups, n_groups = _apply_edges(len(cluster_stats), i, j, d, cannot_clusters)
             if n_groups == len(cluster_stats):
                 continue
@@ -665,6 +725,8 @@ def aggregate(
             "neighbour_distance": ("none" if config.start == "threshold" and config.linkage == "transitive"
                                    and not silhouette else "excess" if excess else "raw"),
             "start_merges": start_merges,
+            "agreement": agreeing is not None,
+            "start_links_refused": refused,
             "seconds": time.perf_counter() - start,
             **({} if final_silhouette is None else {"silhouette": final_silhouette}),
         },
@@ -699,7 +761,15 @@ def result_silhouette(stats: TrackStats, result: ClusteringResult, config: Aggre
     return mean_silhouette(tracks, cluster, n_clusters, offsets, config.tile_entries)
 
 
-def _best_start(stats: TrackStats, excluded, must_link, cannot_link, config: AggregationConfig) -> ClusteringResult:
+def _agreement_clusters(agreement: TrackStats, act_idx: np.ndarray, track2cluster: np.ndarray,
+                        n_clusters: int) -> TrackStats:
+    """The agreement view's statistics of the clusters the start round begins from."""
+    tracks = agreement if act_idx.size == len(agreement) else agreement.subset(act_idx)
+    return tracks if n_clusters == act_idx.size else tracks.grouped(track2cluster, n_clusters)
+
+
+def _best_start(stats: TrackStats, excluded, must_link, cannot_link, config: AggregationConfig,
+                agreement: TrackStats | None = None) -> ClusteringResult:
     """``start="best"``: the aggregation from each of :data:`BEST_OF_STARTS` (the same rounds); the
     result whose clusters have the higher mean silhouette is kept (ties: the earlier start). A run's
     ``info["silhouette"]`` is that mean where its silhouette rounds computed it on their last round
@@ -707,7 +777,7 @@ def _best_start(stats: TrackStats, excluded, must_link, cannot_link, config: Agg
     began = time.perf_counter()
     shared: dict = {}
     runs = [aggregate(stats, excluded=excluded, must_link=must_link, cannot_link=cannot_link,
-                      config=replace(config, start=s, compute_margins=False), _shared=shared)
+                      config=replace(config, start=s, compute_margins=False), agreement=agreement, _shared=shared)
             for s in BEST_OF_STARTS]  # fmt: skip
     # the silhouette rounds report the mean silhouette of the clusters they stopped at
     scores = [r.info["silhouette"] if "silhouette" in r.info else result_silhouette(stats, r, config) for r in runs]

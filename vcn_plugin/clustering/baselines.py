@@ -158,7 +158,10 @@ def cluster_tracks(
     Args:
         method: one of :data:`METHODS`.
         face_track: (n_faces,) track index of each face.
-        embeddings: (n_faces, D) backbone embeddings (all methods but "loss").
+        embeddings: (n_faces, D) backbone embeddings (all methods but "loss"). For "loss" they are
+            optional: the (finetuned) backbone's embeddings of the same faces, whose cosine is the
+            view the start's links must agree with (``config.agreement``, see
+            :data:`~vcn_plugin.clustering.aggregation.DEFAULT_AGREEMENT`).
         probs, log_probs: (n_faces, K) teacher probabilities and student log-probabilities ("loss").
         student: the student in factored form instead of ``log_probs`` ("loss"; same result, much faster).
         n_tracks: number of tracks (default: max of face_track + 1).
@@ -174,7 +177,10 @@ def cluster_tracks(
     if method in ("loss", "cosine", "euclidean"):
         stats = make_stats(method, face_track, probs=probs, log_probs=log_probs, student=student, embeddings=embeddings,
                            n_tracks=n_tracks)
-        return aggregate(stats, excluded=excluded, must_link=must_link, cannot_link=cannot_link, config=config)
+        agreement = (make_stats("cosine", face_track, embeddings=embeddings, n_tracks=n_tracks)
+                     if method == "loss" and embeddings is not None and (config or AggregationConfig()).agreement else None)
+        return aggregate(stats, excluded=excluded, must_link=must_link, cannot_link=cannot_link, config=config,
+                         agreement=agreement)
     if must_link or (cannot_link is not None and len(cannot_link)):
         raise ValueError(f"{method} does not support must-link/cannot-link constraints; use 'loss', 'cosine' or 'euclidean'")
     if embeddings is None:

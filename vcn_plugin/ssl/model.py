@@ -104,22 +104,32 @@ class SSLModel(nn.Module):
         instead of 2 x K (see :class:`~vcn_plugin.clustering.FactoredLossStats`). ``predictor``: the
         network on the predictor side, one of :data:`PREDICTORS` ("student": the student's
         ``log q`` of :meth:`head_outputs`)."""
+        probs, factors, _ = self.clustering_features(chips, batch_size, predictor, embeddings=False)
+        return probs, factors
+
+    @torch.no_grad()
+    def clustering_features(self, chips: np.ndarray, batch_size: int | None = None, predictor: str = DEFAULT_PREDICTOR,
+                            embeddings: bool = True) -> tuple[np.ndarray, StudentFactors, np.ndarray | None]:
+        """:meth:`loss_features` and, with ``embeddings``, the teacher backbone's embeddings of
+        :meth:`embeddings` from the same forward pass (the clustering's agreement view; else None)."""
         if predictor not in PREDICTORS:
             raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
         k = self.config.num_prototypes
         head = self.teacher_head if predictor == "teacher" else self.student_head
+        bottleneck = head.prototypes().shape[1]
 
-        def both(x: torch.Tensor) -> torch.Tensor:
+        def outputs(x: torch.Tensor) -> torch.Tensor:
             features = self.teacher_backbone(x)
             p = self._teacher_probabilities(features)
             z = head.bottleneck(features if predictor == "teacher" else self.student_backbone(x))
-            return torch.cat([p, z.float()], dim=1)
+            return torch.cat([p, z.float()] + ([features.float()] if embeddings else []), dim=1)
 
-        width = k + head.prototypes().shape[1]
-        out = self._batched(chips, both, batch_size, width)
+        width = k + bottleneck + (self.teacher_backbone.embed_dim if embeddings else 0)
+        out = self._batched(chips, outputs, batch_size, width)
         prototypes = head.prototypes().float().cpu().numpy()
-        factors = StudentFactors(np.ascontiguousarray(out[:, k:]), prototypes, self.config.student_temp)
-        return np.ascontiguousarray(out[:, :k]), factors
+        factors = StudentFactors(np.ascontiguousarray(out[:, k:k + bottleneck]), prototypes, self.config.student_temp)
+        emb = np.ascontiguousarray(out[:, k + bottleneck:]) if embeddings else None
+        return np.ascontiguousarray(out[:, :k]), factors, emb
 
     def _teacher_probabilities(self, features: torch.Tensor) -> torch.Tensor:
         """``P`` from the teacher backbone's ``features`` (computed once by callers that reuse them)."""

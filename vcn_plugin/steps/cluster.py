@@ -22,7 +22,9 @@ import numpy as np
 from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone, resolve_backbone
 from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.clustering import METHODS, AggregationConfig, ClusteringResult, cluster_tracks
-from vcn_plugin.clustering.aggregation import DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START
+from vcn_plugin.clustering.aggregation import (
+    DEFAULT_AGREEMENT, DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START,
+)
 from vcn_plugin.core.progress import Progress
 from vcn_plugin.core.types import TrackKey
 from vcn_plugin.fo import schema
@@ -62,14 +64,15 @@ def track_features(
     track_set: TrackSet, method: str, model: SSLModel | None, backbone: str | Backbone,
     predictor: str = DEFAULT_PREDICTOR,
 ) -> dict[str, np.ndarray]:
-    """What ``method`` clusters on, per face: ``probs`` and the predictor's factors (loss; see
-    :meth:`SSLModel.loss_features` for ``predictor``) or ``embeddings``."""
+    """What ``method`` clusters on, per face: ``probs``, the predictor's factors and the finetuned
+    backbone's ``embeddings`` (loss; see :meth:`SSLModel.clustering_features` for ``predictor``; the
+    embeddings are the start's agreement view) or ``embeddings``."""
     chips = track_set.chips
     if method == "loss":
         if model is None:
             raise ValueError("the loss metric needs a finetuned model; run finetuning first or choose 'cosine'")
-        probs, student = model.loss_features(chips, predictor=predictor)
-        return {"probs": probs, "student": student}
+        probs, student, embeddings = model.clustering_features(chips, predictor=predictor)
+        return {"probs": probs, "student": student, "embeddings": embeddings}
     if model is not None:
         return {"embeddings": model.embeddings(chips)}
     backbone = resolve_backbone(backbone)
@@ -98,10 +101,11 @@ def cluster_track_set(
     predictor: str = DEFAULT_PREDICTOR,
     neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE,
     rounds: str = DEFAULT_ROUNDS,
+    agreement: bool = DEFAULT_AGREEMENT,
 ) -> ClusteringResult:
     """Cluster the tracks of ``track_set``; low-quality tracks (and ``excluded``) become Unknown,
     except those in ``keep`` (tracks a user placed in an identity). ``linkage``, ``start``,
-    ``neighbour_distance``, ``rounds``: of the aggregation methods, see
+    ``neighbour_distance``, ``rounds``, ``agreement``: of the aggregation methods, see
     :class:`~vcn_plugin.clustering.AggregationConfig`; ``predictor``: the
     loss metric's predictor network when ``features`` is not given (:data:`~vcn_plugin.ssl.PREDICTORS`)."""
     if method not in METHODS:
@@ -127,7 +131,8 @@ def cluster_track_set(
         must_link=(must_link or None) if supports_constraints else None,
         cannot_link=np.array(pairs, np.int64).reshape(-1, 2) if supports_constraints else None,
         threshold=threshold,
-        config=AggregationConfig(linkage=linkage, start=start, neighbour_distance=neighbour_distance, rounds=rounds),
+        config=AggregationConfig(linkage=linkage, start=start, neighbour_distance=neighbour_distance, rounds=rounds,
+                                 agreement=agreement),
         **features,
     )
 
@@ -148,12 +153,14 @@ def cluster_identities(
     predictor: str = DEFAULT_PREDICTOR,
     neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE,
     rounds: str = DEFAULT_ROUNDS,
+    agreement: bool = DEFAULT_AGREEMENT,
 ) -> ClusterSummary:
     """Cluster every video's tracks into identities; write labels, track records and a run.
-    ``linkage``, ``start``, ``neighbour_distance``, ``rounds``: the aggregation's merge rule, first
-    round, what "nearest" means and what follows the start (:class:`~vcn_plugin.clustering.AggregationConfig`);
-    ``predictor``: the loss metric's predictor network ("transitive", "threshold", "threshold" rounds
-    and "student": the paper exactly)."""
+    ``linkage``, ``start``, ``neighbour_distance``, ``rounds``, ``agreement``: the aggregation's merge
+    rule, first round, what "nearest" means, what follows the start and whether the loss metric's
+    start keeps only the links the finetuned backbone's cosine agrees with
+    (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the loss metric's predictor
+    network ("transitive", "threshold", "threshold" rounds and "student": the paper exactly)."""
     if predictor not in PREDICTORS:
         raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
     dataset = samples._dataset
@@ -180,7 +187,7 @@ def cluster_identities(
         features = track_features(subset, method, model, backbone_model, predictor)
         result = cluster_track_set(
             subset, method, model, backbone, guard, threshold, must, cannot, excluded, features, keep=placed,
-            linkage=linkage, start=start, neighbour_distance=neighbour_distance, rounds=rounds,
+            linkage=linkage, start=start, neighbour_distance=neighbour_distance, rounds=rounds, agreement=agreement,
         )
         prefix = f"{names_by_video[key]}/" if key in names_by_video else ""
         labels = {k: (schema.UNKNOWN if n == schema.UNKNOWN else prefix + n) for k, n in zip(subset.keys, result.names)}
@@ -194,6 +201,8 @@ def cluster_identities(
             "iterations": result.iterations, "merges_per_iteration": list(result.merges_per_iteration),
             "neighbour_distance": result.info.get("neighbour_distance"),  # the one used ("auto" resolved)
             "rounds": result.info.get("rounds"),
+            "agreement": result.info.get("agreement"),  # whether the start's links had to agree
+            "start_links_refused": result.info.get("start_links_refused"),
         }
         records.extend(_records(dataset, subset, labels, features, result))
     set_identities(dataset, summary.identities)
@@ -206,6 +215,7 @@ def cluster_identities(
         config={"method": method, "finetune_run": finetune_run if models else None, "backbone": backbone,
                 "guard": guard, "threshold": threshold, "scope": scope, "linkage": linkage, "start": start,
                 "neighbour_distance": neighbour_distance, "rounds": rounds,
+                "agreement": agreement if method == "loss" else None,
                 "predictor": predictor if method == "loss" else None},
         results={"per_group": summary.results, "n_clusters": summary.n_clusters, "unknown": summary.n_unknown,
                  "seconds": time.perf_counter() - began},
@@ -275,9 +285,8 @@ def _constraint_indices(subset: TrackSet, constraints):
 def _records(dataset, subset: TrackSet, labels, features, result: ClusteringResult) -> list[TrackRecord]:
     paths = dict(zip(*dataset.values(["id", "filepath"])))
     face_track = subset.face_track
-    emb = features.get("embeddings")
-    if emb is None:
-        emb = features["probs"]  # the loss metric's own representation (teacher probabilities)
+    # the loss metric's own representation (teacher probabilities), else the embeddings
+    emb = features["probs"] if "probs" in features else features["embeddings"]
     records = []
     for i, tf in enumerate(subset.tracks):
         rows = emb[face_track == i]
