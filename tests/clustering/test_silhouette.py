@@ -197,28 +197,38 @@ def test_pair_gains_and_mean_silhouette_match_sklearn(which: int):
 
 
 def test_best_start_keeps_the_start_with_the_higher_mean_silhouette():
-    """start="best" runs the aggregation from the first-neighbours start and from single tracks and
-    keeps the result with the higher mean silhouette (recorded in ``info``): it equals the better
-    of the two runs (clusters and margins), for every metric, under either rounds, with and
-    without must-link groups and excluded tracks."""
-    from vcn_plugin.clustering.aggregation import BEST_OF_STARTS, result_silhouette
+    """start="best" runs the aggregation from the first-neighbours start, from the same start keeping
+    only the links an agreement view agrees with (when one is given), and from single tracks, and
+    keeps the result with the higher mean silhouette (recorded in ``info``): it equals the best of
+    the runs (clusters and margins), for every metric, under either rounds, with and without
+    must-link groups, excluded tracks and an agreement view."""
+    from vcn_plugin.clustering.aggregation import AGREEING_START, BEST_OF_STARTS, result_silhouette
 
     rng = np.random.default_rng(5)
-    _, every = _all_stats(rng)
+    face_track, every = _all_stats(rng)
+    view = CosineStats.from_faces(rng.normal(size=(face_track.size, 6)), face_track)  # a view that disagrees
     constraints = [dict(cannot_link=[[0, 5]]),  # every track its own cluster: the runs share one table
                    dict(cannot_link=[[0, 5]], must_link=[[1, 2]], excluded=[19])]  # no table
-    for stats, kw, rounds in ((s, kw, r) for s in every for kw in constraints for r in ("silhouette", "threshold")):
+    cases = [(s, kw, r, v) for s in every for kw in constraints for r in ("silhouette", "threshold") for v in (None, view)]
+    for stats, kw, rounds, agreement in cases:
         config = AggregationConfig(start="best", rounds=rounds)
-        best = aggregate(stats, config=config, **kw)
-        runs = {s: aggregate(stats, config=AggregationConfig(start=s, rounds=rounds), **kw) for s in BEST_OF_STARTS}
+        best = aggregate(stats, config=config, agreement=agreement, **kw)
+        names = [s for s in BEST_OF_STARTS if s != AGREEING_START or agreement is not None]
+        runs = {s: aggregate(stats, config=AggregationConfig(start="first-neighbours" if s == AGREEING_START else s,
+                                                             rounds=rounds),
+                             agreement=agreement if s == AGREEING_START else None, **kw) for s in names}
         if "excluded" in kw:
             assert best.labels[19] == -1 and np.isnan(best.margins[19]) and best.labels[1] == best.labels[2]
         np.testing.assert_allclose(best.margins, runs[best.info["start_chosen"]].margins, rtol=1e-9)
         scores = {s: result_silhouette(stats, r, config) for s, r in runs.items()}
-        chosen = max(BEST_OF_STARTS, key=lambda s: (scores[s], -BEST_OF_STARTS.index(s)))
+        chosen = max(names, key=lambda s: (scores[s], -names.index(s)))
         assert best.info["start"] == "best" and best.info["start_chosen"] == chosen
         assert best.info["start_silhouettes"] == pytest.approx(scores)
         np.testing.assert_array_equal(best.labels, runs[chosen].labels)
+    # a view that refuses links makes the agreeing start differ from the plain one somewhere
+    refused = [aggregate(s, config=AggregationConfig(start="first-neighbours", max_iterations=1), agreement=view)
+               .info["start_links_refused"] for s in every]
+    assert max(refused) > 0
 
 
 def _many_tracks(rng: np.random.Generator, n_tracks: int = 240, n_ids: int = 40):

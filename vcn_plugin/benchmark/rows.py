@@ -36,8 +36,7 @@ class RowSpec:
     ``oracle``: HAC threshold chosen with the ground truth (``hac-cosine`` only);
     ``threshold``: fixed HAC distance threshold; ``linkage``, ``start``, ``neighbour_distance``,
     ``rounds`` and ``agreement``: the aggregation's merge rule, first round, what "nearest" means,
-    what follows the start and whether the start's links must agree with the finetuned backbone's
-    cosine (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the
+    what follows the start and whether the finetuned backbone's cosine is the agreement view (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the
     loss metric's predictor network (:data:`~vcn_plugin.core.student_factors.PREDICTORS`).
     """
 
@@ -101,7 +100,7 @@ DEFAULT_ROWS: tuple[RowSpec, ...] = (
     RowSpec("ours, Euclidean", "euclidean", finetuned=True),
     RowSpec("ours, loss", "loss", finetuned=True),
     RowSpec("ours, loss, no guard", "loss", finetuned=True, guard=False),
-    RowSpec("ours, loss, start links need not agree with the finetuned cosine", "loss", finetuned=True, agreement=False),
+    RowSpec("ours, loss, no agreeing start", "loss", finetuned=True, agreement=False),
     RowSpec("ours, loss, student predictor", "loss", finetuned=True, predictor="student"),
     RowSpec("ours, loss, raw-distance neighbours", "loss", finetuned=True, neighbour_distance="raw"),
     RowSpec("ours, loss, first-neighbours start", "loss", finetuned=True, start="first-neighbours"),

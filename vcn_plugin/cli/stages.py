@@ -160,8 +160,9 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
               help="loss/cosine/Euclidean: after the start, merge mutually nearest clusters while the tracks' "
                    "mean silhouette rises, or run the paper's threshold rounds")
 @click.option("--agreement/--no-agreement", default=DEFAULT_AGREEMENT, show_default=True,
-              help="loss: the start links a track to its nearest track only where the finetuned backbone's "
-                   "cosine names the same nearest track")
+              help="loss: with --start best, also start from the first-neighbour links whose tracks the "
+                   "finetuned backbone's cosine puts in one cluster of its own first partition; with a "
+                   "neighbours start, keep only those links")
 @click.option("--predictor", type=click.Choice(PREDICTORS), default=DEFAULT_PREDICTOR, show_default=True,
               help="loss: the network whose log-probabilities are the loss's predictor side, the EMA teacher "
                    "or the student (the paper exactly)")

@@ -160,7 +160,7 @@ def cluster_tracks(
         face_track: (n_faces,) track index of each face.
         embeddings: (n_faces, D) backbone embeddings (all methods but "loss"). For "loss" they are
             optional: the (finetuned) backbone's embeddings of the same faces, whose cosine is the
-            view the start's links must agree with (``config.agreement``, see
+            aggregation's agreement view (``config.agreement``, see
             :data:`~vcn_plugin.clustering.aggregation.DEFAULT_AGREEMENT`).
         probs, log_probs: (n_faces, K) teacher probabilities and student log-probabilities ("loss").
         student: the student in factored form instead of ``log_probs`` ("loss"; same result, much faster).

@@ -157,8 +157,8 @@ def cluster_identities(
 ) -> ClusterSummary:
     """Cluster every video's tracks into identities; write labels, track records and a run.
     ``linkage``, ``start``, ``neighbour_distance``, ``rounds``, ``agreement``: the aggregation's merge
-    rule, first round, what "nearest" means, what follows the start and whether the loss metric's
-    start keeps only the links the finetuned backbone's cosine agrees with
+    rule, first round, what "nearest" means, what follows the start and whether the loss metric uses
+    the finetuned backbone's cosine as the agreement view
     (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the loss metric's predictor
     network ("transitive", "threshold", "threshold" rounds and "student": the paper exactly)."""
     if predictor not in PREDICTORS:
