@@ -159,7 +159,10 @@ def plot_sweep(result: SweepResult, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     looks = list(result.config["looks"])
-    fig, axes = plt.subplots(len(looks), 2, figsize=(13, 3.6 * len(looks)), squeeze=False)
+    shown = sum(r.metrics is not None for r in result.cells[0].result.rows)
+    legend_height = 0.4 + 0.17 * -(-shown // 2)  # inches: two columns of labels below the plots
+    height = 3.6 * len(looks) + legend_height
+    fig, axes = plt.subplots(len(looks), 2, figsize=(13, height), squeeze=False)
     handles = {}
     names = list(dict.fromkeys(r.spec.name for r in result.cells[0].result.rows))  # one colour per method
     # tab20's dark shades first, then its light ones: up to 20 methods without a repeated colour
@@ -181,8 +184,8 @@ def plot_sweep(result: SweepResult, path: str | Path) -> Path:
             ax.set_xticks(sev)
             ax.grid(alpha=0.3)
         axes[li][1].axhline(1.0, color="black", linewidth=0.8)
-    fig.legend(handles.values(), handles.keys(), loc="center right", fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 0.74, 1))
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, legend_height / height, 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
