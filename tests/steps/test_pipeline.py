@@ -133,6 +133,24 @@ def test_cli_cluster_prints_identities(processed):
     assert result.exit_code != 0 and "no dataset named" in result.output
 
 
+def test_cli_cluster_records_the_agreement_and_the_start_chosen(processed):
+    """The loss metric's run records whether the agreeing start took part (``--no-agreement`` leaves
+    it out) and which start each video's clusters came from."""
+    from click.testing import CliRunner
+
+    from vcn_plugin.clustering.aggregation import AGREEING_START, BEST_OF_STARTS
+    from vcn_plugin.cli.main import main
+
+    for flag, expected in ((None, True), ("--no-agreement", False)):
+        args = ["cluster", "--dataset", processed.name, "--method", "loss"] + ([flag] if flag else [])
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        config, results = load_run(processed, "vcn_cluster")
+        assert config["agreement"] is expected
+        chosen = {group["start_chosen"] for group in results["per_group"].values()}
+        assert chosen <= set(BEST_OF_STARTS) and (expected or AGREEING_START not in chosen)
+
+
 def test_arcface_backbone_rates_tracks_with_serfiq(processed, shared_models):
     """With an ArcFace-style backbone, track quality comes from SER-FIQ on the sampled chips."""
     from vcn_plugin.backbones import get_backbone

@@ -201,8 +201,7 @@ def cluster_identities(
             "iterations": result.iterations, "merges_per_iteration": list(result.merges_per_iteration),
             "neighbour_distance": result.info.get("neighbour_distance"),  # the one used ("auto" resolved)
             "rounds": result.info.get("rounds"),
-            "agreement": result.info.get("agreement"),  # whether the start's links had to agree
-            "start_links_refused": result.info.get("start_links_refused"),
+            "start_chosen": result.info.get("start_chosen", result.info.get("start")),  # of start="best"
         }
         records.extend(_records(dataset, subset, labels, features, result))
     set_identities(dataset, summary.identities)
