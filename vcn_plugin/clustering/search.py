@@ -184,7 +184,8 @@ def _nearest_exact(stats: TrackStats, pairs: np.ndarray, tile_entries: int,
         r = np.arange(rs, min(n, rs + side))
         for cs in range(rs, n, side):
             c = np.arange(cs, min(n, cs + side))
-            dist = _shift(stats.lower_bounds(r, stats, c)[0].astype(np.float64), half, r, c)
+            # lower_bounds gives a fresh array: float64 in place, else a float64 copy
+            dist = _shift(stats.lower_bounds(r, stats, c)[0].astype(np.float64, copy=False), half, r, c)
             if cs == rs:
                 dist[np.arange(r.size), np.arange(r.size)] = np.inf
             mine = pairs[(pairs[:, 0] >= rs) & (pairs[:, 0] < rs + r.size) & (pairs[:, 1] >= cs) & (pairs[:, 1] < cs + c.size)]

@@ -24,7 +24,11 @@ class CosineStats(EmbeddingSums):
 
     def distances(self, rows: np.ndarray, other: "CosineStats", cols: np.ndarray) -> np.ndarray:
         dots = self.sums[rows] @ other.sums[cols].T
-        return 1.0 - dots / (self.counts[rows, None] * other.counts[None, cols])
+        # the same float64 arithmetic as ``1 - dots / (n_i n_j)``, in one buffer: the elementwise
+        # passes cost more than the product itself (the tiles of the agreement's nearest-track search)
+        out = np.multiply.outer(self.counts[rows].astype(np.float64), other.counts[cols].astype(np.float64))
+        np.divide(dots, out, out=out)
+        return np.subtract(1.0, out, out=out)
 
     def pair_distances(self, i: np.ndarray, other: "CosineStats", j: np.ndarray) -> np.ndarray:
         return 1.0 - rowdot(self.sums[i], other.sums[j]) / (self.counts[i] * other.counts[j])
