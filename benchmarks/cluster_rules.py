@@ -34,7 +34,9 @@ from sklearn.metrics import silhouette_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vcn_plugin.clustering import AggregationConfig, StudentFactors, cluster_names, cluster_tracks, make_stats  # noqa: E402
+from vcn_plugin.clustering import (  # noqa: E402
+    AggregationConfig, CosineStats, StudentFactors, cluster_names, cluster_tracks, make_stats,
+)
 from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR  # noqa: E402
 from vcn_plugin.evaluation.metrics import evaluate_clustering  # noqa: E402
 from vcn_plugin.ssl.loss import DEFAULT_TEACHER_TEMP  # noqa: E402
@@ -120,12 +122,11 @@ def silhouette_merges(distances: np.ndarray, labels: np.ndarray, cannot_link: np
 
 
 def _cosine_matrix(embeddings: np.ndarray, face_track: np.ndarray, tracks: np.ndarray) -> np.ndarray:
-    """(n, n) mean cosine distance between the faces of every two of ``tracks`` (one minus the dot
-    product of their mean unit embeddings), zero diagonal."""
-    x = embeddings.astype(np.float64)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    means = np.stack([x[face_track == t].mean(axis=0) for t in tracks])
-    d = np.maximum(1.0 - means @ means.T, 0.0)
+    """(n, n) mean cosine distance between the faces of every two of ``tracks`` (the cosine metric's
+    :class:`CosineStats`), clipped at 0, symmetrised, zero diagonal (as the silhouette needs)."""
+    stats = CosineStats.from_faces(embeddings.astype(np.float64), face_track).subset(tracks)
+    rows = np.arange(tracks.size)
+    d = np.maximum(stats.distances(rows, stats, rows), 0.0)
     d = (d + d.T) / 2
     np.fill_diagonal(d, 0.0)
     return d
