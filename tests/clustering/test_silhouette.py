@@ -152,6 +152,21 @@ def test_smallest_per_row_with_spent_rows_and_bad_k():
         smallest_per_row(np.array([[3.0, 1.0]]), 3)
 
 
+@pytest.mark.parametrize("shape", [(1, 5), (7, 3), (300, 129), (200, 64)])
+def test_column_argmin_equals_numpys_with_ties_and_infinities(shape):
+    """The nearest-track search's column argmin (a running minimum over row blocks) is numpy's
+    argmin down the columns, ties to the first row, on rows in random, decreasing and tied order."""
+    from vcn_plugin.clustering.search import _argmin_columns
+
+    rng = np.random.default_rng(shape[0])
+    values = rng.integers(0, 4, size=shape).astype(np.float64)  # many ties
+    values[rng.random(shape) < 0.2] = np.inf
+    values[:, 0] = np.inf  # an all-inf column: row 0, as numpy
+    for v in (values, np.sort(values, axis=0)[::-1].copy(), rng.random(shape)):
+        assert np.array_equal(_argmin_columns(v, block=16), np.argmin(v, axis=0))
+        assert np.array_equal(_argmin_columns(v), np.argmin(v, axis=0))
+
+
 def test_silhouette_rounds_refuse_bad_clusters_and_handle_negative_distances():
     """Empty or out-of-range clusters are refused. Loss tracks whose cross losses sit below the
     smallest self-loss (shifted distances < 0) are scored as distance 0, not as silhouettes > 1."""

@@ -160,15 +160,25 @@ def _shift(values: np.ndarray, half: np.ndarray | None, rows: np.ndarray, cols: 
     return values
 
 
-def _argmin_columns(values: np.ndarray) -> np.ndarray:
-    """``np.argmin(values, axis=0)`` (ties: the first row) for a C-ordered array without NaN (a
-    column holding one gives row 0), where numpy's strided column argmin is about 4x slower than a
-    column minimum and a search for it."""
-    low = values.min(axis=0)
-    rows, cols = np.nonzero(values == low[None, :])
-    first = np.full(values.shape[1], values.shape[0], np.int64)
-    np.minimum.at(first, cols, rows)
-    return np.where(first < values.shape[0], first, 0)  # an all-NaN column: argmin's 0
+def _argmin_columns(values: np.ndarray, block: int = 64) -> np.ndarray:
+    """``np.argmin(values, axis=0)`` (ties: the first row) for a C-ordered array without NaN. numpy's strided column argmin is about 40x slower than its row
+    argmin, so this keeps a running minimum over blocks of ``block`` rows (contiguous reductions)
+    and searches a block only in the columns whose minimum it lowers: 14 ms against 50 ms for a
+    mask-and-search of the whole tile on a random 4,096 x 4,096 float64 tile, 1.5x slower when
+    every block lowers every column (rows in decreasing order)."""
+    n_rows, n_cols = values.shape
+    arg = np.zeros(n_cols, np.int64)
+    if n_rows == 0:
+        return arg
+    best = values[0].copy()
+    for rs in range(0, n_rows, block):
+        part = values[rs : rs + block]
+        low = part.min(axis=0)
+        cols = np.flatnonzero(low < best)  # strict: a tie keeps the earlier row
+        if cols.size:
+            arg[cols] = rs + np.argmax(part[:, cols] == low[cols][None, :], axis=0)
+            best[cols] = low[cols]
+    return arg
 
 
 def _nearest_exact(stats: TrackStats, pairs: np.ndarray, tile_entries: int,
