@@ -90,6 +90,9 @@ POINTS: dict[str, dict[str, Any]] = {
     "clusters": {"matching": "clusters"},
     "gaussian-clusters": {"matching": "gaussian+clusters"},
     "clusters-round-head-300": {"matching": "clusters", "round_head_steps": 300},
+    # only the pairs the loss clusters and the backbone cosine's clusters agree on
+    "agreed-clusters": {"matching": "agreed-clusters"},
+    "gaussian-agreed-clusters": {"matching": "gaussian+agreed-clusters"},
     # cannot-link negatives (tracks seen in one frame) ranked above the positives in the head steps
     "negatives": {"negative_weight": 1.0},
     "negatives-hinge": {"negative_weight": 1.0, "negative_form": "hinge"},

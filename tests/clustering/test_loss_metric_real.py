@@ -46,7 +46,7 @@ def _purity_and_count(labels: np.ndarray, truth: list[str]) -> tuple[float, int]
     return correct / len(truth), len(set(labels))
 
 
-@pytest.mark.parametrize("matching", ["gaussian", "gaussian+mutual"])  # the default, and the union study point
+@pytest.mark.parametrize("matching", ["agreed-clusters", "gaussian"])  # the default, and the paper's Gaussians
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_loss_metric_finds_each_person_after_finetuning(tracks, seed: int, matching: str) -> None:
     backbone = get_backbone("dlib-resnet")

@@ -180,7 +180,7 @@ def test_load_rejects_wrong_backbone_and_missing_file(trained: tuple, tmp_path: 
 
 def test_single_chip_tracks_train_on_two_augmentations(tracks: list) -> None:
     singles = [(key, chips[:1]) for key, chips in tracks[:3]]
-    model, result = finetune(make_backbone(), singles, config=FinetuneConfig.tiny(device="cpu", rounds=1))
+    model, result = finetune(make_backbone(), singles, config=FinetuneConfig.tiny(device="cpu", rounds=1, matching="gaussian"))
     assert result.match_counts == [0]  # one face per track: no Gaussian can be fitted
     assert all(np.isfinite(result.loss_curve))
 

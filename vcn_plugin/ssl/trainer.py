@@ -41,7 +41,7 @@ from torch import nn
 from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.clustering import StudentFactors, cluster_tracks
 from vcn_plugin.ssl.augment import augment_chips
-from vcn_plugin.ssl.cluster_matching import pairs_of_clusters
+from vcn_plugin.ssl.cluster_matching import meet_of_partitions, pairs_of_clusters
 from vcn_plugin.ssl.config import FinetuneConfig, resolve_device
 from vcn_plugin.ssl.health import teacher_health
 from vcn_plugin.ssl.loss import DINOLoss, teacher_probabilities
@@ -454,6 +454,8 @@ class _Trainer:
             results.append(match_mutual_neighbours(per_track, self.cannot_link))
         if "clusters" in rules:
             results.append(pairs_of_clusters(self.data.keys, self._teacher_clusters(views[0])))
+        if "agreed-clusters" in rules:
+            results.append(pairs_of_clusters(self.data.keys, self._agreed_clusters(views[0])))
         result = union_of_matches(*results)
         if self.config.drop_conflicts:
             result = drop_conflicting_matches(result, self.cannot_link)
@@ -467,10 +469,23 @@ class _Trainer:
         logger.info("round %d: coarse matching made %d track pairs", round_index + 1, len(result.pairs))
         self.progress("match", total, total, {"round": round_index + 1, "pairs": len(result.pairs)})
 
+    def _agreed_clusters(self, embeddings: np.ndarray) -> np.ndarray:
+        """The clusters that the loss clustering (with the embeddings' agreement view, as the
+        product clusters) and the same rule on the embeddings' track cosine agree on."""
+        cosine = cluster_tracks("cosine", self.data.track_of_chip, embeddings=embeddings,
+                                n_tracks=len(self.data.keys), cannot_link=self._cannot_link_rows()).labels  # fmt: skip
+        return meet_of_partitions(self._teacher_clusters(embeddings, agreement=True), cosine)
+
+    def _cannot_link_rows(self) -> np.ndarray:
+        index = {key: i for i, key in enumerate(self.data.keys)}
+        return np.array([[index[a], index[b]] for a, b in self.cannot_link], np.int64).reshape(-1, 2)
+
     @torch.no_grad()
-    def _teacher_clusters(self, embeddings: np.ndarray) -> np.ndarray:
+    def _teacher_clusters(self, embeddings: np.ndarray, agreement: bool = False) -> np.ndarray:
         """The product's clustering (loss metric, default rule) of the tracks under the teacher as
-        it stands, from the teacher backbone's ``embeddings`` (N, D) of the chips."""
+        it stands, from the teacher backbone's ``embeddings`` (N, D) of the chips; with
+        ``agreement``, those embeddings are also its agreement view (without, the rule of
+        ``matching="clusters"`` as it was measured)."""
         head = self.model.teacher_head
         x = torch.from_numpy(np.ascontiguousarray(embeddings)).to(self.device)
         z = head.bottleneck(x)  # once: the logits are head.last_layer(z), as in head(x)
@@ -478,10 +493,9 @@ class _Trainer:
         probs = probs.cpu().numpy()
         prototypes = head.prototypes().float().cpu().numpy()
         factors = StudentFactors(z.float().cpu().numpy(), prototypes, self.config.student_temp)
-        index = {key: i for i, key in enumerate(self.data.keys)}
-        cannot = np.array([[index[a], index[b]] for a, b in self.cannot_link], np.int64).reshape(-1, 2)
         return cluster_tracks("loss", self.data.track_of_chip, probs=probs, student=factors,
-                              n_tracks=len(self.data.keys), cannot_link=cannot).labels  # fmt: skip
+                              n_tracks=len(self.data.keys), cannot_link=self._cannot_link_rows(),
+                              embeddings=embeddings if agreement else None).labels  # fmt: skip
 
     # ---- data ---------------------------------------------------------------------------------
     def _sample_pairs(self, batch_size: int, use_matches: bool) -> tuple[np.ndarray, np.ndarray]:
