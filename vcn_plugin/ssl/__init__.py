@@ -1,8 +1,10 @@
 """Self-supervised finetuning of a face-ID backbone on one video's tracks (VideoClusterNet).
 
 DINO-style self-distillation (Caron et al., ICCV 2021) on positive pairs only:
-two faces of one track, or faces of two tracks matched by per-track Gaussians
-(Kamboj et al., VideoClusterNet, ECCV 2024, arXiv:2407.12214).
+two faces of one track, or faces of two tracks matched across shots (Kamboj et al.,
+VideoClusterNet, ECCV 2024, arXiv:2407.12214, match by per-track Gaussians; by default vcn
+pairs the tracks that two clusterings of the current teacher agree on, see
+:mod:`vcn_plugin.ssl.cluster_matching`).
 """
 from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS
 from vcn_plugin.ssl.augment import AugmentConfig, augment_chips

@@ -106,8 +106,9 @@ class FinetuneConfig:
             ``benchmarks/finetune_study.py --points agreed-clusters``, finetune seeds 0, 1 and 2 on one
             machine, against "gaussian" (the defaults before): suite (10) .946 against .934, its nine
             cells with detection recall >= .8 .972 against .960 with every cluster ratio in
-            [0.91, 1.11] (0.89-1.11 before); ``ho2`` (7) .923 against .912; ``ho`` (7, seeds 0 and 1)
-            .934 against .937 (one track). The last round's matching finds .78-.88 of the hard
+            [0.91, 1.11] (0.89-1.11 before); ``ho2`` (7) .923 against .912; ``ho`` (7) .935 against
+            .938 (one track); across the series' episodes (one finetune of 91 tracks) .782 against
+            .885, one seed of three over-splitting there. The last round's matching finds .78-.88 of the hard
             episode's true cross-shot pairs at precision .77-.90 (.94-1.00 among labelled pairs; the
             Gaussians .27-.29 at .65-.70) and .92-1.00 in six sweep cells; finetuning is quicker (74-78 s
             an episode on average against 89-119 s), as the head trains on more consistent pairs. The

@@ -8,9 +8,10 @@ Schedule (VideoClusterNet, arXiv 2407.12214, with DINO's optimisation defaults):
    keeps its features (the last layer's input); the steps then run only the last layer and
    the heads. The teacher's last layer follows the student's by EMA (at ``last_layer_lr`` 0,
    the paper's schedule, the cache holds embeddings and the whole backbone waits for stage 2).
-2. ``rounds`` times: stage ``"match"`` fits a Gaussian per track on the current
-   teacher backbone's embeddings and matches tracks (:mod:`vcn_plugin.ssl.track_gaussians`;
-   ``FinetuneConfig.matching`` names the other rules); stage ``"joint"`` then trains backbone and
+2. ``rounds`` times: stage ``"match"`` pairs tracks across shots on the current teacher
+   (``FinetuneConfig.matching``; by default the pairs that the loss clustering and the backbone
+   cosine's clustering both make, :mod:`vcn_plugin.ssl.cluster_matching`; the paper's per-track
+   Gaussians are :mod:`vcn_plugin.ssl.track_gaussians`); stage ``"joint"`` then trains backbone and
    head together (backbone at a 10x lower learning rate) on pairs from one
    track or from two matched tracks, with fresh augmentations every step.
 
