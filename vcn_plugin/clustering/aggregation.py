@@ -238,8 +238,9 @@ AGREEING_START = "agreeing first-neighbours"
 #: (.939, .915) but loses ``ho`` (.925), the series per episode (.927) and across (.748, above).
 #: Measured on one machine (AMD EPYC). Cost: all three starts share the nearest-track search of the
 #: loss; the agreeing one adds a dense nearest-track search on the view (:func:`agreed_links`) and
-#: one more run of the rounds: ``benchmarks/cluster_scale.py``, 50k synthetic tracks, 57 s
-#: against 41 s without it (10k: 3.6 s), inside the 60 s target; 1,000 tracks take 0.3 s.
+#: one more run of the rounds: ``benchmarks/cluster_scale.py``, 50k synthetic tracks, 57-63 s
+#: (median 59.3 s of three runs) against 41 s without it (10k: 3.6 s), at the edge of the 60 s
+#: target; 1,000 tracks take 0.3 s.
 DEFAULT_AGREEMENT = True
 
 NEIGHBOUR_DISTANCES = ("auto", "excess", "raw")
