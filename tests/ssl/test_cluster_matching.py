@@ -48,13 +48,15 @@ def test_meet_of_partitions_keeps_only_what_every_partition_groups():
     cosine = np.array([5, 5, 7, 7, 7, 5, 2])
     np.testing.assert_array_equal(meet_of_partitions(loss, cosine), [0, 0, 1, 2, 2, -1, 3])
     np.testing.assert_array_equal(meet_of_partitions(loss, loss), [0, 0, 0, 1, 1, -1, 2])
+    np.testing.assert_array_equal(meet_of_partitions(np.array([1, 1, 0]), np.array([0, 0, 0])), [0, 0, 1])  # first seen, first numbered
     with pytest.raises(ValueError, match="same tracks"):
         meet_of_partitions(loss, cosine[:-1])
 
 
 def test_agreed_cluster_rounds_are_pairs_that_both_views_cluster(tracks):  # noqa: F811
     """matching="agreed-clusters": every round's pairs are closed under chaining (the pairs of one
-    partition) and never hold a cannot-link pair; a misspelt rule is refused."""
+    partition), never hold a cannot-link pair, and join some of the three people's tracks; a
+    misspelt rule is refused."""
     cannot = [(tracks[0][0], tracks[1][0])]
     _, result = finetune(make_backbone(), tracks, cannot_link=cannot,
                          config=FinetuneConfig.tiny(device="cpu", matching="agreed-clusters", rounds=2))  # fmt: skip
@@ -66,5 +68,6 @@ def test_agreed_cluster_rounds_are_pairs_that_both_views_cluster(tracks):  # noq
         for a, b, c in itertools.permutations(linked, 3):
             if {a, b} in matched and {b, c} in matched:
                 assert frozenset((a, c)) in matched
+    assert any(result.match_pairs), "the six tracks of three people were never matched"
     with pytest.raises(ValueError, match="matching"):
         FinetuneConfig(matching="agreed")

@@ -183,6 +183,9 @@ def test_single_chip_tracks_train_on_two_augmentations(tracks: list) -> None:
     model, result = finetune(make_backbone(), singles, config=FinetuneConfig.tiny(device="cpu", rounds=1, matching="gaussian"))
     assert result.match_counts == [0]  # one face per track: no Gaussian can be fitted
     assert all(np.isfinite(result.loss_curve))
+    _, result = finetune(make_backbone(), singles, config=FinetuneConfig.tiny(device="cpu", rounds=1))  # the default matching
+    assert len(result.match_counts) == 1
+    assert all(np.isfinite(result.loss_curve))
 
 
 @pytest.mark.parametrize(

@@ -118,7 +118,7 @@ class FinetuneConfig:
             (.947 / .921 / .932 against .942 / .913 / .898; matching precision .91-1.00 at recall
             .77-.85 in the sweep cells, the Gaussians 1.00 at .31-.69 in five of them) but falls on
             the 7 held-out episodes for every seed (.921 / .942 / .935 against .944 / .954 / .950:
-            it over-splits, ratio 1.22 in three of them), so "gaussian" stays. The real-photo
+            it over-splits, ratio 1.22 in three of them), so "gaussian" stayed then. The real-photo
             test is exact with "mutual" for seeds 0, 1 and 2. "gaussian+mutual", rerun then:
             suite .942 / .921 / .917, held out .937 / .914 / .935 (against .949), so not it either.
         min_faces_to_fit: tracks with fewer faces are not fitted in matching
