@@ -36,7 +36,8 @@ class RowSpec:
     ``oracle``: HAC threshold chosen with the ground truth (``hac-cosine`` only);
     ``threshold``: fixed HAC distance threshold; ``linkage``, ``start``, ``neighbour_distance``,
     ``rounds`` and ``agreement``: the aggregation's merge rule, first round, what "nearest" means,
-    what follows the start and whether the finetuned backbone's cosine is the agreement view (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the
+    what follows the start and whether the finetuned backbone's cosine is the agreement view
+    (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the
     loss metric's predictor network (:data:`~vcn_plugin.core.student_factors.PREDICTORS`).
     """
 

@@ -35,6 +35,7 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
+from vcn_plugin.clustering.aggregation import canonical_groups
 from vcn_plugin.ssl.track_gaussians import MatchResult
 
 
@@ -66,7 +67,6 @@ def meet_of_partitions(*labels: np.ndarray) -> np.ndarray:
     stacked = np.stack(arrays)
     out = np.full(stacked.shape[1], -1, np.int64)
     keep = np.all(stacked >= 0, axis=0)
-    _, first, inverse = np.unique(stacked[:, keep].T, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(np.argsort(first))  # number the groups by their first track
-    out[keep] = order[inverse.ravel()]
+    _, groups = np.unique(stacked[:, keep].T, axis=0, return_inverse=True)  # one group per label tuple
+    out[keep] = canonical_groups(groups.ravel())[0]
     return out

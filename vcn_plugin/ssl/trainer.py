@@ -228,6 +228,8 @@ class _Trainer:
         for a, b in cannot_link:
             self.negatives[index[a]].append(index[b])
             self.negatives[index[b]].append(index[a])
+        #: the cannot-link pairs as (m, 2) track rows, for the clusterings of coarse matching
+        self.cannot_rows = np.array([[index[a], index[b]] for a, b in cannot_link], np.int64).reshape(-1, 2)
         self.result = FinetuneResult(device=str(device), num_tracks=len(data.keys), num_chips=num_chips)
 
     def run(self) -> tuple[SSLModel, FinetuneResult]:
@@ -474,12 +476,8 @@ class _Trainer:
         """The clusters that the loss clustering (with the embeddings' agreement view, as the
         product clusters) and the same rule on the embeddings' track cosine agree on."""
         cosine = cluster_tracks("cosine", self.data.track_of_chip, embeddings=embeddings,
-                                n_tracks=len(self.data.keys), cannot_link=self._cannot_link_rows()).labels  # fmt: skip
+                                n_tracks=len(self.data.keys), cannot_link=self.cannot_rows).labels  # fmt: skip
         return meet_of_partitions(self._teacher_clusters(embeddings, agreement=True), cosine)
-
-    def _cannot_link_rows(self) -> np.ndarray:
-        index = {key: i for i, key in enumerate(self.data.keys)}
-        return np.array([[index[a], index[b]] for a, b in self.cannot_link], np.int64).reshape(-1, 2)
 
     @torch.no_grad()
     def _teacher_clusters(self, embeddings: np.ndarray, agreement: bool = False) -> np.ndarray:
@@ -495,7 +493,7 @@ class _Trainer:
         prototypes = head.prototypes().float().cpu().numpy()
         factors = StudentFactors(z.float().cpu().numpy(), prototypes, self.config.student_temp)
         return cluster_tracks("loss", self.data.track_of_chip, probs=probs, student=factors,
-                              n_tracks=len(self.data.keys), cannot_link=self._cannot_link_rows(),
+                              n_tracks=len(self.data.keys), cannot_link=self.cannot_rows,
                               embeddings=embeddings if agreement else None).labels  # fmt: skip
 
     # ---- data ---------------------------------------------------------------------------------
