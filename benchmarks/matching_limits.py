@@ -27,6 +27,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import silhouette_score
@@ -36,7 +37,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]  # the package, and this folder's r
 
 from cluster_rules import _cosine_matrix, _predictor, _track_matrix  # noqa: E402
 
-from vcn_plugin.clustering import AggregationConfig, cluster_tracks  # noqa: E402
+from vcn_plugin.clustering import cluster_tracks  # noqa: E402
 from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR  # noqa: E402
 from vcn_plugin.evaluation.finetune_health import matching_quality  # noqa: E402
 from vcn_plugin.ssl.cluster_matching import meet_of_partitions, pairs_of_clusters  # noqa: E402
@@ -44,11 +45,14 @@ from vcn_plugin.ssl.cluster_matching import meet_of_partitions, pairs_of_cluster
 #: relative-sharpness gates scored by ``gate`` (0: no gate)
 GATES = (0.0, 0.3, 0.4, 0.5)
 KINDS = ("cast", "extra", "unmatched")
+#: sharpness floor (a flat crop has sharpness 0) so that every ratio is defined
+_FLAT = 1e-6
 
 
 def relative_sharpness(sharpness: np.ndarray, cooccurring: np.ndarray) -> np.ndarray:
     """Per track, its sharpness over that of the sharpest track seen in the same frames (at most 1;
     1 for a track seen alone)."""
+    sharpness = np.maximum(np.asarray(sharpness, np.float64), _FLAT)
     rel = np.ones(len(sharpness))
     for a, b in np.asarray(cooccurring, np.int64).reshape(-1, 2):
         rel[a] = min(rel[a], sharpness[a] / sharpness[b])
@@ -56,7 +60,9 @@ def relative_sharpness(sharpness: np.ndarray, cooccurring: np.ndarray) -> np.nda
     return rel
 
 
-def _episode_cues(ep, sample) -> dict[str, list]:
+def _episode_cues(ep: Any, sample: Any) -> dict[str, list]:
+    """The cues of every track of ``ep`` (a prepared benchmark episode) in its track set's order,
+    the order of the saved features; ``sample``: its video's FiftyOne sample."""
     import cv2
 
     from vcn_plugin.fo import schema
@@ -66,10 +72,12 @@ def _episode_cues(ep, sample) -> dict[str, list]:
     ts = ep.track_set
     spans = read_tracks(sample, schema.FACES)
     width, height = sample.metadata.frame_width, sample.metadata.frame_height
+    truth = {entry["track"]: entry for entry in ep.assignment_skeleton()}
     kind, side = [], []
-    for entry in ep.assignment_skeleton():
+    for tf in ts.tracks:
+        entry = truth[tf.track]
         kind.append("extra" if entry["distractor"] else ("cast" if entry["gt"] else "unmatched"))
-        boxes = np.array(list(spans[entry["track"]].boxes.values()))
+        boxes = np.array(list(spans[tf.track].boxes.values()))
         side.append(float(np.median(np.minimum(boxes[:, 2] * width, boxes[:, 3] * height))))
     sharp = np.array([np.median([laplacian_ratio(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY)) for c in tf.chips])
                       for tf in ts.tracks])  # fmt: skip
@@ -133,6 +141,9 @@ def gate(folders: list[Path], per_episode: dict[str, dict[str, list]]) -> list[d
                 continue
             ep = _load(path)
             rel = np.asarray(per_episode[path.stem]["relative_sharpness"])
+            if rel.shape != ep["identity"].shape:
+                raise ValueError(f"{path}: {len(ep['identity'])} tracks, but the cues have {rel.size}; "
+                                 "run 'cues' on the benchmarks these features were saved from")
             identity = {i: (g or None) for i, g in enumerate(ep["identity"].tolist())}
             shot = {i: (str(ep["video"][i]), int(ep["shots"][i])) for i in identity}
             labels = agreed_partition(ep)
@@ -153,8 +164,8 @@ def silhouettes(path: Path) -> dict[str, float]:
     alone), on the excess loss and on the finetuned cosine, over the tracks the product clusters."""
     ep = _load(path)
     labels = cluster_tracks("loss", ep["face_track"], probs=ep["probs"], n_tracks=len(ep["identity"]),
-                            excluded=ep["low_quality"], cannot_link=ep["cooccurring"], config=AggregationConfig(),
-                            embeddings=ep["finetuned"], **_predictor(ep, DEFAULT_PREDICTOR)).labels  # fmt: skip
+                            excluded=ep["low_quality"], cannot_link=ep["cooccurring"], embeddings=ep["finetuned"],
+                            **_predictor(ep, DEFAULT_PREDICTOR)).labels  # fmt: skip
     act = np.flatnonzero(labels >= 0)
     identity = ep["identity"][act]
     truth = np.unique(np.where(identity == "", np.char.add("unlabelled-", act.astype(str)), identity),
@@ -163,8 +174,10 @@ def silhouettes(path: Path) -> dict[str, float]:
     cosine = _cosine_matrix(ep["finetuned"], ep["face_track"], act)
     out = {}
     for view, d in (("loss", loss), ("cosine", cosine)):
-        out[f"{view}, product"] = float(silhouette_score(d, labels[act], metric="precomputed"))
-        out[f"{view}, truth"] = float(silhouette_score(d, truth, metric="precomputed"))
+        for name, partition in (("product", labels[act]), ("truth", truth)):
+            k = np.unique(partition).size
+            out[f"{view}, {name}"] = (float(silhouette_score(d, partition, metric="precomputed"))
+                                      if 1 < k < partition.size else float("nan"))  # undefined (sklearn raises)
     return out
 
 

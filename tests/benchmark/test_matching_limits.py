@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from tests.scripts import benchmark_script
 
 
 @pytest.fixture(scope="module")
-def limits():
+def limits() -> ModuleType:
     return benchmark_script("matching_limits")
 
 
@@ -18,6 +19,8 @@ def test_relative_sharpness_is_over_the_sharpest_face_seen_with_it(limits):
     sharpness = np.array([0.2, 0.1, 0.05, 0.3])
     rel = limits.relative_sharpness(sharpness, np.array([[0, 1], [1, 2]]))
     np.testing.assert_allclose(rel, [1.0, 0.5, 0.5, 1.0])  # track 3 is seen alone
+    flat = limits.relative_sharpness(np.array([0.0, 0.0, 0.1]), np.array([[0, 1], [1, 2]]))
+    assert np.isfinite(flat).all() and flat[0] == 1.0 and flat[1] < 1e-4  # flat crops: defined ratios
 
 
 def _saved_episode(path: Path) -> None:
@@ -46,6 +49,7 @@ def test_gate_keeps_an_unsharp_unlabelled_track_out_of_the_pairs(limits, tmp_pat
     cues = {"bench-ep000": {"relative_sharpness": [1.0] * 8 + [0.2]}}
     episode, pooled = limits.gate([tmp_path], cues)
     assert episode[0.0] == (pytest.approx(4 / 6), 1.0)  # the four true pairs and two with the extra
+    assert pooled[0.0] == (pytest.approx(4 / 6), 1.0)
     assert episode[0.3] == (1.0, 1.0) and pooled[0.3] == (1.0, 1.0)  # gated out, only the true pairs
 
 

@@ -74,10 +74,11 @@ class FinetuneConfig:
             backbone) and every coarse-matching round fits its Gaussians on them.
         rounds: coarse-matching + joint-training rounds of stage 2. Two (the default). A third
             round with agreed-cluster matching (study point ``rounds-3``, 2026-12-07, seeds 0-2) lifts
-            matching precision on the hard episode (.77 / .90 / .85 -> .90 / .89 / .89), the suite
-            (.946 -> .949) and ``ho2`` (.923 -> .931), but loses a track or two on ``ho`` (.934 ->
-            .928, seeds 0-1) and takes about 40% longer (hard episode 132-136 s); see "What stands
-            between the defaults and the last targets" in ``docs/finetune_study.md``.
+            matching precision on the hard episode for seeds 0 and 2 (.77 -> .90, .85 -> .89; seed 1
+            .90 -> .89), the suite (.946 -> .949) and ``ho2`` (.923 -> .931), but loses a track or
+            two on ``ho`` (.934 -> .928, seeds 0-1) and takes about 40% longer (hard episode
+            132-136 s); see "What stands between the defaults and the last targets" in
+            ``docs/finetune_study.md``.
         joint_epochs_per_round, joint_min_steps_per_round, joint_max_steps_per_round:
             stage 2 (backbone and head), per round.
         match_pair_fraction: share of a track's pairs drawn from its matched
