@@ -76,7 +76,7 @@ class FinetuneConfig:
             round with agreed-cluster matching (study point ``rounds-3``, 2026-12-07, seeds 0-2) lifts
             matching precision on the hard episode for seeds 0 and 2 (.77 -> .90, .85 -> .89; seed 1
             .90 -> .89), the suite (.946 -> .949) and ``ho2`` (.923 -> .931), but loses a track or
-            two on ``ho`` (.934 -> .928, seeds 0-1) and takes about 40% longer (hard episode
+            two on ``ho`` (.935 -> .929) and takes about 40% longer (hard episode
             132-136 s); see "What stands between the defaults and the last targets" in
             ``docs/finetune_study.md``.
         joint_epochs_per_round, joint_min_steps_per_round, joint_max_steps_per_round:
