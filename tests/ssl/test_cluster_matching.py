@@ -48,7 +48,8 @@ def test_meet_of_partitions_keeps_only_what_every_partition_groups():
     cosine = np.array([5, 5, 7, 7, 7, 5, 2])
     np.testing.assert_array_equal(meet_of_partitions(loss, cosine), [0, 0, 1, 2, 2, -1, 3])
     np.testing.assert_array_equal(meet_of_partitions(loss, loss), [0, 0, 0, 1, 1, -1, 2])
-    np.testing.assert_array_equal(meet_of_partitions(np.array([1, 1, 0]), np.array([0, 0, 0])), [0, 0, 1])  # first seen, first numbered
+    first_seen = meet_of_partitions(np.array([1, 1, 0]), np.array([0, 0, 0]))
+    np.testing.assert_array_equal(first_seen, [0, 0, 1])  # first seen, first numbered
     with pytest.raises(ValueError, match="same tracks"):
         meet_of_partitions(loss, cosine[:-1])
 

@@ -162,10 +162,11 @@ def _shift(values: np.ndarray, half: np.ndarray | None, rows: np.ndarray, cols: 
 
 def _argmin_columns(values: np.ndarray, block: int = 64) -> np.ndarray:
     """``np.argmin(values, axis=0)`` (ties: the first row) for a C-ordered array without NaN.
-    numpy's strided column argmin is about 40x slower than its row argmin, so this keeps a running minimum over blocks of ``block`` rows (contiguous reductions)
-    and searches a block only in the columns whose minimum it lowers: 14 ms against 50 ms for a
-    mask-and-search of the whole tile on a random 4,096 x 4,096 float64 tile, 1.5x slower when
-    every block lowers every column (rows in decreasing order)."""
+    numpy's strided column argmin is about 40x slower than its row argmin, so this keeps a running
+    minimum over blocks of ``block`` rows (contiguous reductions) and searches a block only in the
+    columns whose minimum it lowers: 14 ms against 50 ms for a mask-and-search of the whole tile on
+    a random 4,096 x 4,096 float64 tile, 1.5x slower when every block lowers every column (rows in
+    decreasing order)."""
     n_rows, n_cols = values.shape
     arg = np.zeros(n_cols, np.int64)
     if n_rows == 0:
