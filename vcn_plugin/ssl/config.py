@@ -79,11 +79,11 @@ class FinetuneConfig:
             seeds 0, 1 and 2, one machine): suite .949 against .946 (27 of 30 cells won or tied against
             26), its nine cells with detection recall >= .8 .975 against .972 (ratios 0.91-1.15), and
             last-round matching precision on the hard episode .90 / .89 / .89 against .77 / .90 / .85
-            (in the six sweep cells with detection recall >= .8 the same: .88 against .89).
+            (in the six sweep cells with detection recall >= .8 not lifted: .88 against .89).
             Held out it is even: ``ho2`` .931 against .923, ``ho`` .929 against .935 (a track or two),
             the series per episode .939 against .943 and across its episodes .821 against .782. It
             costs about 40% more finetune time (the hard episode, 64 tracks, 132-136 s on one CPU thread
-            beside another job, within the 3-minute budget); see "What stands between the defaults and the last targets" in
+            beside another job, within the 3-minute budget); see "Three rounds become the default" in
             ``docs/finetune_study.md``.
         joint_epochs_per_round, joint_min_steps_per_round, joint_max_steps_per_round:
             stage 2 (backbone and head), per round.
@@ -122,7 +122,8 @@ class FinetuneConfig:
             .938 (one track); across the series' episodes (one finetune of 91 tracks) .782 against
             .885, one seed of three over-splitting there. The last round's matching finds .78-.88 of the hard
             episode's true cross-shot pairs at precision .77-.90 (.94-1.00 among labelled pairs; the
-            Gaussians .27-.29 at .65-.70) and .92-1.00 in six sweep cells; finetuning is quicker (74-78 s
+            Gaussians .27-.29 at .65-.70) and .92-1.00 in six sweep cells (all with two rounds, see
+            ``rounds``); finetuning is quicker (74-78 s
             an episode on average against 89-119 s), as the head trains on more consistent pairs. The
             real-photo test is exact with it for seeds 0, 1 and 2 (six pairs per round, nothing else).
             Rerun after the scoring fix of 2026-12-06 (identities pooled across a track's gaps), with
