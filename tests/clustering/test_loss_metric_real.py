@@ -4,10 +4,10 @@ Six people of ``../shared/data/faces`` with at least 8 detectable photos; each p
 are split into two tracks (first and second half), so a track holds real within-track variation
 (different photos) and the two tracks of a person are different photos again. Measured with the
 default FinetuneConfig (300 head steps, 3 rounds of 100 head steps on the round's matched pairs
-and 5 joint steps; about 80 s a seed on two CPU threads beside another job), seeds 0, 1 and 2 each give exactly the six
-people. Without the per-round head steps (``round_head_steps=0``, the paper's schedule) seed 1 gave
-five clusters (two people merged); before the student was centred at clustering time
-(``center_student_log_probs``), seed 1 merged all twelve tracks into one cluster.
+and 5 joint steps; about 80 s a seed on two CPU threads beside another job), seeds 0, 1 and 2
+each give exactly the six people. Without the per-round head steps (``round_head_steps=0``, the
+paper's schedule) seed 1 gave five clusters (two people merged); before the student was centred at
+clustering time (``center_student_log_probs``), seed 1 merged all twelve tracks into one cluster.
 """
 from __future__ import annotations
 
