@@ -60,10 +60,7 @@ POINTS: dict[str, dict[str, Any]] = {
     "k64": {"num_prototypes": 64},
     "k256-head-1k": {"num_prototypes": 256, "head_min_steps": 1000, "head_max_steps": 1000},
     "joint-40": {"joint_min_steps_per_round": 40, "joint_max_steps_per_round": 40},
-    # three rounds are the default since 2026-12-07 (later): points above that set no ``rounds``
-    # were measured with two, and now run with three
     "rounds-3": {"rounds": 3},
-    "rounds-2": {"rounds": 2},  # the defaults before, for the comparison
     "teacher-0.07": {"teacher_temp": 0.07},
     "views-5": {"cache_views": 5},
     "tracks": {"prototype_init": "tracks"},
