@@ -61,6 +61,8 @@ POINTS: dict[str, dict[str, Any]] = {
     "k256-head-1k": {"num_prototypes": 256, "head_min_steps": 1000, "head_max_steps": 1000},
     "joint-40": {"joint_min_steps_per_round": 40, "joint_max_steps_per_round": 40},
     "rounds-3": {"rounds": 3},
+    # the meet of the loss clustering and HDBSCAN on the teacher backbone's track means
+    "agreed-hdbscan": {"matching": "agreed-hdbscan"},
     "teacher-0.07": {"teacher_temp": 0.07},
     "views-5": {"cache_views": 5},
     "tracks": {"prototype_init": "tracks"},

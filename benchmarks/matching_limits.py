@@ -1,7 +1,7 @@
 """What limits coarse matching and the silhouette rounds: the numbers behind "What stands between
 the defaults and the last targets" in ``docs/finetune_study.md``.
 
-Three commands:
+Four commands:
 
 * ``cues BENCH ...``: per track, the cues a gate could use to keep unlabelled extras out of
   coarse matching (stage 1's cheap quality, the shorter box side in pixels, the chips' sharpness,
@@ -13,12 +13,17 @@ Three commands:
 * ``silhouette FEATURES ...``: the tracks' mean silhouette under the product's partition and
   under the true one, on the excess loss of the silhouette rounds and on the finetuned backbone's
   cosine. When the true partition scores lower, no rule that maximises the silhouette can find it.
+* ``ranks FEATURES ...``: for every track the product's clustering keeps apart from the cluster
+  holding most of its person's tracks, the rank of its nearest true mate among all other tracks
+  by the excess loss, the finetuned and the pretrained cosine (0: the mate is its nearest track).
+  Where no view ranks a mate first, no clustering rule on these views can join it.
 
 FEATURES are folders written by ``finetune_study.py --save-features`` or ``series_features.py``:
 
     .venv/bin/python benchmarks/matching_limits.py cues hard bench sweep/none-s0 --json cues.json
     .venv/bin/python benchmarks/matching_limits.py gate feat/suite-s0/agreed-clusters --cues cues.json
     .venv/bin/python benchmarks/matching_limits.py silhouette feat/ho-s0/agreed-clusters sfeat_ac/seed-2
+    .venv/bin/python benchmarks/matching_limits.py ranks feat/suite-s0/agreed-clusters --skip day_for_night-s3
 """
 from __future__ import annotations
 
@@ -181,6 +186,37 @@ def silhouettes(path: Path) -> dict[str, float]:
     return out
 
 
+RANK_VIEWS = ("loss", "finetuned cosine", "pretrained cosine")
+
+
+def mate_ranks(path: Path) -> list[dict[str, Any]]:
+    """Per track kept apart from its person's main cluster (the cluster with most of its tracks;
+    ties: the smaller label), the rank of its nearest true mate in each of :data:`RANK_VIEWS`."""
+    ep = _load(path)
+    identity = ep["identity"]
+    labels = cluster_tracks("loss", ep["face_track"], probs=ep["probs"], n_tracks=len(identity),
+                            excluded=ep["low_quality"], cannot_link=ep["cooccurring"], embeddings=ep["finetuned"],
+                            **_predictor(ep, DEFAULT_PREDICTOR)).labels  # fmt: skip
+    every = np.arange(len(identity))
+    views = dict(zip(RANK_VIEWS, (_track_matrix(ep, every)[0], _cosine_matrix(ep["finetuned"], ep["face_track"], every),
+                                  _cosine_matrix(ep["pretrained"], ep["face_track"], every))))  # fmt: skip
+    rows = []
+    for person in sorted(set(identity.tolist()) - {""}):
+        tracks = np.flatnonzero(identity == person)
+        clustered = labels[tracks][labels[tracks] >= 0]
+        if tracks.size < 2 or clustered.size == 0:
+            continue
+        values, counts = np.unique(clustered, return_counts=True)
+        main = values[counts.argmax()]
+        for t in tracks[labels[tracks] != main]:
+            ranks = {}
+            for name, d in views.items():
+                order = [j for j in np.argsort(d[t], kind="stable") if j != t]
+                ranks[name] = min(order.index(j) for j in tracks if j != t)
+            rows.append({"episode": path.stem, "person": person, "track": int(t), **ranks})
+    return rows
+
+
 def _fmt(pr: tuple[float | None, float | None]) -> str:
     return " / ".join("-" if v is None else f"{v:.2f}" for v in pr)
 
@@ -196,6 +232,10 @@ def main() -> None:
     p.add_argument("--cues", required=True, help="the JSON of 'cues' for the same episodes")
     p = sub.add_parser("silhouette", help="mean silhouette of the product's and the true partition")
     p.add_argument("folders", nargs="+", type=Path)
+    p = sub.add_parser("ranks", help="the rank of a separated track's nearest true mate, per view")
+    p.add_argument("folders", nargs="+", type=Path)
+    p.add_argument("--skip", action="append", default=[],
+                   help="leave out episodes whose file name holds this (repeatable)")
     args = parser.parse_args()
     if args.command == "cues":
         result = cues(args.benches)
@@ -208,6 +248,17 @@ def main() -> None:
         print("|---|---|" + "---|" * len(GATES))
         for r in rows:
             print(f"| {r['folder']} | {r['episode']} | " + " | ".join(_fmt(r[g]) for g in GATES) + " |")
+    elif args.command == "ranks":
+        rows = [r for folder in args.folders for path in sorted(folder.glob("*.npz"))
+                if not any(k in path.name for k in args.skip) for r in mate_ranks(path)]  # fmt: skip
+        print("| tracks kept apart | " + " | ".join(RANK_VIEWS) + " |\n|---|---|---|---|")
+        for label, test in (("mate is the nearest track", lambda r: r == 0), ("mate ranked 2nd", lambda r: r == 1),
+                            ("mate ranked 3rd or lower", lambda r: r >= 2)):  # fmt: skip
+            print(f"| {label} | " + " | ".join(str(sum(test(r[v]) for r in rows)) for v in RANK_VIEWS) + " |")
+        medians = (f"{np.median([r[v] for r in rows]):.0f}" for v in RANK_VIEWS)
+        print(f"| all ({len(rows)}), median rank | " + " | ".join(medians) + " |")
+        nowhere = sum(all(r[v] > 0 for v in RANK_VIEWS) for r in rows)
+        print(f"\n{nowhere} of {len(rows)} have a mate ranked first in none of the three views.")
     else:
         for folder in args.folders:
             for path in sorted(folder.glob("*.npz")):

@@ -59,3 +59,28 @@ def test_silhouettes_score_a_grouped_extra_above_the_truth(limits, tmp_path):
     assert set(s) == {"loss, product", "loss, truth", "cosine, product", "cosine, truth"}
     assert s["loss, product"] > s["loss, truth"]  # the product keeps the extra with person 0
     assert s["cosine, product"] > s["cosine, truth"]
+
+
+def test_ranks_name_the_track_kept_from_its_person_and_where_its_mates_sit(limits, tmp_path):
+    """Person a's third track looks like person b (its faces sit at b's centre, a little towards
+    a): the product puts it with b, and in every view its nearest mate comes after b's two tracks."""
+    rng = np.random.default_rng(1)
+    centres = 4.0 * np.eye(8)[:3]
+    track_centre = np.stack([centres[0], centres[0], 0.9 * centres[1] + 0.2 * centres[0], centres[1], centres[1],
+                             centres[2], centres[2]])  # fmt: skip
+    face_track = np.repeat(np.arange(len(track_centre)), 3)
+    z = track_centre[face_track] + 0.05 * rng.normal(size=(face_track.size, 8))
+    prototypes = rng.normal(size=(64, 8))
+    logits = z @ prototypes.T / 0.04 / 8
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    n = len(track_centre)
+    np.savez(tmp_path / "bench-ep000.npz", probs=(probs / probs.sum(axis=1, keepdims=True)).astype(np.float32),
+             teacher_bottleneck=z.astype(np.float32), teacher_prototypes=prototypes.astype(np.float32),
+             temperature=np.float64(0.1), finetuned=z.astype(np.float32), pretrained=z.astype(np.float32),
+             face_track=face_track, identity=np.array(["a", "a", "a", "b", "b", "c", "c"]),
+             low_quality=np.zeros(n, bool), cooccurring=np.zeros((0, 2), np.int64), shots=np.arange(n),
+             video=np.array(["ep000.mp4"] * n))  # fmt: skip
+    rows = limits.mate_ranks(tmp_path / "bench-ep000.npz")
+    assert [(r["person"], r["track"]) for r in rows] == [("a", 2)]
+    assert rows[0]["finetuned cosine"] == rows[0]["pretrained cosine"] == 2  # behind b's two tracks
+    assert rows[0]["loss"] == 2

@@ -459,6 +459,8 @@ class _Trainer:
             results.append(pairs_of_clusters(self.data.keys, self._teacher_clusters(views[0])))
         if "agreed-clusters" in rules:
             results.append(pairs_of_clusters(self.data.keys, self._agreed_clusters(views[0])))
+        if "agreed-hdbscan" in rules:
+            results.append(pairs_of_clusters(self.data.keys, self._agreed_clusters(views[0], second="hdbscan")))
         result = union_of_matches(*results)
         if self.config.drop_conflicts:
             result = drop_conflicting_matches(result, self.cannot_link)
@@ -472,12 +474,20 @@ class _Trainer:
         logger.info("round %d: coarse matching made %d track pairs", round_index + 1, len(result.pairs))
         self.progress("match", total, total, {"round": round_index + 1, "pairs": len(result.pairs)})
 
-    def _agreed_clusters(self, embeddings: np.ndarray) -> np.ndarray:
+    def _agreed_clusters(self, embeddings: np.ndarray, second: str = "cosine") -> np.ndarray:
         """The clusters that the loss clustering (with the embeddings' agreement view, as the
-        product clusters) and the same rule on the embeddings' track cosine agree on."""
-        cosine = cluster_tracks("cosine", self.data.track_of_chip, embeddings=embeddings,
-                                n_tracks=len(self.data.keys), cannot_link=self.cannot_rows).labels  # fmt: skip
-        return meet_of_partitions(self._teacher_clusters(embeddings, agreement=True), cosine)
+        product clusters) and a clustering of the embeddings' tracks agree on: the same rule on
+        their track cosine (``second="cosine"``), or HDBSCAN on their track means, whose noise
+        tracks are never paired (``"hdbscan"``; it takes no cannot-link pairs, and the loss
+        clustering never joins them)."""
+        n_tracks = len(self.data.keys)
+        if second == "hdbscan":
+            other = cluster_tracks("hdbscan", self.data.track_of_chip, embeddings=embeddings, n_tracks=n_tracks,
+                                   hdbscan_noise="unknown").labels  # fmt: skip
+        else:
+            other = cluster_tracks("cosine", self.data.track_of_chip, embeddings=embeddings,
+                                   n_tracks=n_tracks, cannot_link=self.cannot_rows).labels  # fmt: skip
+        return meet_of_partitions(self._teacher_clusters(embeddings, agreement=True), other)
 
     @torch.no_grad()
     def _teacher_clusters(self, embeddings: np.ndarray, agreement: bool = False) -> np.ndarray:
