@@ -219,6 +219,24 @@ def _embedding(method: str, key: str) -> Callable[[Episode], np.ndarray]:
     return run
 
 
+def _arbitrated(first: Callable[[Episode], np.ndarray], second: Callable[[Episode], np.ndarray],
+                key: str = "finetuned") -> Callable[[Episode], np.ndarray]:
+    """Per episode, whichever of two rules' clusterings has the higher mean silhouette on the
+    ``key`` backbone's track cosine (a view that neither rule's rounds optimise; ties: ``first``),
+    over the tracks ``first`` clusters. No parameter."""
+    def run(ep: Episode) -> np.ndarray:
+        a, b = first(ep), second(ep)
+        act = np.flatnonzero(a >= 0)
+        d = _cosine_matrix(ep[key], ep["face_track"], act)
+
+        def mean_silhouette(labels: np.ndarray) -> float:
+            k = np.unique(labels).size
+            return float(silhouette_score(d, labels, metric="precomputed")) if 1 < k < labels.size else 0.0
+
+        return b if act.size > 2 and mean_silhouette(b[act]) > mean_silhouette(a[act]) else a
+    return run
+
+
 #: the rules scored on every episode: name -> track labels
 RULES: dict[str, Callable[[Episode], np.ndarray]] = {
     "loss, default (teacher predictor, best of three starts by silhouette, silhouette rounds)": _loss(AggregationConfig()),
@@ -253,6 +271,9 @@ RULES: dict[str, Callable[[Episode], np.ndarray]] = {
     "loss, teacher at the student temperature": _loss(AggregationConfig(), soft_teacher=True),
     "loss, teacher at the student temperature, raw-distance neighbours":
         _loss(AggregationConfig(neighbour_distance="raw"), soft_teacher=True),
+    # the default or the rule above, whichever the finetuned cosine's silhouette prefers (2026-12-07)
+    "loss, default or the soft teacher with raw neighbours, by the finetuned cosine's silhouette":
+        _arbitrated(_loss(AggregationConfig()), _loss(AggregationConfig(neighbour_distance="raw"), soft_teacher=True)),
     "loss, paper-exact (student predictor, threshold start, threshold rounds)":
         _loss(AggregationConfig(start="threshold", linkage="transitive", rounds="threshold"), "student"),
     "FINCH, finetuned backbone": _embedding("finch", "finetuned"),
