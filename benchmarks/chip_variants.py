@@ -34,20 +34,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+from vcn_plugin.benchmark.looks import luminance as luma  # noqa: E402  (the looks' own Rec. 601 luma)
+
 #: target luma mean and std of ``luminance`` (0-255): a mid-grey face of ordinary contrast
 LUMA_MEAN, LUMA_STD = 110.0, 50.0
 
 
 def luminance(chip: np.ndarray) -> np.ndarray:
     x = chip.astype(np.float32)
-    y = x @ _LUMA
+    y = luma(x)
     return np.clip((x - y.mean()) * (LUMA_STD / (y.std() + 1e-6)) + LUMA_MEAN, 0, 255).astype(np.uint8)
 
 
 def grey_world(chip: np.ndarray) -> np.ndarray:
     x = chip.astype(np.float32)
-    x = x * ((x @ _LUMA).mean() / (x.reshape(-1, 3).mean(axis=0) + 1e-6))
+    x = x * (luma(x).mean() / (x.reshape(-1, 3).mean(axis=0) + 1e-6))
     return luminance(np.clip(x, 0, 255).astype(np.uint8))
 
 
@@ -60,8 +61,9 @@ def clahe(chip: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
 
 
-def mirror(chip: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(chip[:, ::-1])
+def mirror(chips: np.ndarray) -> np.ndarray:
+    """The mirror image of one chip (H, W, 3) or of a batch (N, H, W, 3)."""
+    return np.ascontiguousarray(chips[..., ::-1, :])
 
 
 #: per-chip transforms whose embeddings replace the plain ones ("flip" averages, see below)
@@ -109,6 +111,7 @@ def episode_rows(bench_dirs: list[str]) -> list[dict]:
                 gt = {a["track"]: "" if a["gt"] is None or a["distractor"] else a["gt"] for a in skeleton}
                 identity = np.array([gt.get(t.track, "") for t in ep.track_set.tracks])
                 plain = ep.features["pretrained"]["embeddings"]
+
                 def embed(f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
                     return track_features(_transformed(ep.track_set, f), "cosine", None, backbone)["embeddings"]
 
@@ -155,7 +158,7 @@ def lfw_flip(folder: Path, identities: int = 200) -> dict[str, float]:
         np.fill_diagonal(sim, -np.inf)
         return float((names[sim.argmax(axis=1)] == names).mean())
 
-    plain, flipped = embed(x), embed(np.ascontiguousarray(x[:, :, ::-1]))
+    plain, flipped = embed(x), embed(mirror(x))
     u, v = (e / np.linalg.norm(e, axis=1, keepdims=True) for e in (plain, flipped))
     return {"faces": int(len(names)), "people": int(len(set(names))), "plain": identified(plain),
             "flip": identified(plain + flipped), "cosine_to_mirror": float((u * v).sum(axis=1).mean())}

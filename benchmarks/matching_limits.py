@@ -16,7 +16,7 @@ Four commands:
 * ``ranks FEATURES ...``: for every track the product's clustering keeps apart from the cluster
   holding most of its person's tracks, the rank of its nearest true mate among all other tracks
   by the excess loss, the finetuned and the pretrained cosine (0: the mate is its nearest track).
-  Where no view ranks a mate first, no clustering rule on these views can join it.
+  Where no view ranks a mate first, a rule that follows near tracks reaches another person first.
 
 FEATURES are folders written by ``finetune_study.py --save-features`` or ``series_features.py``:
 
@@ -211,8 +211,9 @@ def mate_ranks(path: Path) -> list[dict[str, Any]]:
         for t in tracks[labels[tracks] != main]:
             ranks = {}
             for name, d in views.items():
-                order = [j for j in np.argsort(d[t], kind="stable") if j != t]
-                ranks[name] = min(order.index(j) for j in tracks if j != t)
+                order = np.argsort(d[t], kind="stable")
+                order = order[order != t]
+                ranks[name] = int(np.flatnonzero(np.isin(order, tracks))[0])
             rows.append({"episode": path.stem, "person": person, "track": int(t), **ranks})
     return rows
 
