@@ -240,7 +240,8 @@ def _arbitrated(first: Callable[[Episode], np.ndarray], second: Callable[[Episod
 #: the rules scored on every episode: name -> track labels
 RULES: dict[str, Callable[[Episode], np.ndarray]] = {
     "loss, default (teacher predictor, best of three starts by silhouette, silhouette rounds)": _loss(AggregationConfig()),
-    "loss, no agreeing start (the defaults before)": _loss(AggregationConfig(agreement=False)),
+    "loss, no view rounds (the defaults before)": _loss(AggregationConfig(view_rounds=False)),
+    "loss, no agreeing start, no view rounds": _loss(AggregationConfig(agreement=False)),
     # the silhouette rounds from both starts, keeping the higher mean silhouette
     "loss, first-neighbours start": _loss(AggregationConfig(start="first-neighbours")),
     "loss, single-track start": _loss(AggregationConfig(start="threshold")),

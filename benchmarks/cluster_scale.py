@@ -13,7 +13,9 @@ feeds the model batch by batch), so no per-face (n_faces, K) array of all
 tracks ever exists. Each face also gets a backbone embedding (D=128: its identity's
 centre in another random space plus the same noise, drawn from its own generator so
 the loss faces do not change), whose cosine is the start's agreement view
-(``AggregationConfig.agreement``, the default; ``--no-agreement`` leaves it out).
+(``AggregationConfig.agreement``, the default; ``--no-agreement`` leaves it out) and the view of
+the silhouette rounds that follow the loss's (``AggregationConfig.view_rounds``, the default;
+``--no-view-rounds`` leaves them out).
 
 ``--form dense`` clusters the same faces with the K-wide form
 (:class:`LossMetricStats` on dense log-probabilities, pruned by its sparse
@@ -52,8 +54,8 @@ from vcn_plugin.clustering import (  # noqa: E402
     aggregate,
 )
 from vcn_plugin.clustering.aggregation import (  # noqa: E402
-    DEFAULT_AGREEMENT, DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START, LINKAGES,
-    NEIGHBOUR_DISTANCES, ROUNDS, STARTS,
+    DEFAULT_AGREEMENT, DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START, DEFAULT_VIEW_ROUNDS,
+    LINKAGES, NEIGHBOUR_DISTANCES, ROUNDS, STARTS,
 )
 
 TEACHER_TEMP, STUDENT_TEMP = 0.04, 0.1
@@ -115,7 +117,7 @@ def run_one(args: argparse.Namespace) -> dict:
     t1, c1 = time.perf_counter(), time.process_time()
     result = aggregate(stats, agreement=embedding_stats, config=AggregationConfig(
         compute_margins=not args.no_margins, linkage=args.linkage, start=args.start, neighbour_distance=args.neighbours,
-        rounds=args.rounds, agreement=not args.no_agreement))
+        rounds=args.rounds, agreement=not args.no_agreement, view_rounds=not args.no_view_rounds))
     t2, c2 = time.perf_counter(), time.process_time()
     return {
         "tracks": args.single,
@@ -126,6 +128,7 @@ def run_one(args: argparse.Namespace) -> dict:
         "rounds": args.rounds,
         "neighbours": args.neighbours,
         "agreement": not args.no_agreement,
+        "view_rounds": not args.no_view_rounds,
         "generate_s": round(t1 - t0, 2),
         "cluster_s": round(t2 - t1, 2),
         "cluster_cpu_s": round(c2 - c1, 2),  # CPU time, less sensitive to other users of a shared machine
@@ -160,6 +163,8 @@ def main() -> None:
     parser.add_argument("--no-margins", action="store_true", help="skip the per-track margins")
     parser.add_argument("--no-agreement", action="store_true", default=not DEFAULT_AGREEMENT,
                         help="keep every link of the start (default: the product's agreement with the embeddings)")
+    parser.add_argument("--no-view-rounds", action="store_true", default=not DEFAULT_VIEW_ROUNDS,
+                        help="no silhouette rounds on the embeddings' cosine after the loss's (default: the product's)")
     parser.add_argument("--single", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
@@ -174,10 +179,12 @@ def main() -> None:
             cmd.append("--no-margins")
         if args.no_agreement:
             cmd.append("--no-agreement")
+        if args.no_view_rounds:
+            cmd.append("--no-view-rounds")
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"done {n}", file=sys.stderr, flush=True)
-    header = ("tracks", "k", "form", "linkage", "start", "rounds", "neighbours", "generate_s", "cluster_s", "cluster_cpu_s", "peak_rss_gib", "stats_gib", "identities", "clusters", "iterations", "ari", "merges")
+    header = ("tracks", "k", "form", "linkage", "start", "rounds", "neighbours", "view_rounds", "generate_s", "cluster_s", "cluster_cpu_s", "peak_rss_gib", "stats_gib", "identities", "clusters", "iterations", "ari", "merges")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for row in rows:

@@ -677,7 +677,7 @@ def test_agreeing_start_keeps_the_links_inside_one_cluster_of_the_other_view():
     def view(a: float, b: float, c: float, d: float) -> EuclideanStats:
         return EuclideanStats.from_faces(np.repeat([[a], [b], [c], [d]], 2, axis=0), LINE_TRACKS)
 
-    start_only = AggregationConfig(start="first-neighbours", max_iterations=1)
+    start_only = AggregationConfig(start="first-neighbours", max_iterations=1, view_rounds=False)
     agreed = aggregate(stats, agreement=view(0, 1, 50, 60), config=start_only)
     np.testing.assert_array_equal(agreed.labels, [0, 0, 1, 1])
     assert agreed.info["agreement"] and agreed.info["start_links_refused"] == 1

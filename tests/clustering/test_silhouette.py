@@ -1,6 +1,8 @@
 """Tests of vcn_plugin.clustering.silhouette: the silhouette rounds after the start."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
@@ -226,11 +228,11 @@ def test_best_start_keeps_the_start_with_the_higher_mean_silhouette():
                    dict(cannot_link=[[0, 5]], must_link=[[1, 2]], excluded=[19])]  # no table
     cases = [(s, kw, r, v) for s in every for kw in constraints for r in ("silhouette", "threshold") for v in (None, view)]
     for stats, kw, rounds, agreement in cases:
-        config = AggregationConfig(start="best", rounds=rounds)
+        config = AggregationConfig(start="best", rounds=rounds, view_rounds=False)
         best = aggregate(stats, config=config, agreement=agreement, **kw)
         names = [s for s in BEST_OF_STARTS if s != AGREEING_START or agreement is not None]
         runs = {s: aggregate(stats, config=AggregationConfig(start="first-neighbours" if s == AGREEING_START else s,
-                                                             rounds=rounds),
+                                                             rounds=rounds, view_rounds=False),
                              agreement=agreement if s == AGREEING_START else None, **kw) for s in names}
         if "excluded" in kw:
             assert best.labels[19] == -1 and np.isnan(best.margins[19]) and best.labels[1] == best.labels[2]
@@ -345,3 +347,42 @@ def test_first_neighbour_start_keeps_the_links_both_views_agree_on():
     other = dense(0, 0.1, 5.3, 5, 5.2)
     np.testing.assert_array_equal(canonical_groups(start(first, none, other))[0], [0, 0, 1, 2, 2])
     np.testing.assert_array_equal(canonical_groups(start(first, np.array([[0, 1]])))[0], [0, 1, 1, 2, 2])
+
+
+def test_view_rounds_continue_on_the_agreement_view_as_sklearn_does():
+    """After the loss's rounds, silhouette rounds on the agreement view (``view_rounds``, the
+    default) merge from the clusters the loss stopped at: the clusters equal sklearn's reference
+    (``cluster_rules.silhouette_merges``) on the view's dense cosine matrix, unshifted; a cannot-link
+    pair and excluded tracks are kept as in every round; ``view_rounds=False``, ``agreement=False``
+    or no view leave the loss's clusters as they were. Five people of four tracks, each person in
+    two looks of two tracks: the loss's centres are per look, so it keeps a person's looks apart;
+    the view's are per person, and it joins them."""
+    rng = np.random.default_rng(9)
+    ident = np.repeat(np.arange(5), 12)
+    look = 2 * ident + np.tile(np.repeat([0, 1], 6), 5)
+    face_track = np.repeat(np.arange(20), 3)
+    p, student = _loss_faces(rng, look)
+    loss = FactoredLossStats.from_faces(p, student, face_track)
+    x = rng.normal(size=(5, 16))[ident] + 0.3 * rng.normal(size=(60, 16))
+    view = CosineStats.from_faces(x, face_track)
+    rules = benchmark_script("cluster_rules")
+    paper = AggregationConfig()
+    for kw in (dict(), dict(cannot_link=[[0, 2]], excluded=[19])):
+        before = aggregate(loss, agreement=view, config=replace(paper, view_rounds=False), **kw)
+        after = aggregate(loss, agreement=view, config=paper, **kw)
+        act = np.flatnonzero(before.labels >= 0)
+        local = np.full(20, -1)
+        local[act] = np.arange(act.size)
+        cannot = local[np.asarray(kw.get("cannot_link", np.zeros((0, 2), int)))].reshape(-1, 2)
+        expected = rules.silhouette_merges(rules._cosine_matrix(x, face_track, act), before.labels[act], cannot)
+        np.testing.assert_array_equal(canonical_groups(after.labels[act])[0], canonical_groups(expected)[0])
+        assert after.n_clusters < before.n_clusters
+        assert after.info["view_merges"] == before.n_clusters - after.n_clusters
+        assert all(after.labels[a] != after.labels[b] for a, b in kw.get("cannot_link", []))
+        if "excluded" in kw:
+            assert after.labels[19] == -1 and np.isnan(after.margins[19])
+        assert adjusted_rand_score(ident[::3][act], after.labels[act]) > adjusted_rand_score(ident[::3][act], before.labels[act])
+    plain = aggregate(loss, config=replace(paper, view_rounds=False)).labels
+    assert adjusted_rand_score(ident[::3], aggregate(loss, agreement=view).labels) > adjusted_rand_score(ident[::3], plain)
+    for off in (dict(config=replace(paper, agreement=False), agreement=view), dict(config=paper)):
+        np.testing.assert_array_equal(aggregate(loss, **off).labels, plain)

@@ -135,20 +135,23 @@ def test_cli_cluster_prints_identities(processed):
 
 def test_cli_cluster_records_the_agreement_and_the_start_chosen(processed):
     """The loss metric's run records whether the agreeing start took part (``--no-agreement`` leaves
-    it out) and which start each video's clusters came from."""
+    it out), which start each video's clusters came from, and whether view rounds followed and how
+    many clusters they merged (``--no-view-rounds`` and ``--no-agreement`` leave them out)."""
     from click.testing import CliRunner
 
     from vcn_plugin.clustering.aggregation import AGREEING_START, BEST_OF_STARTS
     from vcn_plugin.cli.main import main
 
-    for flag, expected in ((None, True), ("--no-agreement", False)):
+    for flag, expected, view in ((None, True, True), ("--no-agreement", False, None), ("--no-view-rounds", True, False)):
         args = ["cluster", "--dataset", processed.name, "--method", "loss"] + ([flag] if flag else [])
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
         config, results = load_run(processed, "vcn_cluster")
-        assert config["agreement"] is expected
+        assert config["agreement"] is expected and config["view_rounds"] is view
         chosen = {group["start_chosen"] for group in results["per_group"].values()}
         assert chosen <= set(BEST_OF_STARTS) and (expected or AGREEING_START not in chosen)
+        merges = [group["view_merges"] for group in results["per_group"].values()]
+        assert all(isinstance(m, int) and m >= 0 for m in merges) if view else all(m is None for m in merges)
 
 
 def test_arcface_backbone_rates_tracks_with_serfiq(processed, shared_models):

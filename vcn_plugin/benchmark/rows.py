@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from vcn_plugin.clustering.aggregation import (
-    DEFAULT_AGREEMENT, DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START,
+    DEFAULT_AGREEMENT, DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START, DEFAULT_VIEW_ROUNDS,
 )
 from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS
 from vcn_plugin.core.types import UNKNOWN
@@ -35,8 +35,9 @@ class RowSpec:
     ``guard``: forbid merging tracks seen in the same frame (aggregation methods only);
     ``oracle``: HAC threshold chosen with the ground truth (``hac-cosine`` only);
     ``threshold``: fixed HAC distance threshold; ``linkage``, ``start``, ``neighbour_distance``,
-    ``rounds`` and ``agreement``: the aggregation's merge rule, first round, what "nearest" means,
-    what follows the start and whether the finetuned backbone's cosine is the agreement view
+    ``rounds``, ``agreement`` and ``view_rounds``: the aggregation's merge rule, first round, what
+    "nearest" means, what follows the start, whether the finetuned backbone's cosine is the agreement
+    view and whether silhouette rounds on it follow the loss's
     (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the
     loss metric's predictor network (:data:`~vcn_plugin.core.student_factors.PREDICTORS`).
     """
@@ -53,6 +54,7 @@ class RowSpec:
     neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE
     rounds: str = DEFAULT_ROUNDS
     agreement: bool = DEFAULT_AGREEMENT
+    view_rounds: bool = DEFAULT_VIEW_ROUNDS
 
     def __post_init__(self) -> None:
         from vcn_plugin.clustering import METHODS
@@ -101,7 +103,8 @@ DEFAULT_ROWS: tuple[RowSpec, ...] = (
     RowSpec("ours, Euclidean", "euclidean", finetuned=True),
     RowSpec("ours, loss", "loss", finetuned=True),
     RowSpec("ours, loss, no guard", "loss", finetuned=True, guard=False),
-    RowSpec("ours, loss, no agreeing start", "loss", finetuned=True, agreement=False),
+    RowSpec("ours, loss, no view rounds", "loss", finetuned=True, view_rounds=False),
+    RowSpec("ours, loss, no agreeing start, no view rounds", "loss", finetuned=True, agreement=False),
     RowSpec("ours, loss, student predictor", "loss", finetuned=True, predictor="student"),
     RowSpec("ours, loss, raw-distance neighbours", "loss", finetuned=True, neighbour_distance="raw"),
     RowSpec("ours, loss, first-neighbours start", "loss", finetuned=True, start="first-neighbours"),
@@ -149,6 +152,7 @@ class RowResult:
             "neighbour_distance": s.neighbour_distance if s.family == "ours" else None,
             "rounds": s.rounds if s.family == "ours" else None,
             "agreement": s.agreement if s.method == "loss" else None,
+            "view_rounds": s.view_rounds if s.method == "loss" and s.agreement else None,
             "predictor": s.predictor if s.method == "loss" else None,
             "threshold": self.threshold,
             "note": self.note,

@@ -272,7 +272,7 @@ def _cluster_episode(episode: _Episode | _Series, spec: RowSpec, threshold: floa
     result = cluster_track_set(episode.track_set, spec.method, None, backbone, guard=spec.guard,
                                threshold=threshold, features=episode.features[key], linkage=spec.linkage,
                                start=spec.start, neighbour_distance=spec.neighbour_distance, rounds=spec.rounds,
-                               agreement=spec.agreement)  # fmt: skip
+                               agreement=spec.agreement, view_rounds=spec.view_rounds)  # fmt: skip
     seconds = time.perf_counter() - start
     return _keyed(episode, result.names), seconds
 

@@ -15,8 +15,8 @@ from vcn_plugin.cli.common import (
     with_options,
 )
 from vcn_plugin.clustering.aggregation import (
-    DEFAULT_AGREEMENT, DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START, LINKAGES,
-    NEIGHBOUR_DISTANCES, ROUNDS, STARTS,
+    DEFAULT_AGREEMENT, DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START, DEFAULT_VIEW_ROUNDS,
+    LINKAGES, NEIGHBOUR_DISTANCES, ROUNDS, STARTS,
 )
 from vcn_plugin.core.student_factors import DEFAULT_PREDICTOR, PREDICTORS
 from vcn_plugin.fo import schema
@@ -113,7 +113,7 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
              run_key: str, finetune_run: str, linkage: str = DEFAULT_LINKAGE,
              start: str = DEFAULT_START, predictor: str = DEFAULT_PREDICTOR,
              neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE, rounds: str = DEFAULT_ROUNDS,
-             agreement: bool = DEFAULT_AGREEMENT) -> None:
+             agreement: bool = DEFAULT_AGREEMENT, view_rounds: bool = DEFAULT_VIEW_ROUNDS) -> None:
     from vcn_plugin.steps.cluster import cluster_identities
 
     dataset = load_dataset(dataset_name)
@@ -123,7 +123,7 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
                                          finetuned=finetuned, run_key=run_key, finetune_run=finetune_run,
                                          progress=progress, linkage=linkage, start=start,
                                          predictor=predictor, neighbour_distance=neighbour_distance,
-                                         rounds=rounds, agreement=agreement)
+                                         rounds=rounds, agreement=agreement, view_rounds=view_rounds)
         except (ValueError, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from err
     click.echo(summary.summary())
@@ -163,15 +163,18 @@ def _cluster(dataset_name: str, method: str, guard: bool, threshold: float | Non
               help="loss: with --start best, also start from the first-neighbour links whose tracks the "
                    "finetuned backbone's cosine puts in one cluster of its own first partition; with a "
                    "neighbours start, keep only those links")
+@click.option("--view-rounds/--no-view-rounds", default=DEFAULT_VIEW_ROUNDS, show_default=True,
+              help="loss, with --agreement: after the loss's rounds, merge clusters that are each other's nearest "
+                   "by the finetuned backbone's mean cosine while the tracks' mean silhouette on that cosine rises")
 @click.option("--predictor", type=click.Choice(PREDICTORS), default=DEFAULT_PREDICTOR, show_default=True,
               help="loss: the network whose log-probabilities are the loss's predictor side, the EMA teacher "
                    "or the student (the paper exactly)")
 def cluster_cmd(dataset_name: str, method: str, guard: bool, threshold: float | None, finetuned: bool,
                 run_key: str, finetune_run: str, linkage: str, start: str, neighbour_distance: str,
-                rounds: str, agreement: bool, predictor: str) -> None:
+                rounds: str, agreement: bool, view_rounds: bool, predictor: str) -> None:
     """Stage 3: cluster face tracks into identities (labels, track records, a run)."""
     _cluster(dataset_name, method, guard, threshold, finetuned, run_key, finetune_run, linkage, start, predictor,
-             neighbour_distance, rounds, agreement)
+             neighbour_distance, rounds, agreement, view_rounds)
 
 
 @click.command("visualize")

@@ -243,6 +243,36 @@ AGREEING_START = "agreeing first-neighbours"
 #: target; 1,000 tracks take 0.3 s.
 DEFAULT_AGREEMENT = True
 
+#: whether silhouette rounds on the agreement view follow the loss's rounds, from the clusters the
+#: loss stopped at (given an agreement view under ``agreement``; for the loss metric the finetuned
+#: backbone's cosine). They merge clusters that are each other's nearest by mean cosine while the
+#: tracks' mean silhouette on that cosine rises (:func:`~vcn_plugin.clustering.silhouette.silhouette_rounds`
+#: unshifted: the cosine is already 0 between identical tracks, as sklearn scores it), cannot-link
+#: pairs refused. They only merge, so what the loss keeps apart can still be joined but nothing the
+#: loss joined is split. No parameter.
+#:
+#: Why: the loss's own rounds stop where a person's second look (another photo, another grade) is
+#: nearer by the loss to a look-alike than to that person; the backbone's cosine, trained on
+#: identities, often still puts the two looks nearest each other. Measured with
+#: ``benchmarks/cluster_rules.py`` on the defaults' finetunes (``finetune_study.py --points default``,
+#: seeds 0, 1 and 2, one machine without AVX-512, 2026-12-07), with against without:
+#:
+#: - suite (10 episodes, chooses the defaults): .955 / .957 / .946 (mean .953) against .948 / .939 /
+#:   .926 (.938); 29 against 28 of 30 cells won or tied (FINCH / HDBSCAN .916); the nine cells with
+#:   detection recall >= .8: .977 against .973 (peers .958), cluster ratios 0.91-1.11 against
+#:   0.91-1.20. Seven cells change: six gain (teal-orange 1-3 one track each, day-for-night 3
+#:   .60-.67 -> .73 for every seed), one loses (the hard episode for seed 2, .887 -> .868);
+#: - held out, ``ho3`` (7 episodes): .920 against .912 (peers .844), ratios 0.90-1.27 against
+#:   0.90-1.38; four episodes gain (low key 1 .824 -> .941), one loses (the hard episode for seed 0,
+#:   .918 -> .878);
+#: - the series across its episodes (``benchmarks/series_features.py``): .936 / .885 / .974 (.932)
+#:   against .910 / .872 / .872 (.885), FINCH / HDBSCAN .564; per episode (seed 0) .943 against .920.
+#:
+#: The cost: purity, where the cosine joins look-alikes (mean WCP .961 against .974 on the suite,
+#: .958 against .971 on ``ho3``), and little time: ``benchmarks/cluster_scale.py``, 10k synthetic
+#: tracks, 11.2 s of CPU against 10.8 s without (adjusted Rand index .993 against .986).
+DEFAULT_VIEW_ROUNDS = True
+
 NEIGHBOUR_DISTANCES = ("auto", "excess", "raw")
 #: what "nearest" means when a cluster picks its neighbour (the first-neighbours and
 #: mutual-neighbours starts, and the choice among accepted edges of mutual linkage). "excess":
@@ -352,6 +382,9 @@ class AggregationConfig:
             :data:`DEFAULT_AGREEMENT`): "best" adds the start of the first-neighbour links whose two
             clusters are in one cluster of that view's first partition, and a neighbour start keeps
             only those links; without a view, or False, no start uses one.
+        view_rounds: after the loss's rounds, silhouette rounds on that view from the clusters
+            they stopped at (default True, see :data:`DEFAULT_VIEW_ROUNDS`); only with a view
+            under ``agreement``.
     """
 
     singleton: SingletonPolicy = "median"
@@ -363,6 +396,7 @@ class AggregationConfig:
     neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE
     rounds: str = DEFAULT_ROUNDS
     agreement: bool = DEFAULT_AGREEMENT
+    view_rounds: bool = DEFAULT_VIEW_ROUNDS
 
     def __post_init__(self) -> None:
         if self.linkage not in LINKAGES:
@@ -608,7 +642,6 @@ def aggregate(
     cannot_link: np.ndarray | Sequence[Sequence[int]] | None = None,
     config: AggregationConfig | None = None,
     agreement: TrackStats | None = None,
-    _shared: dict | None = None,
 ) -> ClusteringResult:
     """Cluster tracks with the adaptive-threshold aggregation.
 
@@ -620,14 +653,25 @@ def aggregate(
             (co-occurrence guard and user separations alike).
         config: options, see :class:`AggregationConfig`.
         agreement: statistics of a second view of the same tracks (one row per track, nearest by
-            the raw distance), used under ``config.agreement``: see :data:`DEFAULT_AGREEMENT`.
-        _shared: internal to ``start="best"``: the runs of one call share their nearest-track table.
+            the raw distance), used under ``config.agreement``: see :data:`DEFAULT_AGREEMENT` and
+            :data:`DEFAULT_VIEW_ROUNDS`.
     """
     config = config or AggregationConfig()
     if agreement is not None and len(agreement) != len(stats):
         raise ValueError(f"agreement has {len(agreement)} tracks but stats has {len(stats)}; give one row per track")
     if config.start == "best":
-        return _best_start(stats, excluded, must_link, cannot_link, config, agreement)
+        result = _best_start(stats, excluded, must_link, cannot_link, config, agreement)
+    else:
+        result = _aggregate(stats, excluded, must_link, cannot_link, config, agreement)
+    if agreement is not None and config.agreement and config.view_rounds:
+        result = _view_rounds(stats, result, agreement, cannot_link, config)
+    return result
+
+
+def _aggregate(stats: TrackStats, excluded, must_link, cannot_link, config: AggregationConfig,
+               agreement: TrackStats | None, _shared: dict | None = None) -> ClusteringResult:
+    """One run of the aggregation from ``config.start`` (not "best"); ``_shared``: the runs of one
+    ``start="best"`` call share their nearest-track table."""
     start = time.perf_counter()
     n = len(stats)
     excl = _mask("excluded", excluded, n)
@@ -802,9 +846,9 @@ def _best_start(stats: TrackStats, excluded, must_link, cannot_link, config: Agg
     began = time.perf_counter()
     shared: dict = {}
     names = [s for s in BEST_OF_STARTS if s != AGREEING_START or (agreement is not None and config.agreement)]
-    runs = [aggregate(stats, excluded=excluded, must_link=must_link, cannot_link=cannot_link,
-                      config=replace(config, start="first-neighbours" if s == AGREEING_START else s, compute_margins=False),
-                      agreement=agreement if s == AGREEING_START else None, _shared=shared)
+    runs = [_aggregate(stats, excluded, must_link, cannot_link,
+                       replace(config, start="first-neighbours" if s == AGREEING_START else s, compute_margins=False),
+                       agreement if s == AGREEING_START else None, shared)
             for s in names]  # fmt: skip
     # the silhouette rounds report the mean silhouette of the clusters they stopped at
     scores = [r.info["silhouette"] if "silhouette" in r.info else result_silhouette(stats, r, config) for r in runs]
@@ -815,3 +859,36 @@ def _best_start(stats: TrackStats, excluded, must_link, cannot_link, config: Agg
     best.info.update(start="best", start_chosen=names[chosen], start_silhouettes=dict(zip(names, scores)),
                      seconds=time.perf_counter() - began)
     return best
+
+
+def _view_rounds(stats: TrackStats, result: ClusteringResult, view: TrackStats, cannot_link,
+                 config: AggregationConfig) -> ClusteringResult:
+    """Silhouette rounds on the ``view`` (the agreement view) from ``result``'s clusters: see
+    :data:`DEFAULT_VIEW_ROUNDS`. Unknown tracks stay Unknown; cannot-link pairs are refused as in
+    every round. ``info["view_merges"]``: clusters merged by these rounds."""
+    began = time.perf_counter()
+    act = np.flatnonzero(result.labels >= 0)
+    result.info["view_merges"] = 0
+    if act.size < 3:
+        return result
+    local = np.full(len(stats), -1, np.int64)
+    local[act] = np.arange(act.size)
+    pairs = np.asarray(cannot_link if cannot_link is not None else np.zeros((0, 2)), dtype=np.int64).reshape(-1, 2)
+    pairs = local[pairs]
+    pairs = pairs[(pairs >= 0).all(axis=1)]
+    cluster, n_clusters = canonical_groups(result.labels[act])
+    tracks = view if act.size == len(view) else view.subset(act)
+    cluster, n_groups, rounds, _ = silhouette_rounds(tracks, cluster, n_clusters, pairs, None,
+                                                     config.max_iterations, config.tile_entries, shift=False)
+    if rounds:
+        labels = np.full(len(stats), -1, np.int64)
+        labels[act] = cluster
+        result.labels = relabel_by_size(labels)
+        result.n_clusters = n_groups
+        result.iterations += len(rounds)
+        result.merges_per_iteration = [*result.merges_per_iteration, *rounds]
+        if config.compute_margins:
+            result.margins = track_margins(stats, result.labels, config.tile_entries)
+        result.info["view_merges"] = int(sum(rounds))
+    result.info["seconds"] = result.info.get("seconds", 0.0) + time.perf_counter() - began
+    return result

@@ -297,25 +297,26 @@ def _check_clusters(cluster: np.ndarray, n: int, n_clusters: int) -> np.ndarray:
     return cluster
 
 
-def _shifted(tracks: TrackStats, offsets: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per track, the half-offset of every distance from it, shifted so that the smallest
-    self-distance is 0, and its self-distance after the shift."""
+def _shifted(tracks: TrackStats, offsets: np.ndarray | None, shift: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per track, the half-offset of every distance from it, shifted (``shift``) so that the
+    smallest self-distance is 0, and its self-distance after the shift. The loss needs the shift
+    (its entropy floor); a distance that is already 0 for identical tracks (the cosine) does not."""
     n = len(tracks)
     half = np.zeros(n) if offsets is None else np.asarray(offsets, np.float64) / 2
     self_d = tracks.self_distance() - 2 * half
-    shift = float(self_d.min()) if n else 0.0
+    shift = float(self_d.min()) if n and shift else 0.0
     return half + shift / 2, self_d - shift
 
 
 def mean_silhouette(tracks: TrackStats, cluster: np.ndarray, n_clusters: int, offsets: np.ndarray | None = None,
-                    tile_entries: int = DEFAULT_TILE_ENTRIES) -> float:
+                    tile_entries: int = DEFAULT_TILE_ENTRIES, shift: bool = True) -> float:
     """The tracks' mean silhouette under ``cluster`` (track -> cluster, canonical numbering), on the
     distances of :func:`silhouette_rounds`; 0 for fewer than two clusters or all tracks alone (sklearn)."""
     n = len(tracks)
     cluster = _check_clusters(cluster, n, n_clusters)
     if not 1 < n_clusters < n:
         return 0.0
-    half, self_d = _shifted(tracks, offsets)
+    half, self_d = _shifted(tracks, offsets, shift)
     groups = _Clusters.of(tracks.per_track_means(), cluster, n_clusters, half)
     return float(np.mean(_state(tracks, groups, half, self_d, tile_entries).silhouette))
 
@@ -329,6 +330,7 @@ def silhouette_rounds(
     max_rounds: int = 100,
     tile_entries: int = DEFAULT_TILE_ENTRIES,
     table: tuple[np.ndarray, np.ndarray] | None = None,
+    shift: bool = True,
 ) -> tuple[np.ndarray, int, list[int], float | None]:
     """Merge the clusters of ``tracks`` (``cluster``: track -> cluster, canonical numbering)
     while the mean silhouette rises (see the module docstring).
@@ -342,6 +344,9 @@ def silhouette_rounds(
         max_rounds: cap on rounds.
         table: the tracks' nearest tracks (:func:`~vcn_plugin.clustering.search.nearest_table`,
             same offsets), used for the first round when every track is its own cluster.
+        shift: shift every distance so that the smallest self-distance is 0 (default True: the
+            loss, whose entropy floor the silhouette must not see); False for a distance that is
+            already 0 between identical tracks (the cosine), as sklearn computes it.
     Returns:
         (cluster, n_clusters, merges per round that merged something, the tracks' mean silhouette
         under the final clusters where the last round computed it, else None).
@@ -350,7 +355,7 @@ def silhouette_rounds(
 
     n = len(tracks)
     cluster = _check_clusters(cluster, n, n_clusters)
-    half, self_d = _shifted(tracks, offsets)
+    half, self_d = _shifted(tracks, offsets, shift)
     means = tracks.per_track_means()
     merges: list[int] = []
     between: _Nearest | None = None  # per cluster, its nearest clusters

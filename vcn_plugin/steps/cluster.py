@@ -23,7 +23,7 @@ from vcn_plugin.backbones import DEFAULT_BACKBONE, get_backbone, resolve_backbon
 from vcn_plugin.backbones.base import Backbone
 from vcn_plugin.clustering import METHODS, AggregationConfig, ClusteringResult, cluster_tracks
 from vcn_plugin.clustering.aggregation import (
-    DEFAULT_AGREEMENT, DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START,
+    DEFAULT_AGREEMENT, DEFAULT_LINKAGE, DEFAULT_NEIGHBOUR_DISTANCE, DEFAULT_ROUNDS, DEFAULT_START, DEFAULT_VIEW_ROUNDS,
 )
 from vcn_plugin.core.progress import Progress
 from vcn_plugin.core.types import TrackKey
@@ -102,10 +102,11 @@ def cluster_track_set(
     neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE,
     rounds: str = DEFAULT_ROUNDS,
     agreement: bool = DEFAULT_AGREEMENT,
+    view_rounds: bool = DEFAULT_VIEW_ROUNDS,
 ) -> ClusteringResult:
     """Cluster the tracks of ``track_set``; low-quality tracks (and ``excluded``) become Unknown,
     except those in ``keep`` (tracks a user placed in an identity). ``linkage``, ``start``,
-    ``neighbour_distance``, ``rounds``, ``agreement``: of the aggregation methods, see
+    ``neighbour_distance``, ``rounds``, ``agreement``, ``view_rounds``: of the aggregation methods, see
     :class:`~vcn_plugin.clustering.AggregationConfig`; ``predictor``: the
     loss metric's predictor network when ``features`` is not given (:data:`~vcn_plugin.ssl.PREDICTORS`)."""
     if method not in METHODS:
@@ -132,7 +133,7 @@ def cluster_track_set(
         cannot_link=np.array(pairs, np.int64).reshape(-1, 2) if supports_constraints else None,
         threshold=threshold,
         config=AggregationConfig(linkage=linkage, start=start, neighbour_distance=neighbour_distance, rounds=rounds,
-                                 agreement=agreement),
+                                 agreement=agreement, view_rounds=view_rounds),
         **features,
     )
 
@@ -154,12 +155,13 @@ def cluster_identities(
     neighbour_distance: str = DEFAULT_NEIGHBOUR_DISTANCE,
     rounds: str = DEFAULT_ROUNDS,
     agreement: bool = DEFAULT_AGREEMENT,
+    view_rounds: bool = DEFAULT_VIEW_ROUNDS,
 ) -> ClusterSummary:
     """Cluster every video's tracks into identities; write labels, track records and a run.
     ``linkage``, ``start``, ``neighbour_distance``, ``rounds``, ``agreement``: the aggregation's merge
     rule, first round, what "nearest" means, what follows the start and whether the loss metric uses
-    the finetuned backbone's cosine as the agreement view
-    (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the loss metric's predictor
+    the finetuned backbone's cosine as the agreement view, and whether silhouette rounds on that view
+    follow the loss's (``view_rounds``) (:class:`~vcn_plugin.clustering.AggregationConfig`); ``predictor``: the loss metric's predictor
     network ("transitive", "threshold", "threshold" rounds and "student": the paper exactly)."""
     if predictor not in PREDICTORS:
         raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
@@ -188,6 +190,7 @@ def cluster_identities(
         result = cluster_track_set(
             subset, method, model, backbone, guard, threshold, must, cannot, excluded, features, keep=placed,
             linkage=linkage, start=start, neighbour_distance=neighbour_distance, rounds=rounds, agreement=agreement,
+            view_rounds=view_rounds,
         )
         prefix = f"{names_by_video[key]}/" if key in names_by_video else ""
         labels = {k: (schema.UNKNOWN if n == schema.UNKNOWN else prefix + n) for k, n in zip(subset.keys, result.names)}
@@ -202,6 +205,7 @@ def cluster_identities(
             "neighbour_distance": result.info.get("neighbour_distance"),  # the one used ("auto" resolved)
             "rounds": result.info.get("rounds"),
             "start_chosen": result.info.get("start_chosen", result.info.get("start")),  # of start="best"
+            "view_merges": result.info.get("view_merges"),  # None where no view rounds ran
         }
         records.extend(_records(dataset, subset, labels, features, result))
     set_identities(dataset, summary.identities)
@@ -215,6 +219,7 @@ def cluster_identities(
                 "guard": guard, "threshold": threshold, "scope": scope, "linkage": linkage, "start": start,
                 "neighbour_distance": neighbour_distance, "rounds": rounds,
                 "agreement": agreement if method == "loss" else None,
+                "view_rounds": view_rounds if method == "loss" and agreement else None,
                 "predictor": predictor if method == "loss" else None},
         results={"per_group": summary.results, "n_clusters": summary.n_clusters, "unknown": summary.n_unknown,
                  "seconds": time.perf_counter() - began},
