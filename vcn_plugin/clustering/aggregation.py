@@ -247,7 +247,7 @@ DEFAULT_AGREEMENT = True
 #: loss stopped at (given an agreement view under ``agreement``; for the loss metric the finetuned
 #: backbone's cosine). They merge clusters that are each other's nearest by mean cosine while the
 #: tracks' mean silhouette on that cosine rises (:func:`~vcn_plugin.clustering.silhouette.silhouette_rounds`
-#: unshifted: the cosine is already 0 between identical tracks, as sklearn scores it), cannot-link
+#: unshifted: the cosine distance is already 0 between identical tracks, as sklearn scores it), cannot-link
 #: pairs refused. They only merge, so what the loss keeps apart can still be joined but nothing the
 #: loss joined is split. No parameter.
 #:
@@ -263,14 +263,14 @@ DEFAULT_AGREEMENT = True
 #:   0.91-1.20. Seven cells change: six gain (teal-orange 1-3 one track each, day-for-night 3
 #:   .60-.67 -> .73 for every seed), one loses (the hard episode for seed 2, .887 -> .868);
 #: - held out, ``ho3`` (7 episodes): .920 against .912 (peers .844), ratios 0.90-1.27 against
-#:   0.90-1.38; four episodes gain (low key 1 .824 -> .941), one loses (the hard episode for seed 0,
+#:   0.90-1.38; three episodes gain (low key 1 .824 -> .941), one loses (its hard episode for seed 0,
 #:   .918 -> .878);
 #: - the series across its episodes (``benchmarks/series_features.py``): .936 / .885 / .974 (.932)
 #:   against .910 / .872 / .872 (.885), FINCH / HDBSCAN .564; per episode (seed 0) .943 against .920.
 #:
 #: The cost: purity, where the cosine joins look-alikes (mean WCP .961 against .974 on the suite,
 #: .958 against .971 on ``ho3``), and little time: ``benchmarks/cluster_scale.py``, 10k synthetic
-#: tracks, 11.2 s of CPU against 10.8 s without (adjusted Rand index .993 against .986).
+#: tracks, one run each beside two other jobs, 11.2 s of CPU against 10.8 s without (adjusted Rand index .993 against .986).
 DEFAULT_VIEW_ROUNDS = True
 
 NEIGHBOUR_DISTANCES = ("auto", "excess", "raw")

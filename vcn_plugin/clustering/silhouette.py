@@ -300,7 +300,7 @@ def _check_clusters(cluster: np.ndarray, n: int, n_clusters: int) -> np.ndarray:
 def _shifted(tracks: TrackStats, offsets: np.ndarray | None, shift: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Per track, the half-offset of every distance from it, shifted (``shift``) so that the
     smallest self-distance is 0, and its self-distance after the shift. The loss needs the shift
-    (its entropy floor); a distance that is already 0 for identical tracks (the cosine) does not."""
+    (its entropy floor); a distance that is already 0 for identical tracks (the cosine distance) does not."""
     n = len(tracks)
     half = np.zeros(n) if offsets is None else np.asarray(offsets, np.float64) / 2
     self_d = tracks.self_distance() - 2 * half
@@ -346,7 +346,7 @@ def silhouette_rounds(
             same offsets), used for the first round when every track is its own cluster.
         shift: shift every distance so that the smallest self-distance is 0 (default True: the
             loss, whose entropy floor the silhouette must not see); False for a distance that is
-            already 0 between identical tracks (the cosine), as sklearn computes it.
+            already 0 between identical tracks (the cosine distance), as sklearn computes it.
     Returns:
         (cluster, n_clusters, merges per round that merged something, the tracks' mean silhouette
         under the final clusters where the last round computed it, else None).
