@@ -309,14 +309,14 @@ def _shifted(tracks: TrackStats, offsets: np.ndarray | None, shift: bool = True)
 
 
 def mean_silhouette(tracks: TrackStats, cluster: np.ndarray, n_clusters: int, offsets: np.ndarray | None = None,
-                    tile_entries: int = DEFAULT_TILE_ENTRIES, shift: bool = True) -> float:
+                    tile_entries: int = DEFAULT_TILE_ENTRIES) -> float:
     """The tracks' mean silhouette under ``cluster`` (track -> cluster, canonical numbering), on the
     distances of :func:`silhouette_rounds`; 0 for fewer than two clusters or all tracks alone (sklearn)."""
     n = len(tracks)
     cluster = _check_clusters(cluster, n, n_clusters)
     if not 1 < n_clusters < n:
         return 0.0
-    half, self_d = _shifted(tracks, offsets, shift)
+    half, self_d = _shifted(tracks, offsets)
     groups = _Clusters.of(tracks.per_track_means(), cluster, n_clusters, half)
     return float(np.mean(_state(tracks, groups, half, self_d, tile_entries).silhouette))
 
