@@ -266,13 +266,15 @@ DEFAULT_AGREEMENT = True
 #:   0.90-1.38; three episodes gain (low key 1 .824 -> .941), one loses (its hard episode for seed 0,
 #:   .918 -> .878);
 #: - the series across its episodes (``benchmarks/series_features.py``): .936 / .885 / .974 (.932)
-#:   against .910 / .872 / .872 (.885), FINCH / HDBSCAN .564; per episode (seed 0) .943 against .920;
+#:   against .910 / .872 / .872 (.885), FINCH / HDBSCAN .564; per episode (seed 0) .943 against .920
+#:   (not reproduced on the later machine below: .962 either way over seeds 0-2);
 #: - held out, ``ho2`` (8 episodes, seeds 0-2, rebuilt 2026-12-08 on a machine of the same kind):
 #:   .898 against .905 (peers .832), 20 against 22 of 24 won or tied: the cosine merges look-alikes
-#:   under bleach bypass 1, tinted mono 2 and no look, and closes the paper-size episode's
+#:   under bleach bypass 1, tinted mono 2 and no look, and narrows the paper-size episode's
 #:   over-split (.793 -> .828); the series per episode, seeds 0-2, there: .962 either way.
 #:
-#: The suite chooses and gains; held out the rounds gain ``ho3`` and the series and lose ``ho2``.
+#: The suite chooses and gains; held out the rounds gain ``ho3`` and the series across its
+#: episodes, leave the series per episode level and lose ``ho2``.
 #:
 #: The cost: purity, where the cosine joins look-alikes (mean WCP .961 against .974 on the suite,
 #: .958 against .971 on ``ho3``), and little time: ``benchmarks/cluster_scale.py``, 10k synthetic
