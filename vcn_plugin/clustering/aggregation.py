@@ -697,9 +697,7 @@ def _aggregate(stats: TrackStats, excluded, must_link, cannot_link, config: Aggr
     track_stats = stats if act_idx.size == n else stats.subset(act_idx)
     track2cluster, n_clusters = canonical_groups(initial[act_idx])
     cluster_stats = track_stats if n_clusters == act_idx.size else track_stats.grouped(track2cluster, n_clusters)
-    local = np.full(n, -1, np.int64)
-    local[act_idx] = np.arange(act_idx.size)
-    cannot_local = local[cannot]
+    cannot_local = _local_pairs(cannot, act_idx, n)
 
     merges: list[int] = []
     converged = act_idx.size == 0
@@ -837,6 +835,14 @@ def result_silhouette(stats: TrackStats, result: ClusteringResult, config: Aggre
     return mean_silhouette(tracks, cluster, n_clusters, offsets, config.tile_entries)
 
 
+def _local_pairs(pairs: np.ndarray, act: np.ndarray, n: int) -> np.ndarray:
+    """Track pairs ``(m, 2)`` renumbered to positions in ``act`` (the active tracks of ``n``); a
+    track outside ``act`` becomes -1."""
+    local = np.full(n, -1, np.int64)
+    local[act] = np.arange(act.size)
+    return local[pairs]
+
+
 def _agreement_clusters(agreement: TrackStats, act_idx: np.ndarray, track2cluster: np.ndarray,
                         n_clusters: int) -> TrackStats:
     """The agreement view's statistics of the clusters the start round begins from."""
@@ -879,10 +885,8 @@ def _view_rounds(stats: TrackStats, result: ClusteringResult, view: TrackStats, 
     result.info["view_merges"] = 0
     if act.size < 3:
         return result
-    local = np.full(len(stats), -1, np.int64)
-    local[act] = np.arange(act.size)
     pairs = np.asarray(cannot_link if cannot_link is not None else np.zeros((0, 2)), dtype=np.int64).reshape(-1, 2)
-    pairs = local[pairs]
+    pairs = _local_pairs(pairs, act, len(stats))
     pairs = pairs[(pairs >= 0).all(axis=1)]
     cluster, n_clusters = canonical_groups(result.labels[act])
     tracks = view if act.size == len(view) else view.subset(act)

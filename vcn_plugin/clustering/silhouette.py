@@ -304,8 +304,8 @@ def _shifted(tracks: TrackStats, offsets: np.ndarray | None, shift: bool = True)
     n = len(tracks)
     half = np.zeros(n) if offsets is None else np.asarray(offsets, np.float64) / 2
     self_d = tracks.self_distance() - 2 * half
-    shift = float(self_d.min()) if n and shift else 0.0
-    return half + shift / 2, self_d - shift
+    floor = float(self_d.min()) if n and shift else 0.0
+    return half + floor / 2, self_d - floor
 
 
 def mean_silhouette(tracks: TrackStats, cluster: np.ndarray, n_clusters: int, offsets: np.ndarray | None = None,
